@@ -1,0 +1,22 @@
+# Two set-up commands (README): `make audit` and `make test`. Both install first, into the current Python.
+PYTHON ?= python3
+# CPU build on our machines (a local wheel). An already installed torch, CPU or CUDA, is kept.
+TORCH_SPEC ?= torch==2.13.0
+TORCHATTACKS_SPEC ?= torchattacks==3.5.1
+
+.PHONY: install audit test lint
+
+install:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_SPEC)"
+	$(PYTHON) -m pip install -q -e ".[test]"
+	@# torchattacks declares torchvision and requests~=2.25.1, which it never imports.
+	$(PYTHON) -m pip install -q --no-deps "$(TORCHATTACKS_SPEC)"
+
+audit: install
+	$(PYTHON) -m art_ssl probe
+
+test: install
+	$(PYTHON) -m pytest -q
+
+lint:
+	$(PYTHON) -m ruff check art_ssl tests evaluations

@@ -1,0 +1,5 @@
+import sys
+
+from art_ssl.cli import main
+
+sys.exit(main())

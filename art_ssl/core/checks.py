@@ -1,0 +1,61 @@
+"""Input checks at the public numpy surface: bad input raises a clear error instead of giving a wrong result."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def check_images(
+    x: object,
+    name: str = "x",
+    input_shape: Sequence[int] | None = None,
+    clip_values: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """
+    Validate a batch of images given to a public method and return it as float32.
+
+    :param x: The array to check.
+    :param name: Parameter name used in the error messages.
+    :param input_shape: Expected shape of one sample, e.g. ``(1, 64, 64)``.
+    :param clip_values: ``(min, max)`` the pixels must lie in.
+    :raises TypeError: ``x`` is not a numpy array of floats.
+    :raises ValueError: empty, wrong shape, NaN/inf, or pixels outside ``clip_values``.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy array, got {type(x).__name__}.")
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (scale uint8 images to [0, 1] with x.astype(np.float32) / 255)" if x.dtype == np.uint8 else ""
+        raise TypeError(f"`{name}` must hold floats, got dtype {x.dtype}{hint}.")
+    if x.shape[0:1] == (0,) or x.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {x.shape}).")
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"`{name}` must have shape (N, {', '.join(map(str, input_shape))}), got {x.shape}."
+        )
+    if not np.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    if clip_values is not None:
+        low, high = float(np.min(clip_values[0])), float(np.max(clip_values[1]))
+        x_min, x_max = float(x.min()), float(x.max())
+        if x_min < low - 1e-6 or x_max > high + 1e-6:
+            raise ValueError(
+                f"`{name}` has values in [{x_min:.4g}, {x_max:.4g}], outside clip_values [{low}, {high}]."
+            )
+    return x.astype(np.float32, copy=False)
+
+
+def check_labels(y: object, n: int, name: str = "y", nb_classes: int | None = None) -> np.ndarray:
+    """Validate integer class labels (N,) or one-hot/probabilities (N, C) and return integer labels."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy array, got {type(y).__name__}.")
+    if y.ndim == 2:
+        y = np.argmax(y, axis=1)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"`{name}` must have {n} labels (shape ({n},) or ({n}, C)), got shape {y.shape}.")
+    if not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or (nb_classes is not None and y.max() >= nb_classes)):
+        raise ValueError(f"`{name}` labels must lie in [0, {nb_classes}), got [{y.min()}, {y.max()}].")
+    return y

@@ -1,0 +1,125 @@
+"""
+MNIST-format (IDX) datasets: Fashion-MNIST, MNIST, KMNIST.
+
+The IDX format (LeCun et al.): big-endian magic ``0x00 0x00 <dtype> <ndim>``, then ``ndim`` uint32 sizes, then the
+data. Files may be gzip-compressed (``*.gz``), as the Debian package ``dataset-fashion-mnist`` ships them.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from art_ssl.data._common import DatasetNotFoundError, check_split, resolve_root, subsample, to_float_nchw
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (plain or ``.gz``) into a numpy array; a malformed file raises ``ValueError``."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"'{path}' is not an IDX file (bad magic number).")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(s) for s in np.frombuffer(data[4:header], dtype=">u4"))
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise ValueError(f"'{path}' is truncated or corrupt: {len(data) - header} data bytes, expected {expected}.")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        if (root / name).exists():
+            return root / name
+    raise DatasetNotFoundError(f"'{stem}[.gz]' not found in '{root}'.")
+
+
+def load_idx_dataset(
+    root: str | os.PathLike, split: str = "train", size: int | tuple[int, int] | None = None, n: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """
+    Load an MNIST-format dataset from ``root`` (files ``train-images-idx3-ubyte[.gz]`` etc.).
+
+    :param root: Folder holding the four IDX files.
+    :param split: ``"train"`` or ``"test"``.
+    :param size: Output side length (e.g. 64) or ``(H, W)``; ``None`` keeps 28x28.
+    :param n: Keep a class-balanced, seeded subset of this many samples; ``None`` keeps all.
+    :param seed: Seed of the subset.
+    :return: ``x`` float32 (N, 1, H, W) in [0, 1] and ``y`` int64 (N,).
+    """
+    check_split(split)
+    root = Path(root)
+    images = read_idx(_find(root, f"{_PREFIX[split]}-images-idx3-ubyte"))
+    labels = read_idx(_find(root, f"{_PREFIX[split]}-labels-idx1-ubyte")).astype(np.int64)
+    if images.ndim != 3 or labels.shape != (images.shape[0],):
+        raise ValueError(f"IDX files in '{root}' disagree: images {images.shape}, labels {labels.shape}.")
+    images, labels = subsample(images, labels, n, seed)
+    return to_float_nchw(images, size), labels
+
+
+def load_fashion_mnist(
+    split: str = "train", size: int | tuple[int, int] | None = None, root: str | os.PathLike | None = None,
+    n: int | None = None, seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """
+    Fashion-MNIST (Xiao et al., 2017) from IDX files.
+
+    :param split: ``"train"`` (60k) or ``"test"`` (10k).
+    :param size: Output side length; the benchmark uses 64 (DESIGN §6); ``None`` keeps 28.
+    :param root: Folder with the IDX files; default ``/usr/share/datasets/fashion-mnist`` (Debian package
+                 ``dataset-fashion-mnist``).
+    :param n: Class-balanced seeded subset size; ``None`` keeps all.
+    :param seed: Seed of the subset.
+    """
+    path = resolve_root(
+        root, FASHION_MNIST_ROOT, "Fashion-MNIST",
+        "Install it with `apt-get install dataset-fashion-mnist`, pass `root=` a folder holding the IDX files, "
+        "or use `load_fashion_mnist_subset()` (shipped with art_ssl).",
+    )  # fmt: skip
+    return load_idx_dataset(path, split, size, n, seed)
+
+
+def load_mnist(split: str = "train", size=None, root: str | os.PathLike | None = None, n=None, seed: int = 0):
+    """MNIST from IDX files in ``root`` (same format and arguments as :func:`load_fashion_mnist`)."""
+    path = resolve_root(root, "/usr/share/datasets/mnist", "MNIST", "Pass `root=` a folder holding the IDX files.")
+    return load_idx_dataset(path, split, size, n, seed)
+
+
+def load_kmnist(split: str = "train", size=None, root: str | os.PathLike | None = None, n=None, seed: int = 0):
+    """Kuzushiji-MNIST from IDX files in ``root`` (same format and arguments as :func:`load_fashion_mnist`)."""
+    if root is None:
+        raise DatasetNotFoundError("KMNIST has no default location: pass `root=` a folder holding its IDX files.")
+    return load_idx_dataset(resolve_root(root, root, "KMNIST", ""), split, size, n, seed)
+
+
+def load_fashion_mnist_subset(
+    split: str = "train", size: int | tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    The Fashion-MNIST subset shipped inside art_ssl: 5,000 class-balanced training and 1,000 test images taken with
+    seed 0 from the official splits (``evaluations/make_subset.py``), so the default audit and the tests run
+    without the Debian package.
+
+    :param split: ``"train"`` or ``"test"``.
+    :param size: Output side length; ``None`` keeps 28.
+    """
+    check_split(split)
+    with resources.files("art_ssl.data").joinpath("fashion_mnist_subset.npz").open("rb") as f:
+        arrays = np.load(f)
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"].astype(np.int64)
+    return to_float_nchw(images, size), labels

@@ -1,0 +1,166 @@
+"""One training loop for every self-supervised method in :mod:`art_ssl.ssl.methods`."""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from art_ssl.core.device import resolve_device, seed_everything
+from art_ssl.ssl.augment import ssl_augmentation
+from art_ssl.ssl.methods import METHODS, SSLMethod
+
+logger = logging.getLogger(__name__)
+
+# Per-method optimiser defaults: Adam for the methods that train well with it in short CPU runs; SGD with momentum
+# for SimSiam, as its paper (sec. 4) and official code (base lr 0.03 * batch / 256, wd 5e-4 for CIFAR).
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "simclr": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
+    "byol": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
+    "simsiam": {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4},
+    "barlow_twins": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
+}
+
+
+@dataclass
+class PretrainResult:
+    """The trained encoder (in eval mode, on the CPU), the method module and a per-epoch loss history."""
+
+    encoder: nn.Module
+    method: SSLMethod
+    history: pd.DataFrame
+
+
+def feature_dim_of(encoder: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Embedding size of ``encoder`` for inputs of ``input_shape`` (C, H, W), found with one forward pass."""
+    if hasattr(encoder, "feature_dim"):
+        return int(encoder.feature_dim)
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        device = next(encoder.parameters()).device
+        out = encoder(torch.zeros((2, *input_shape), device=device))
+    encoder.train(was_training)
+    if out.ndim != 2:
+        raise ValueError(f"`encoder` must output (N, D) embeddings, got shape {tuple(out.shape)}.")
+    return int(out.shape[1])
+
+
+def pretrain(
+    encoder: nn.Module,
+    x: np.ndarray,
+    method: str = "simclr",
+    nb_epochs: int = 10,
+    batch_size: int = 256,
+    optimizer: str | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    warmup_epochs: float = 1.0,
+    seed: int = 0,
+    device_type: str = "gpu",
+    augmentation: nn.Module | None = None,
+    method_kwargs: dict[str, Any] | None = None,
+    epoch_callback: Callable[[int, nn.Module, pd.DataFrame], None] | None = None,
+    verbose: bool = True,
+) -> PretrainResult:
+    """
+    Pre-train ``encoder`` on unlabelled images with a self-supervised method.
+
+    Learning rate: linear warm-up for ``warmup_epochs``, then cosine decay to 0 (per step).
+
+    :param encoder: ``nn.Module`` mapping (N, C, H, W) to (N, D); trained in place.
+    :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1].
+    :param method: ``"simclr"``, ``"byol"``, ``"simsiam"`` or ``"barlow_twins"``.
+    :param nb_epochs: Number of passes over ``x``.
+    :param batch_size: Images per step (each gives two views).
+    :param optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9); default per method (``OPTIMIZER_DEFAULTS``).
+    :param lr: Peak learning rate; default per method.
+    :param weight_decay: Weight decay; default per method.
+    :param warmup_epochs: Epochs of linear warm-up.
+    :param seed: Seeds the initialisation of the method's heads, the shuffling and the augmentations.
+    :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
+    :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
+    :param method_kwargs: Extra arguments of the method (e.g. ``{"temperature": 0.2}``).
+    :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint).
+    :param verbose: Show a progress bar.
+    """
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"`encoder` must be a torch.nn.Module, got {type(encoder).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {sorted(METHODS)}, got {method!r}.")
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W).")
+    if len(x) < batch_size or batch_size < 2:
+        raise ValueError(f"`batch_size` must be in [2, len(x)={len(x)}], got {batch_size}.")
+    if nb_epochs < 1:
+        raise ValueError(f"`nb_epochs` must be >= 1, got {nb_epochs}.")
+    defaults = OPTIMIZER_DEFAULTS[method]
+    optimizer = optimizer or defaults["optimizer"]
+    lr = defaults["lr"] if lr is None else lr
+    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"`optimizer` must be 'adam' or 'sgd', got {optimizer!r}.")
+    if lr <= 0 or weight_decay < 0:
+        raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
+
+    device = resolve_device(device_type)
+    generator = seed_everything(seed)
+    encoder.to(device)
+    model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {})).to(device)
+    aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
+    groups = model.param_groups(lr)
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+
+    steps_per_epoch = len(x) // batch_size
+    total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
+    history: list[dict[str, float]] = []
+    model.train()
+    step = 0
+    for epoch in range(1, nb_epochs + 1):
+        start, losses = time.perf_counter(), []
+        order = torch.randperm(len(x), generator=generator).numpy()
+        bar = tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}/{nb_epochs}", disable=not verbose)
+        for i in bar:
+            current_lr = _lr_at(step, lr, warmup_steps, total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr if group.get("fixed_lr") else current_lr
+            batch = torch.from_numpy(x[np.sort(order[i * batch_size : (i + 1) * batch_size])]).to(device)
+            with torch.no_grad():
+                v1, v2 = aug(batch), aug(batch)
+            loss = model(v1, v2)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{method} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            model.step_end(step / total_steps)
+            losses.append(loss.detach())
+            if verbose and i % 10 == 0:
+                bar.set_postfix(loss=f"{losses[-1].item():.4f}")
+        epoch_loss = torch.stack(losses).mean().item()
+        history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
+        logger.info("%s epoch %d: loss %.4f (%.0f s)", method, epoch, epoch_loss, history[-1]["seconds"])
+        if epoch_callback is not None:
+            epoch_callback(epoch, encoder, pd.DataFrame(history))
+    encoder.eval().cpu()
+    model.cpu()
+    return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(history))
+
+
+def _lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int) -> float:
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * progress))

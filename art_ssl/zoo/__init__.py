@@ -1,0 +1,108 @@
+"""
+Pre-trained encoders shipped inside the package (safetensors weights, never unpickled) and their metadata.
+
+    >>> from art_ssl.zoo import list_encoders, load_encoder
+    >>> encoder = load_encoder(list_encoders()[0])   # an ART PyTorchEncoder
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from art_ssl.estimators.encoder import PyTorchEncoder
+from art_ssl.models import build_encoder
+
+_PACKAGE = "art_ssl.zoo"
+METADATA_FILE = "zoo.json"
+
+
+def _metadata() -> dict[str, dict[str, Any]]:
+    with resources.files(_PACKAGE).joinpath(METADATA_FILE).open("r") as f:
+        return json.load(f)
+
+
+def list_encoders() -> list[str]:
+    """Names of the shipped encoders."""
+    return sorted(_metadata())
+
+
+def encoder_info(name: str) -> dict[str, Any]:
+    """Metadata of one encoder: method, architecture, training command and seed, linear-probe accuracies, ..."""
+    entries = _metadata()
+    if name not in entries:
+        raise ValueError(f"`name` must be one of {sorted(entries)}, got {name!r}.")
+    return dict(entries[name], name=name)
+
+
+def zoo_table() -> pd.DataFrame:
+    """One row per encoder with its method, size, training budget and recorded probe accuracies."""
+    columns = [
+        "name", "method", "arch", "params", "size_mb", "epochs", "train_minutes", "device",
+        "probe_acc", "raw_pixel_probe_acc", "probe_acc_5k", "raw_pixel_probe_acc_5k",
+    ]  # fmt: skip
+    rows = [encoder_info(n) for n in list_encoders()]
+    return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_state_dict(path: str | os.PathLike, expected_sha256: str | None = None) -> dict:
+    """
+    Read a safetensors weight file (no pickle, so no code runs), checking its hash when one is given.
+
+    :raises ValueError: the file is corrupt, truncated or does not match ``expected_sha256``.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weight file '{path}' not found.")
+    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
+        raise ValueError(f"Weight file '{path}' is corrupt: its SHA-256 does not match the zoo's record.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"Weight file '{path}' is not a valid safetensors file: {err}") from err
+
+
+def build_from_info(info: dict[str, Any], state_dict: dict) -> nn.Module:
+    """Rebuild an encoder from its metadata and load ``state_dict`` strictly."""
+    model = build_encoder(info["arch"], **info.get("arch_kwargs", {}))
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"Weights do not fit architecture {info['arch']} {info.get('arch_kwargs')}: {err}") from err
+    return model.eval()
+
+
+def load_encoder(name: str, device_type: str = "gpu") -> PyTorchEncoder:
+    """
+    Load a shipped encoder as an ART :class:`PyTorchEncoder`, offline from package data.
+
+    :param name: One of :func:`list_encoders`.
+    :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
+    """
+    info = encoder_info(name)
+    with resources.as_file(resources.files(_PACKAGE).joinpath("weights", info["file"])) as path:
+        state_dict = load_state_dict(path, info.get("sha256"))
+    model = build_from_info(info, state_dict)
+    return PyTorchEncoder(
+        model, tuple(info["input_shape"]), clip_values=(0.0, 1.0), preprocessing=None, device_type=device_type
+    )
+
+
+__all__ = ["build_from_info", "encoder_info", "list_encoders", "load_encoder", "load_state_dict", "zoo_table"]

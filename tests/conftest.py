@@ -1,0 +1,45 @@
+"""Shared fixtures: real Fashion-MNIST (the subset shipped in the package) and a small classifier trained on it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from art_ssl.data import load_task
+from art_ssl.estimators import PyTorchEncoder, encoder_classifier
+from art_ssl.models import SmallCNN
+
+
+@pytest.fixture(scope="session")
+def fmnist28():
+    """The shipped Fashion-MNIST subset at native 28x28 (5,000 train / 1,000 test)."""
+    return load_task("fashion_mnist_subset", size=28)
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(fmnist28):
+    """A small CNN + linear head trained end to end for three epochs on 5,000 real images (~80% test accuracy)."""
+    torch.manual_seed(0)
+    np.random.seed(0)  # ART's fit shuffles with numpy's global generator
+    encoder = SmallCNN(in_channels=1, widths=(16, 32, 64), stem_stride=2)
+    classifier = encoder_classifier(
+        encoder, nb_classes=10, freeze_encoder=False, input_shape=(1, 28, 28), learning_rate=3e-3, device_type="cpu"
+    )
+    classifier.fit(fmnist28.x_train, fmnist28.y_train, batch_size=64, nb_epochs=3)
+    return classifier
+
+
+@pytest.fixture(scope="session")
+def trained_encoder(trained_classifier):
+    """The encoder part of ``trained_classifier`` as an ART PyTorchEncoder."""
+    return PyTorchEncoder(trained_classifier.model.encoder, (1, 28, 28), device_type="cpu")
+
+
+@pytest.fixture
+def test_batch(fmnist28):
+    """200 real test images and labels."""
+    return fmnist28.x_test[:200], fmnist28.y_test[:200]
+
+
+def accuracy_of(classifier, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(classifier.predict(x, batch_size=256).argmax(1) == y))
