@@ -22,11 +22,11 @@ from safetensors.torch import save_file
 from art_ssl.data import load_fashion_mnist
 from art_ssl.models import build_encoder
 from art_ssl.ssl import OPTIMIZER_DEFAULTS, pretrain
-from art_ssl.zoo import sha256_of
+from art_ssl.zoo import ZOO_ARCH, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_DIR = ROOT / "art_ssl" / "zoo"
-ARCH, ARCH_KWARGS = "resnet18", {"in_channels": 1, "width": 16, "stem_stride": 2}
+ARCH, ARCH_KWARGS = ZOO_ARCH
 
 
 def main(argv: list[str] | None = None) -> None:

