@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from art.estimators.pytorch import PyTorchEstimator
 from torch import nn
 
 from art_ssl.core.checks import check_images
 from art_ssl.core.hooks import layer_outputs, resolve_layer
+from art_ssl.core.losses import negative_cosine
 
 if TYPE_CHECKING:
     from art.defences.postprocessor import Postprocessor
@@ -31,7 +31,7 @@ EmbeddingLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def negative_cosine_loss(embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-sample ``-cos(f(x), y)``: lower when the embedding points the way of the target embedding."""
-    return -F.cosine_similarity(embeddings, targets, dim=1)
+    return negative_cosine(embeddings, targets)
 
 
 class PyTorchEncoder(PyTorchEstimator):

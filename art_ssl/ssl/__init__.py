@@ -1,6 +1,7 @@
 """Self-supervised pre-training of encoders: SimCLR, BYOL, SimSiam and Barlow Twins with kornia augmentations."""
+from art_ssl.core.losses import nt_xent
 from art_ssl.ssl.augment import ssl_augmentation
-from art_ssl.ssl.methods import BYOL, METHODS, BarlowTwins, SimCLR, SimSiam, SSLMethod, nt_xent
+from art_ssl.ssl.methods import BYOL, METHODS, BarlowTwins, SimCLR, SimSiam, SSLMethod
 from art_ssl.ssl.pretrain import OPTIMIZER_DEFAULTS, PretrainResult, feature_dim_of, pretrain
 
 __all__ = [

@@ -14,8 +14,9 @@ import copy
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from art_ssl.core.losses import negative_cosine, nt_xent
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, last_bn: bool = False) -> nn.Sequential:
@@ -51,16 +52,6 @@ class SSLMethod(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent (SimCLR eq. 1): each view's positive is its pair; the other 2N-2 views in the batch are negatives."""
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    sim = z @ z.t() / temperature
-    n = z1.shape[0]
-    sim.fill_diagonal_(float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(sim, targets)
-
-
 class SimCLR(SSLMethod):
     """
     SimCLR: NT-Xent loss on projected views.
@@ -81,7 +72,8 @@ class SimCLR(SSLMethod):
 
 
 def _neg_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
+    """Mean negative cosine with a stop-gradient on ``z`` (BYOL/SimSiam)."""
+    return negative_cosine(p, z.detach()).mean()
 
 
 class BYOL(SSLMethod):

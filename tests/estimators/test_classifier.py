@@ -98,3 +98,13 @@ def test_bad_arguments(kwargs, error, match):
 def test_encoder_with_head_rejects_non_modules():
     with pytest.raises(TypeError, match="`head`"):
         EncoderWithHead(SmallCNN(1, (8,)), "linear")
+
+
+def test_classifier_reuses_the_encoders_preprocessing():
+    model = SmallCNN(1, (8,), 2).eval()
+    encoder = PyTorchEncoder(model, (1, 28, 28), preprocessing=(0.3, 0.25), device_type="cpu")
+    clf = encoder_classifier(encoder, 3, device_type="cpu")
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        manual = clf.model.head(model(torch.from_numpy((x - 0.3) / 0.25))).numpy()
+    np.testing.assert_allclose(clf.predict(x), manual, rtol=1e-5, atol=1e-6)

@@ -67,3 +67,14 @@ def test_unknown_names_and_corrupt_weights_raise(tmp_path):
     pickled.write_bytes(b"\x80\x04\x95not safetensors")
     with pytest.raises(ValueError, match="not a valid safetensors"):
         load_state_dict(pickled)
+
+
+def test_weights_that_do_not_fit_the_architecture_raise():
+    from art_ssl.zoo import build_from_info
+
+    name = list_encoders()[0]
+    info = dict(encoder_info(name), arch_kwargs={"in_channels": 1, "width": 8, "stem_stride": 2})
+    with resources.as_file(weight_file(name)) as path:
+        state = load_state_dict(path)
+    with pytest.raises(ValueError, match="do not fit"):
+        build_from_info(info, state)

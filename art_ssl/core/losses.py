@@ -1,0 +1,46 @@
+"""
+Feature-space losses shared by pre-training, attacks and trainers. Each is a plain function of tensors; callers
+decide whether to minimise or maximise it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def negative_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``-cos(a_i, b_i)`` over the flattened features, shape (N,)."""
+    return -F.cosine_similarity(a.flatten(1), b.flatten(1), dim=1)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """
+    NT-Xent (Chen et al., SimCLR, ICML 2020, eq. 1): each of the 2N views' positive is its pair, the other 2N-2
+    views of the batch are negatives. Mean over the 2N views.
+    """
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.t() / temperature
+    n = z1.shape[0]
+    sim.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, targets)
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """
+    InfoNCE (van den Oord et al., 2018) between two aligned batches: query ``i``'s positive is key ``i``, the other
+    keys of the batch are its negatives; cross-entropy over cosine logits / ``temperature``, mean over the batch.
+    """
+    q, k = F.normalize(query.flatten(1), dim=1), F.normalize(key.flatten(1), dim=1)
+    logits = q @ k.t() / temperature
+    return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+
+def activation_energy(activation: torch.Tensor) -> torch.Tensor:
+    """Mean squared activation, ``mean(a^2)`` (the L4A objective, Ban & Dong, NeurIPS 2022)."""
+    return activation.pow(2).mean()
+
+
+def feature_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of two feature tensors (SSP's feature distortion, Naseer et al., CVPR 2020)."""
+    return F.mse_loss(a, b)
