@@ -1,0 +1,1 @@
+"""Attacks on self-supervised encoders."""

@@ -1,0 +1,7 @@
+"""Downstream-agnostic universal evasion attacks on pre-trained encoders, as ART ``EvasionAttack`` subclasses."""
+from art_ssl.attacks.evasion.adv_encoder import AdvEncoder, UniversalGenerator
+from art_ssl.attacks.evasion.pap import PAP
+from art_ssl.attacks.evasion.ssp import SSP
+from art_ssl.attacks.evasion.universal_base import UniversalEncoderAttack
+
+__all__ = ["PAP", "SSP", "AdvEncoder", "UniversalEncoderAttack", "UniversalGenerator"]

@@ -1,0 +1,203 @@
+"""
+Base class of art_ssl's downstream-agnostic universal attacks: one perturbation learnt from a public encoder and
+unlabelled images, then added to any image fed to any model fine-tuned from that encoder.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from art.attacks.attack import EvasionAttack
+
+from art_ssl.core.checks import check_images
+from art_ssl.core.hooks import layer_outputs, resolve_layer
+from art_ssl.core.kmeans import assign, spherical_kmeans
+from art_ssl.core.modes import evaluating
+from art_ssl.core.universal import FreePerturbation, Objective, PerturbationSource, learn_universal
+from art_ssl.estimators.encoder import PyTorchEncoder
+
+logger = logging.getLogger(__name__)
+
+
+class UniversalEncoderAttack(EvasionAttack):
+    """
+    Learns one universal perturbation ``noise`` (1, C, H, W) on an encoder from unlabelled images.
+
+    ``generate(x)`` learns it on ``x`` and returns ``x + noise``; ``perturb(x_other)`` applies the same noise to other
+    images (the downstream test set). After ``generate``: ``noise``, ``fooling_rate`` (label-free: the fraction of
+    ``x`` whose embedding moves to another of ``nb_clusters`` spherical k-means clusters of the clean embeddings),
+    ``history`` (objective per epoch), ``steps`` and ``seconds``.
+
+    Subclasses provide the objective (:meth:`_objective`) and, if not a free tensor with sign steps, the
+    perturbation's parametrisation (:meth:`_make_source`, :attr:`_update`).
+    """
+
+    attack_params = EvasionAttack.attack_params + [
+        "eps", "norm", "step_size", "batch_size", "nb_epochs", "max_iter", "clip", "nb_clusters", "seed", "verbose",
+    ]  # fmt: skip
+    _estimator_requirements = (PyTorchEncoder,)
+    _update = "sign"  # "adam" for generator-parametrised perturbations
+    _adam_betas = (0.9, 0.999)
+
+    def __init__(
+        self,
+        estimator: PyTorchEncoder,
+        eps: float,
+        step_size: float,
+        batch_size: int,
+        nb_epochs: int = 1,
+        max_iter: int | None = None,
+        norm: float = np.inf,
+        clip: bool = True,
+        nb_clusters: int = 10,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        """
+        :param estimator: The public encoder.
+        :param eps: L-inf budget in pixel units ([0, 1] scale).
+        :param step_size: Sign-step size (or the generator's learning rate).
+        :param batch_size: Images per optimisation step.
+        :param nb_epochs: Passes over the surrogate images.
+        :param max_iter: Cap on the total number of steps (``None``: no cap).
+        :param norm: Only ``np.inf``.
+        :param clip: Clip ``x + noise`` to the estimator's ``clip_values`` (ART's convention); ``False`` leaves it
+                     unclipped, as the papers' code does.
+        :param nb_clusters: Clusters of the label-free fooling rate.
+        :param seed: Seed of the initialisation, the shuffling and any sampling.
+        :param verbose: Show a progress bar.
+        """
+        super().__init__(estimator=estimator)
+        self.eps = eps
+        self.step_size = step_size
+        self.batch_size = batch_size
+        self.nb_epochs = nb_epochs
+        self.max_iter = max_iter
+        self.norm = norm
+        self.clip = clip
+        self.nb_clusters = nb_clusters
+        self.seed = seed
+        self.verbose = verbose
+        self.noise: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.fooling_rate: float | None = None
+        self.history: list[float] = []
+        self.steps = 0
+        self.seconds = 0.0
+        UniversalEncoderAttack._check_params(self)
+
+    # ------------------------------------------------------------------ public API
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+        """
+        Learn the universal perturbation on ``x`` and return ``x`` perturbed with it.
+
+        :param x: Unlabelled surrogate images (N, C, H, W) within the estimator's ``clip_values``.
+        :param y: Must be ``None``: the attack is downstream-agnostic and uses no labels.
+        :return: Perturbed images, float32.
+        """
+        if y is not None:
+            raise ValueError(f"`y` must be None: {type(self).__name__} learns from unlabelled images only.")
+        x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
+        generator = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):  # seeded init of any network, global RNG left untouched
+            torch.manual_seed(self.seed)
+            source = self._make_source(tuple(x.shape[1:]), generator)
+        device = self.estimator.device
+        with evaluating(self.estimator.model):
+            result = learn_universal(
+                x, self._objective(generator), source, self._update, self.step_size, self.nb_epochs, self.batch_size,
+                generator, device, self._clip_values, self.max_iter, self._adam_betas, stop=kwargs.get("stop"),
+                check_every=kwargs.get("check_every", 50), verbose=self.verbose, desc=type(self).__name__,
+            )  # fmt: skip
+        self.noise = result.noise.numpy()
+        self.mask = None if source.mask is None else source.mask.detach().cpu().numpy()
+        self.history, self.steps, self.seconds = result.history, result.steps, result.seconds
+        x_adv = self.perturb(x)
+        self.fooling_rate = self.embedding_fooling_rate(x, x_adv)
+        return x_adv
+
+    def perturb(self, x: np.ndarray) -> np.ndarray:
+        """Apply the learnt perturbation to other images (e.g. a downstream test set)."""
+        if self.noise is None:
+            raise ValueError("No perturbation yet: call `generate` first.")
+        x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
+        if self.mask is None:
+            x_adv = x + self.noise
+        else:
+            x_adv = x * (1 - self.mask) + self.noise * self.mask
+        if self._clip_values is not None:
+            x_adv = np.clip(x_adv, *self._clip_values)
+        return x_adv.astype(np.float32)
+
+    def embedding_fooling_rate(self, x: np.ndarray, x_adv: np.ndarray) -> float:
+        """Fraction of images whose embedding changes spherical k-means cluster (clusters of the clean ones)."""
+        clean = torch.from_numpy(self._embed(x))
+        adv = torch.from_numpy(self._embed(x_adv))
+        k = min(self.nb_clusters, len(clean))
+        centroids = spherical_kmeans(clean, k, torch.Generator().manual_seed(self.seed))
+        return float((assign(clean, centroids) != assign(adv, centroids)).float().mean())
+
+    # ------------------------------------------------------------------ for subclasses
+    def _make_source(self, shape: tuple[int, ...], generator: torch.Generator) -> PerturbationSource:
+        return FreePerturbation(shape, self.eps, generator, init="uniform")
+
+    def _objective(self, generator: torch.Generator) -> Objective:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _features(self, x: torch.Tensor, layers: list[str] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Embeddings of ``x`` (``layers=None``) or the named layers' outputs, through the estimator's
+        preprocessing, differentiable; the forward pass stops at the last requested layer."""
+        x_pre, _ = self.estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
+        if layers is None:
+            return self.estimator.model(x_pre)
+        return layer_outputs(self.estimator.model, x_pre, layers)
+
+    @property
+    def _clip_values(self) -> tuple[float, float] | None:
+        clip_values = self.estimator.clip_values
+        if not self.clip or clip_values is None:
+            return None
+        return float(np.min(clip_values[0])), float(np.max(clip_values[1]))
+
+    def _embed(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        out = []
+        with evaluating(self.estimator.model), torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
+                out.append(self._features(batch.to(self.estimator.device)).float().cpu())
+        return torch.cat(out).numpy()
+
+    def _check_layer(self, name: str, value: Any) -> None:
+        try:
+            resolve_layer(self.estimator.model, value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"`{name}`: {err}") from None
+        if not isinstance(value, str):
+            raise ValueError(f"`{name}` must be a module name of the encoder, got {value!r}.")
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not 0 < self.eps <= 1:
+            raise ValueError(f"`eps` must be a number in (0, 1] (pixel units), got {self.eps!r}.")
+        if self.norm not in (np.inf, "inf"):
+            raise ValueError(f"`norm` must be np.inf (the only norm of universal feature attacks), got {self.norm!r}.")
+        if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
+            raise ValueError(f"`step_size` must be a positive number, got {self.step_size!r}.")
+        for name in ("batch_size", "nb_epochs", "nb_clusters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+        if self.nb_clusters < 2:
+            raise ValueError(f"`nb_clusters` must be >= 2, got {self.nb_clusters}.")
+        if self.max_iter is not None and (
+            isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1
+        ):
+            raise ValueError(f"`max_iter` must be None or a positive int, got {self.max_iter!r}.")
+        if not isinstance(self.clip, bool):
+            raise ValueError(f"`clip` must be a bool, got {self.clip!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
+        if not isinstance(self.verbose, bool):
+            raise ValueError(f"`verbose` must be a bool, got {self.verbose!r}.")
