@@ -10,13 +10,19 @@ def spherical_kmeans(
     features: torch.Tensor, k: int, generator: torch.Generator, iters: int = 30
 ) -> torch.Tensor:
     """
-    Cluster L2-normalised ``features`` (N, D) into ``k`` groups by cosine similarity (Lloyd iterations from ``k``
-    distinct random points). Returns the (k, D) unit centroids.
+    Cluster L2-normalised ``features`` (N, D) into ``k`` groups by cosine similarity: k-means++ seeding (Arthur &
+    Vassilvitskii, 2007) then Lloyd iterations. Returns the (k, D) unit centroids.
     """
     if not 1 <= k <= len(features):
         raise ValueError(f"`k` must be in [1, {len(features)}], got {k}.")
     z = F.normalize(features.float(), dim=1)
-    centroids = z[torch.randperm(len(z), generator=generator)[:k].to(z.device)].clone()
+    first = int(torch.randint(len(z), (1,), generator=generator))
+    centroids = z[first : first + 1].clone()
+    for _ in range(1, k):
+        distance = (1 - (z @ centroids.t()).max(1).values).clamp_min(0).pow(2).cpu()
+        weights = distance if distance.sum() > 0 else torch.ones_like(distance)
+        pick = int(torch.multinomial(weights, 1, generator=generator))
+        centroids = torch.cat([centroids, z[pick : pick + 1]])
     for _ in range(iters):
         labels = (z @ centroids.t()).argmax(1)
         sums = torch.zeros_like(centroids).index_add_(0, labels, z)

@@ -2,6 +2,7 @@
 from art_ssl.attacks.evasion.adv_encoder import AdvEncoder, UniversalGenerator
 from art_ssl.attacks.evasion.pap import PAP
 from art_ssl.attacks.evasion.ssp import SSP
+from art_ssl.attacks.evasion.uap_epgd import UAPEPGD
 from art_ssl.attacks.evasion.universal_base import UniversalEncoderAttack
 
-__all__ = ["PAP", "SSP", "AdvEncoder", "UniversalEncoderAttack", "UniversalGenerator"]
+__all__ = ["PAP", "SSP", "UAPEPGD", "AdvEncoder", "UniversalEncoderAttack", "UniversalGenerator"]

@@ -21,7 +21,61 @@ from art_ssl.estimators.encoder import PyTorchEncoder
 logger = logging.getLogger(__name__)
 
 
-class UniversalEncoderAttack(EvasionAttack):
+class UniversalPerturbationMixin:
+    """What every universal attack of art_ssl shares: the learnt ``noise`` (and ``mask`` for patches),
+    :meth:`perturb` and the checks of the common parameters."""
+
+    estimator: Any
+    noise: np.ndarray | None
+    mask: np.ndarray | None
+    clip: bool
+
+    def perturb(self, x: np.ndarray) -> np.ndarray:
+        """Apply the learnt perturbation to other images (e.g. a downstream test set)."""
+        if self.noise is None:
+            raise ValueError("No perturbation yet: call `generate` first.")
+        x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
+        if self.mask is None:
+            x_adv = x + self.noise
+        else:
+            x_adv = x * (1 - self.mask) + self.noise * self.mask
+        if self._clip_values is not None:
+            x_adv = np.clip(x_adv, *self._clip_values)
+        return x_adv.astype(np.float32)
+
+    @property
+    def _clip_values(self) -> tuple[float, float] | None:
+        clip_values = self.estimator.clip_values
+        if not self.clip or clip_values is None:
+            return None
+        return float(np.min(clip_values[0])), float(np.max(clip_values[1]))
+
+    def _check_common_params(self) -> None:
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not 0 < self.eps <= 1:
+            raise ValueError(f"`eps` must be a number in (0, 1] (pixel units), got {self.eps!r}.")
+        if self.norm not in (np.inf, "inf"):
+            raise ValueError(f"`norm` must be np.inf (the only norm of universal feature attacks), got {self.norm!r}.")
+        if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
+            raise ValueError(f"`step_size` must be a positive number, got {self.step_size!r}.")
+        for name in ("batch_size", "nb_epochs"):
+            check_positive_int(name, getattr(self, name))
+        if self.max_iter is not None:
+            check_positive_int("max_iter", self.max_iter)
+        if not isinstance(self.clip, bool):
+            raise ValueError(f"`clip` must be a bool, got {self.clip!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
+        if not isinstance(self.verbose, bool):
+            raise ValueError(f"`verbose` must be a bool, got {self.verbose!r}.")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+
+
+class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
     """
     Learns one universal perturbation ``noise`` (1, C, H, W) on an encoder from unlabelled images.
 
@@ -118,19 +172,6 @@ class UniversalEncoderAttack(EvasionAttack):
         self.fooling_rate = self.embedding_fooling_rate(x, x_adv)
         return x_adv
 
-    def perturb(self, x: np.ndarray) -> np.ndarray:
-        """Apply the learnt perturbation to other images (e.g. a downstream test set)."""
-        if self.noise is None:
-            raise ValueError("No perturbation yet: call `generate` first.")
-        x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
-        if self.mask is None:
-            x_adv = x + self.noise
-        else:
-            x_adv = x * (1 - self.mask) + self.noise * self.mask
-        if self._clip_values is not None:
-            x_adv = np.clip(x_adv, *self._clip_values)
-        return x_adv.astype(np.float32)
-
     def embedding_fooling_rate(self, x: np.ndarray, x_adv: np.ndarray) -> float:
         """Fraction of images whose embedding changes spherical k-means cluster (clusters of the clean ones)."""
         clean = torch.from_numpy(self._embed(x))
@@ -154,13 +195,6 @@ class UniversalEncoderAttack(EvasionAttack):
             return self.estimator.model(x_pre)
         return layer_outputs(self.estimator.model, x_pre, layers)
 
-    @property
-    def _clip_values(self) -> tuple[float, float] | None:
-        clip_values = self.estimator.clip_values
-        if not self.clip or clip_values is None:
-            return None
-        return float(np.min(clip_values[0])), float(np.max(clip_values[1]))
-
     def _embed(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         out = []
         with evaluating(self.estimator.model), torch.no_grad():
@@ -179,25 +213,7 @@ class UniversalEncoderAttack(EvasionAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not 0 < self.eps <= 1:
-            raise ValueError(f"`eps` must be a number in (0, 1] (pixel units), got {self.eps!r}.")
-        if self.norm not in (np.inf, "inf"):
-            raise ValueError(f"`norm` must be np.inf (the only norm of universal feature attacks), got {self.norm!r}.")
-        if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
-            raise ValueError(f"`step_size` must be a positive number, got {self.step_size!r}.")
-        for name in ("batch_size", "nb_epochs", "nb_clusters"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+        self._check_common_params()
+        check_positive_int("nb_clusters", self.nb_clusters)
         if self.nb_clusters < 2:
             raise ValueError(f"`nb_clusters` must be >= 2, got {self.nb_clusters}.")
-        if self.max_iter is not None and (
-            isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1
-        ):
-            raise ValueError(f"`max_iter` must be None or a positive int, got {self.max_iter!r}.")
-        if not isinstance(self.clip, bool):
-            raise ValueError(f"`clip` must be a bool, got {self.clip!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
-        if not isinstance(self.verbose, bool):
-            raise ValueError(f"`verbose` must be a bool, got {self.verbose!r}.")
