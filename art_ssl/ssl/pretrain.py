@@ -127,6 +127,7 @@ def pretrain(
     else:
         opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
+    x_all = torch.from_numpy(x)  # shares memory; batches are gathered by torch indexing
     steps_per_epoch = len(x) // batch_size
     total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     history: list[dict[str, float]] = []
@@ -134,13 +135,13 @@ def pretrain(
     step = 0
     for epoch in range(1, nb_epochs + 1):
         start, losses = time.perf_counter(), []
-        order = torch.randperm(len(x), generator=generator).numpy()
+        order = torch.randperm(len(x), generator=generator)
         bar = tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}/{nb_epochs}", disable=not verbose)
         for i in bar:
             current_lr = _lr_at(step, lr, warmup_steps, total_steps)
             for group in opt.param_groups:
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
-            batch = torch.from_numpy(x[np.sort(order[i * batch_size : (i + 1) * batch_size])]).to(device)
+            batch = x_all[order[i * batch_size : (i + 1) * batch_size].sort().values].to(device, non_blocking=True)
             with torch.no_grad():
                 v1 = aug(batch).contiguous(memory_format=memory_format)
                 v2 = aug(batch).contiguous(memory_format=memory_format)
