@@ -1,4 +1,7 @@
-"""Evaluation that composes with ART: linear probes, and (later) the audit grid and reports."""
+"""Evaluation that composes with ART: linear probes, the attacker's label-free surrogate classifier."""
 from art_ssl.evaluation.probe import ProbeResult, fit_linear_probe, linear_probe, probe_features, raw_pixel_probe
+from art_ssl.evaluation.surrogate import surrogate_classifier
 
-__all__ = ["ProbeResult", "fit_linear_probe", "linear_probe", "probe_features", "raw_pixel_probe"]
+__all__ = [
+    "ProbeResult", "fit_linear_probe", "linear_probe", "probe_features", "raw_pixel_probe", "surrogate_classifier",
+]  # fmt: skip
