@@ -14,6 +14,7 @@ Batched here: a batch's still-unfooled images run the inner steps together, and 
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         self.mask: np.ndarray | None = None
         self.fooling_rate: float | None = None
         self.steps = 0
+        self.seconds = 0.0
         self._check_params()
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
@@ -100,6 +102,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
 
         :param x: Images (N, C, H, W) within the classifier's ``clip_values``.
         :param y: Optional labels (N,) or (N, C); default: the classifier's predictions on ``x``.
+        :param stop: Optional ``f(delta) -> bool`` checked every ``check_every`` batches; ``True`` ends the attack.
         """
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
         clean_pred = self.estimator.predict(x, batch_size=256).argmax(1)
@@ -112,8 +115,12 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         n_batches = int(np.ceil(len(x) / self.batch_size)) * self.nb_epochs
         total = n_batches if self.max_iter is None else min(self.max_iter, n_batches)
         bar = tqdm(total=total, desc="UAPEPGD", disable=not self.verbose)
+        stop, check_every, stopped = kwargs.get("stop"), kwargs.get("check_every", 50), False
+        start_time = time.perf_counter()
         with evaluating(self.estimator.model):
             for _ in range(self.nb_epochs):
+                if stopped:
+                    break
                 order = torch.randperm(len(x), generator=generator)
                 for start in range(0, len(x), self.batch_size):
                     if self.steps >= total:
@@ -130,7 +137,11 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
                         delta = project_linf(delta + delta0.mean(0, keepdim=True), self.eps)
                     self.steps += 1
                     bar.update(1)
+                    if stop is not None and self.steps % check_every == 0 and stop(delta.detach()):
+                        stopped = True
+                        break
         bar.close()
+        self.seconds = time.perf_counter() - start_time
         self.noise = delta.cpu().numpy()
         x_adv = self.perturb(x)
         self.fooling_rate = float(np.mean(self.estimator.predict(x_adv, batch_size=256).argmax(1) != clean_pred))
