@@ -44,7 +44,7 @@ def make_attack(name: str, encoder: PyTorchEncoder, surrogate, eps: float, args)
     if name == "uapepgd":
         return UAPEPGD(surrogate, **common)
     if name == "art_uap":
-        return UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4, "verbose": False},
+        return UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4},
                                      delta=0.2, max_iter=args.uap_iter, eps=eps, norm=np.inf, batch_size=256,
                                      verbose=False)  # fmt: skip
     raise ValueError(name)
@@ -64,11 +64,11 @@ def main() -> None:
     parser.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--eps", nargs="*", type=float, default=[4, 8, 10, 16], help="in 1/255 units")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--surrogate-n", type=int, default=10000)
+    parser.add_argument("--surrogate-n", type=int, default=5000)
     parser.add_argument("--sign-step", type=float, default=2e-4)
     parser.add_argument("--gen-ngf", type=int, default=32)
     parser.add_argument("--gen-nz-batch", type=int, default=32)
-    parser.add_argument("--gen-epochs", type=int, default=20)
+    parser.add_argument("--gen-epochs", type=int, default=10)
     parser.add_argument("--uap-iter", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="evaluations/results/attacks_64.csv")

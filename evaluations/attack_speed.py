@@ -52,7 +52,7 @@ def main() -> None:
 
     rows = []
     start = time.perf_counter()
-    art_uap = UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4, "verbose": False},
+    art_uap = UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4},
                                     delta=1 - args.target, max_iter=args.art_max_iter, eps=eps, norm=np.inf,
                                     batch_size=512, verbose=False)  # fmt: skip
     art_uap.generate(x)
