@@ -7,6 +7,8 @@ the method has one) and maps two augmented views to a scalar loss.
 - BYOL: Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020 (eq. 2, EMA target, sec. 3.1).
 - SimSiam: Chen & He, "Exploring Simple Siamese Representation Learning", CVPR 2021 (eq. 1-2, stop-gradient).
 - Barlow Twins: Zbontar et al., "Barlow Twins", ICML 2021 (eq. 1, cross-correlation loss).
+- MoCo v2: He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020 (eq. 1-2,
+  queue and momentum key encoder), with the MLP head and augmentations of Chen et al., arXiv 2003.04297.
 """
 from __future__ import annotations
 
@@ -71,6 +73,17 @@ class SimCLR(SSLMethod):
         return nt_xent(self.projector(self.encoder(x1)), self.projector(self.encoder(x2)), self.temperature)
 
 
+@torch.no_grad()
+def ema_update(pairs, momentum: float) -> None:
+    """``target <- momentum * target + (1 - momentum) * online`` for each (online, target) module pair; buffers
+    (BatchNorm statistics) are copied."""
+    for online, target in pairs:
+        for po, pt in zip(online.parameters(), target.parameters(), strict=True):
+            pt.mul_(momentum).add_(po.detach(), alpha=1 - momentum)
+        for bo, bt in zip(online.buffers(), target.buffers(), strict=True):
+            bt.copy_(bo)
+
+
 def _neg_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mean negative cosine with a stop-gradient on ``z`` (BYOL/SimSiam)."""
     return negative_cosine(p, z.detach()).mean()
@@ -105,14 +118,9 @@ class BYOL(SSLMethod):
         # 2 - 2 cos, symmetrised (BYOL eq. 2); written as 2 + 2 * mean(-cos) over both directions.
         return 2 + (_neg_cosine(p1, t2) + _neg_cosine(p2, t1))
 
-    @torch.no_grad()
     def step_end(self, progress: float) -> None:
         tau = 1 - (1 - self.tau_base) * (math.cos(math.pi * progress) + 1) / 2
-        for online, target in ((self.encoder, self.target_encoder), (self.projector, self.target_projector)):
-            for po, pt in zip(online.parameters(), target.parameters(), strict=True):
-                pt.mul_(tau).add_(po.detach(), alpha=1 - tau)
-            for bo, bt in zip(online.buffers(), target.buffers(), strict=True):
-                bt.copy_(bo)
+        ema_update(((self.encoder, self.target_encoder), (self.projector, self.target_projector)), tau)
 
 
 class SimSiam(SSLMethod):
@@ -161,4 +169,62 @@ class BarlowTwins(SSLMethod):
         return on_diag + self.lambd * off_diag
 
 
-METHODS: dict[str, type[SSLMethod]] = {m.name: m for m in (SimCLR, BYOL, SimSiam, BarlowTwins)}
+class MoCo(SSLMethod):
+    """
+    MoCo v2: InfoNCE between a query and the momentum encoder's key of the other view, with a FIFO queue of past
+    keys as extra negatives (MoCo eq. 1). Single-device adaptation: instead of MoCo's shuffled BatchNorm, the keys
+    of the current batch are negatives too (as in MoCo v3), so batch statistics cannot single out the positive.
+    The loss is symmetrised over the two views.
+
+    :param proj_dim: Projection size. :param temperature: Softmax temperature (0.2 in MoCo v2).
+    :param momentum: Key-encoder EMA rate. :param queue_size: Number of past keys kept as negatives.
+    """
+
+    name = "moco"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        feature_dim: int,
+        proj_dim: int = 128,
+        temperature: float = 0.2,
+        momentum: float = 0.99,
+        queue_size: int = 4096,
+    ) -> None:
+        super().__init__(encoder, feature_dim)
+        self.temperature, self.momentum = temperature, momentum
+        self.projector = mlp(feature_dim, feature_dim * 2, proj_dim)
+        self.key_encoder = copy.deepcopy(encoder).requires_grad_(False)
+        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.register_buffer("queue", nn.functional.normalize(torch.randn(queue_size, proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+
+    def _contrast(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        q, k = nn.functional.normalize(q, dim=1), nn.functional.normalize(k, dim=1)
+        negatives = self.queue[: int(self.queue_filled)].clone()  # the queue is updated before backward
+        logits = torch.cat([q @ k.t(), q @ negatives.t()], dim=1) / self.temperature
+        return nn.functional.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        keys = nn.functional.normalize(keys, dim=1)[: len(self.queue)]
+        idx = (int(self.queue_ptr) + torch.arange(len(keys), device=keys.device)) % len(self.queue)
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.fill_(int(idx[-1] + 1) % len(self.queue))
+        self.queue_filled.fill_(min(len(self.queue), int(self.queue_filled) + len(keys)))
+
+    def forward(self, x1, x2):
+        q1, q2 = self.projector(self.encoder(x1)), self.projector(self.encoder(x2))
+        with torch.no_grad():
+            k1, k2 = self.key_projector(self.key_encoder(x1)), self.key_projector(self.key_encoder(x2))
+        loss = (self._contrast(q1, k2) + self._contrast(q2, k1)) / 2
+        if self.training:
+            self._enqueue(torch.cat([k1, k2]))
+        return loss
+
+    def step_end(self, progress: float) -> None:
+        ema_update(((self.encoder, self.key_encoder), (self.projector, self.key_projector)), self.momentum)
+
+
+METHODS: dict[str, type[SSLMethod]] = {m.name: m for m in (SimCLR, BYOL, SimSiam, BarlowTwins, MoCo)}

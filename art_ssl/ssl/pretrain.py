@@ -27,6 +27,7 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
     "byol": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
     "simsiam": {"optimizer": "sgd", "lr": 0.06, "weight_decay": 5e-4},
     "barlow_twins": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
+    "moco": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6},
 }
 
 

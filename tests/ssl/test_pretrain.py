@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from art_ssl.models import SmallCNN
-from art_ssl.ssl import BYOL, METHODS, nt_xent, pretrain
+from art_ssl.ssl import BYOL, METHODS, MoCo, nt_xent, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,45 @@ def test_byol_target_follows_online_network_by_ema():
         torch.testing.assert_close(p_t, 0.9 * p_old + 0.1 * p_o)
 
 
+def test_moco_queue_is_fifo_and_filled_queue_adds_negatives():
+    torch.manual_seed(0)
+    moco = MoCo(SmallCNN(1, (4,), 2), 4, proj_dim=3, queue_size=5)
+    assert int(moco.queue_filled) == 0
+    keys = torch.eye(3).repeat(2, 1)[:4] * 2  # 4 keys, normalised on entry
+    moco._enqueue(keys)
+    moco._enqueue(keys[:3] * -1)  # wraps around: slots 4, 0, 1
+    assert int(moco.queue_filled) == 5 and int(moco.queue_ptr) == 2
+    expected = torch.tensor([[0.0, -1, 0], [0, 0, -1], [0, 0, 1], [1, 0, 0], [-1, 0, 0]])
+    torch.testing.assert_close(moco.queue, expected)
+    # With an empty queue the loss is in-batch InfoNCE; with a full one the queue's keys enlarge the denominator.
+    q = torch.tensor([[1.0, 0, 0], [0, 1, 0]])
+    k = q.clone()
+    moco.queue_filled.zero_()
+    empty = moco._contrast(q, k)
+    moco.queue_filled.fill_(5)
+    full = moco._contrast(q, k)
+    t = moco.temperature
+    row0 = torch.tensor([1.0, 0.0]) / t  # q0 against k0 (positive), k1
+    torch.testing.assert_close(empty, -torch.log_softmax(row0, 0)[0])
+    assert full > empty
+
+
+def test_moco_key_encoder_follows_by_momentum():
+    encoder = SmallCNN(1, (4,), 2)
+    moco = MoCo(encoder, 4, momentum=0.9)
+    before = [p.clone() for p in moco.key_encoder.parameters()]
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    moco.step_end(progress=0.3)
+    for p_k, p_old, p_o in zip(moco.key_encoder.parameters(), before, encoder.parameters(), strict=True):
+        torch.testing.assert_close(p_k, 0.9 * p_old + 0.1 * p_o)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"method": "moco"}, ValueError, "`method`"),
+        ({"method": "dino"}, ValueError, "`method`"),
         ({"encoder": "resnet"}, TypeError, "`encoder`"),
         ({"x": np.zeros((10, 28, 28), np.float32)}, ValueError, "`x`"),
         ({"batch_size": 10_000}, ValueError, "`batch_size`"),
