@@ -1,4 +1,4 @@
-"""Self-supervised pre-training of encoders: SimCLR, MoCo v2, BYOL, SimSiam and Barlow Twins with kornia augmentations."""
+"""Self-supervised pre-training: SimCLR, MoCo v2, BYOL, SimSiam and Barlow Twins with kornia augmentations."""
 from art_ssl.core.losses import nt_xent
 from art_ssl.ssl.augment import ssl_augmentation
 from art_ssl.ssl.methods import BYOL, METHODS, BarlowTwins, MoCo, SimCLR, SimSiam, SSLMethod
