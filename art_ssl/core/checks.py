@@ -59,3 +59,39 @@ def check_labels(y: object, n: int, name: str = "y", nb_classes: int | None = No
     if y.size and (y.min() < 0 or (nb_classes is not None and y.max() >= nb_classes)):
         raise ValueError(f"`{name}` labels must lie in [0, {nb_classes}), got [{y.min()}, {y.max()}].")
     return y
+
+
+def check_positive_int(name: str, value: object) -> None:
+    """Raise naming ``name`` unless ``value`` is a positive int: ``TypeError`` for another type (bools included),
+    ``ValueError`` for a value below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be a positive int, got {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+
+
+def check_positive_number(name: str, value: object, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number > 0 (>= 0 with ``allow_zero``)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+
+
+def check_fraction(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number in (0, 1]."""
+    check_positive_number(name, value)
+    if value > 1:
+        raise ValueError(f"`{name}` must be in (0, 1], got {value!r}.")
+
+
+def check_bool(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be a bool, got {value!r}.")
+
+
+def check_seed(seed: object) -> None:
+    """Raise ``ValueError`` unless ``seed`` is a non-negative int."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from art_ssl.models._checks import check_positive_int
+from art_ssl.core.checks import check_positive_int
 
 
 class SmallCNN(nn.Module):

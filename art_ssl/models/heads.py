@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from art_ssl.models._checks import check_positive_int
+from art_ssl.core.checks import check_positive_int
 
 
 def linear_head(in_features: int, nb_classes: int) -> nn.Linear:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from art_ssl.models._checks import check_positive_int
+from art_ssl.core.checks import check_positive_int
 
 
 class BasicBlock(nn.Module):

@@ -24,8 +24,8 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from tqdm.auto import tqdm
 
-from art_ssl.attacks.evasion.universal_base import UniversalPerturbationMixin, check_positive_int
-from art_ssl.core.checks import check_images, check_labels
+from art_ssl.attacks.evasion.universal_base import UniversalPerturbationMixin
+from art_ssl.core.checks import check_images, check_labels, check_positive_int
 from art_ssl.core.modes import evaluating
 from art_ssl.core.perturbation import apply_perturbation, project_linf, uniform_noise
 

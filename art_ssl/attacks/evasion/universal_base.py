@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 
-from art_ssl.core.checks import check_images
+from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_seed
 from art_ssl.core.hooks import layer_outputs, resolve_layer
 from art_ssl.core.kmeans import assign, spherical_kmeans
 from art_ssl.core.modes import evaluating
@@ -61,18 +61,9 @@ class UniversalPerturbationMixin:
             check_positive_int(name, getattr(self, name))
         if self.max_iter is not None:
             check_positive_int("max_iter", self.max_iter)
-        if not isinstance(self.clip, bool):
-            raise ValueError(f"`clip` must be a bool, got {self.clip!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}.")
-        if not isinstance(self.verbose, bool):
-            raise ValueError(f"`verbose` must be a bool, got {self.verbose!r}.")
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+        check_bool("clip", self.clip)
+        check_seed(self.seed)
+        check_bool("verbose", self.verbose)
 
 
 class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):

@@ -1,0 +1,310 @@
+"""
+Shared machinery of art_ssl's trainers: an ART ``Trainer`` over a ``PyTorchClassifier`` whose model is an
+:class:`~art_ssl.estimators.EncoderWithHead`, trained in torch on the classifier's device.
+
+Every trainer has the dual-track optimiser of Gen-AF's official code (one Adam for the encoder, one for the head,
+each with its learning rate, shared weight decay, ``ExponentialLR`` stepped per epoch), so that the baselines are
+trained exactly as Gen-AF is; subclasses only say what the loss of a batch is.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from art.defences.trainer.trainer import Trainer
+from art.estimators.classification import PyTorchClassifier
+from tqdm.auto import tqdm
+
+from art_ssl.core.checks import (
+    check_bool,
+    check_images,
+    check_labels,
+    check_positive_int,
+    check_positive_number,
+    check_seed,
+)
+from art_ssl.core.device import seed_everything
+from art_ssl.core.modes import evaluating
+from art_ssl.core.pgd import RANDOM_STARTS, pgd_linf
+from art_ssl.estimators.classifier import EncoderWithHead
+
+
+class EncoderHeadTrainer(Trainer):
+    """
+    Base class: trains ``classifier.model`` (an ``EncoderWithHead``) in place, as ART's trainers do. The
+    classifier's ``preprocessing`` (normalisation) is applied inside, so ``eps`` is in [0, 1] pixel units.
+
+    After :meth:`fit`, ``history_`` holds one row per epoch: loss, learning rates, seconds, and with
+    ``validation_data`` the benign accuracy ``val_ba`` and the accuracy ``val_ra`` under a white-box PGD of the
+    trainer's own budget (``validation_pgd_steps`` steps, uniform start).
+    """
+
+    trainer_params = [
+        "nb_epochs", "batch_size", "encoder_lr", "head_lr", "weight_decay", "lr_decay", "train_encoder", "eps",
+        "step_size", "pgd_steps", "random_start", "validation_pgd_steps", "amp", "seed", "verbose",
+    ]  # fmt: skip
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        nb_epochs: int,
+        batch_size: int,
+        encoder_lr: float,
+        head_lr: float,
+        weight_decay: float,
+        lr_decay: float,
+        train_encoder: bool,
+        eps: float,
+        step_size: float,
+        pgd_steps: int,
+        random_start: str | None,
+        validation_pgd_steps: int = 10,
+        amp: bool = False,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        if not isinstance(classifier, PyTorchClassifier):
+            raise TypeError(f"`classifier` must be an ART PyTorchClassifier, got {type(classifier).__name__}.")
+        if not isinstance(classifier.model, EncoderWithHead):
+            raise TypeError(
+                "`classifier.model` must be an art_ssl EncoderWithHead (build it with "
+                f"art_ssl.estimators.encoder_classifier), got {type(classifier.model).__name__}."
+            )
+        super().__init__(classifier)
+        self.nb_epochs = nb_epochs
+        self.batch_size = batch_size
+        self.encoder_lr = encoder_lr
+        self.head_lr = head_lr
+        self.weight_decay = weight_decay
+        self.lr_decay = lr_decay
+        self.train_encoder = train_encoder
+        self.eps = eps
+        self.step_size = step_size
+        self.pgd_steps = pgd_steps
+        self.random_start = random_start
+        self.validation_pgd_steps = validation_pgd_steps
+        self.amp = amp
+        self.seed = seed
+        self.verbose = verbose
+        self.history_: pd.DataFrame | None = None
+        self._generator = torch.Generator()
+        self._check_params()
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self) -> None:
+        check_positive_int("nb_epochs", self.nb_epochs)
+        check_positive_int("batch_size", self.batch_size)
+        for name in ("encoder_lr", "head_lr", "eps", "step_size"):
+            check_positive_number(name, getattr(self, name))
+        check_positive_number("weight_decay", self.weight_decay, allow_zero=True)
+        check_positive_number("lr_decay", self.lr_decay)
+        if self.lr_decay > 1:
+            raise ValueError(f"`lr_decay` must be in (0, 1], got {self.lr_decay!r}.")
+        if self.eps > 1:
+            raise ValueError(f"`eps` must be in (0, 1] (pixel units), got {self.eps!r}.")
+        check_positive_int("pgd_steps", self.pgd_steps)
+        if isinstance(self.validation_pgd_steps, bool) or not isinstance(self.validation_pgd_steps, int) or (
+            self.validation_pgd_steps < 0
+        ):
+            raise ValueError(f"`validation_pgd_steps` must be an int >= 0, got {self.validation_pgd_steps!r}.")
+        if self.random_start not in RANDOM_STARTS:
+            raise ValueError(f"`random_start` must be one of {RANDOM_STARTS}, got {self.random_start!r}.")
+        for name in ("train_encoder", "amp", "verbose"):
+            check_bool(name, getattr(self, name))
+        check_seed(self.seed)
+
+    # ------------------------------------------------------------------ torch helpers
+    @property
+    def model(self) -> EncoderWithHead:
+        return self._classifier.model
+
+    @property
+    def device(self) -> torch.device:
+        return self._classifier.device
+
+    def _preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        return self._classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0]
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of pixel-space inputs (normalisation applied, differentiable in ``x``)."""
+        return self.model(self._preprocess(x))
+
+    def _autocast(self):
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _pgd(
+        self,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        eps: float | None = None,
+        step_size: float | None = None,
+        steps: int | None = None,
+        random_start: str | None | bool = True,
+    ) -> torch.Tensor:
+        """The trainer's inner maximisation, in eval mode (BatchNorm running statistics, no dropout), as the
+        official codes of Gen-AF, TRADES and MART do."""
+        with evaluating(self.model), self._autocast():
+            return pgd_linf(
+                loss_fn,
+                x,
+                eps=self.eps if eps is None else eps,
+                step_size=self.step_size if step_size is None else step_size,
+                steps=self.pgd_steps if steps is None else steps,
+                random_start=self.random_start if random_start is True else random_start,
+                generator=self._generator,
+                clip_values=self._clip_values,
+            )
+
+    def _ce_pgd(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """PGD on the summed cross-entropy (Madry et al.'s inner maximisation)."""
+        return self._pgd(lambda x_adv: F.cross_entropy(self._logits(x_adv), y, reduction="sum"), x, **kwargs)
+
+    @property
+    def _clip_values(self) -> tuple[float, float] | None:
+        clip = self._classifier.clip_values
+        return None if clip is None else (float(np.min(clip[0])), float(np.max(clip[1])))
+
+    # ------------------------------------------------------------------ what subclasses define
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ training loop
+    def _optimizers(
+        self, encoder_lr: float, head_lr: float, weight_decay: float
+    ) -> dict[str, torch.optim.Optimizer]:
+        """The dual track: ``{"encoder": Adam, "head": Adam}`` over the trainable parameters of each part."""
+        groups = {"head": (self.model.head, head_lr)}
+        if self.train_encoder:
+            groups = {"encoder": (self.model.encoder, encoder_lr), **groups}
+        optimizers = {}
+        for name, (module, lr) in groups.items():
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params:
+                optimizers[name] = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        if not optimizers:
+            raise ValueError("The model has no trainable parameters.")
+        return optimizers
+
+    def _check_data(self, x: Any, y: Any, name: str = "x") -> tuple[torch.Tensor, torch.Tensor]:
+        x = check_images(x, name, self._classifier.input_shape, self._classifier.clip_values)
+        y_name = "y" if name == "x" else f"{name} labels"
+        y = check_labels(y, len(x), y_name, self._classifier.nb_classes)
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
+        verbose: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Train the classifier's model in place.
+
+        :param x: Training images (N, C, H, W) in the classifier's clip range.
+        :param y: Labels, (N,) integers or (N, C) one-hot.
+        :param validation_data: ``(x_val, y_val)`` for the per-epoch ``val_ba`` / ``val_ra`` in ``history_``.
+        :param nb_epochs: Overrides the constructor's ``nb_epochs``.
+        :param batch_size: Overrides the constructor's ``batch_size``.
+        :param verbose: Overrides the constructor's ``verbose``.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
+        nb_epochs = self.nb_epochs if nb_epochs is None else nb_epochs
+        batch_size = self.batch_size if batch_size is None else batch_size
+        verbose = self.verbose if verbose is None else verbose
+        check_positive_int("nb_epochs", nb_epochs)
+        check_positive_int("batch_size", batch_size)
+        check_bool("verbose", verbose)
+        x_t, y_t = self._check_data(x, y)
+        val = None if validation_data is None else self._check_validation(validation_data)
+        self._generator = seed_everything(int(self.seed))
+        self.model.freeze_encoder = not self.train_encoder
+        optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
+        self.history_ = self._train(x_t, y_t, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers, None)
+        self.model.eval()
+
+    def _check_validation(self, validation_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("`validation_data` must be a pair (x_val, y_val).")
+        return self._check_data(validation_data[0], validation_data[1], name="validation_data")
+
+    def _train(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        val: tuple[torch.Tensor, torch.Tensor] | None,
+        nb_epochs: int,
+        batch_size: int,
+        verbose: bool,
+        batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        optimizers: dict[str, torch.optim.Optimizer],
+        stage: str | None,
+        reset_optimizers: Callable[[], dict[str, torch.optim.Optimizer]] | None = None,
+        lr_decay: float | None = None,
+    ) -> pd.DataFrame:
+        """The epoch loop shared by every trainer (and every stage of Gen-AF)."""
+        lr_decay = self.lr_decay if lr_decay is None else lr_decay
+        schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
+        rows = []
+        for epoch in range(1, nb_epochs + 1):
+            if reset_optimizers is not None and epoch > 1:
+                optimizers = reset_optimizers()
+                schedulers = []
+            self.model.train()
+            order = torch.randperm(len(x), generator=self._generator).to(self.device)
+            total, count, start = 0.0, 0, time.perf_counter()
+            desc = f"{type(self).__name__}{'' if stage is None else ' ' + stage} epoch {epoch}/{nb_epochs}"
+            for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=not verbose, leave=False):
+                idx = order[i : i + batch_size]
+                with self._autocast():
+                    loss = batch_loss(x[idx], y[idx])
+                for optimizer in optimizers.values():
+                    optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for optimizer in optimizers.values():
+                    optimizer.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            lrs = {f"lr_{name}": o.param_groups[0]["lr"] for name, o in optimizers.items()}
+            for scheduler in schedulers:
+                scheduler.step()
+            row = {"epoch": epoch, "loss": total / count, **lrs, "seconds": time.perf_counter() - start}
+            if stage is not None:
+                row = {"stage": stage, **row}
+            if val is not None:
+                row.update(self._validate(*val, batch_size))
+            rows.append(row)
+        self.model.eval()
+        return pd.DataFrame(rows)
+
+    @torch.no_grad()
+    def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+        with evaluating(self.model), self._autocast():
+            correct = sum(
+                int((self._logits(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+                for i in range(0, len(x), batch_size)
+            )
+        return correct / len(x)
+
+    def _validate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+        metrics = {"val_ba": self._accuracy(x, y, batch_size)}
+        if self.validation_pgd_steps > 0:
+            x_adv = torch.cat([
+                self._ce_pgd(x[i : i + batch_size], y[i : i + batch_size], steps=self.validation_pgd_steps,
+                             random_start="uniform")
+                for i in range(0, len(x), batch_size)
+            ])  # fmt: skip
+            metrics["val_ra"] = self._accuracy(x_adv, y, batch_size)
+        return metrics

@@ -1,0 +1,61 @@
+"""Plain fine-tuning and PGD adversarial training (Madry et al., ICLR 2018, eq. 2.1) of an encoder with a head."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from art.estimators.classification import PyTorchClassifier
+
+from art_ssl.core.checks import check_bool
+from art_ssl.defences.trainer.base import EncoderHeadTrainer
+
+
+class FineTuningTrainer(EncoderHeadTrainer):
+    """
+    Cross-entropy fine-tuning of the encoder and head on clean data, or, with ``adversarial=True``, on PGD
+    adversarial examples only (PGD-AT: Madry et al., "Towards Deep Learning Models Resistant to Adversarial
+    Attacks", ICLR 2018, eq. 2.1; uniform random start, ``pgd_steps`` sign steps of ``step_size``).
+
+    Optimiser defaults are those of Gen-AF's code (encoder Adam 1e-4, head Adam 5e-3, weight decay 8e-4,
+    ``ExponentialLR`` 0.96 per epoch), so that baselines and Gen-AF differ only in their loss.
+
+    :param classifier: ART ``PyTorchClassifier`` whose model is an ``EncoderWithHead``; trained in place.
+    :param adversarial: Train on PGD examples (PGD-AT) instead of clean ones.
+    :param train_encoder: Fine-tune the encoder too (``False``: train the head only).
+    :param eps: PGD budget (L-inf, pixel units); also the budget of the per-epoch validation PGD.
+    :param step_size: PGD step. :param pgd_steps: PGD steps.
+    """
+
+    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial"]
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        adversarial: bool = False,
+        nb_epochs: int = 50,
+        batch_size: int = 256,
+        encoder_lr: float = 1e-4,
+        head_lr: float = 5e-3,
+        weight_decay: float = 8e-4,
+        lr_decay: float = 0.96,
+        train_encoder: bool = True,
+        eps: float = 8 / 255,
+        step_size: float = 2 / 255,
+        pgd_steps: int = 10,
+        validation_pgd_steps: int = 10,
+        amp: bool = False,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.adversarial = adversarial
+        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
+                         train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, seed,
+                         verbose)  # fmt: skip
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_bool("adversarial", self.adversarial)
+
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.adversarial:
+            x = self._ce_pgd(x, y)
+        return F.cross_entropy(self._logits(x), y)

@@ -1,0 +1,297 @@
+"""
+Gen-AF: Zhou et al., "Securely Fine-tuning Pre-trained Encoders Against Adversarial Examples", IEEE S&P 2024
+(official code: github.com/CGCL-codes/Gen-AF).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from art.estimators.classification import PyTorchClassifier
+from torch import nn
+from tqdm.auto import tqdm
+
+from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
+from art_ssl.core.device import seed_everything
+from art_ssl.core.modes import evaluating
+from art_ssl.core.robust_losses import genetic_regularization
+from art_ssl.defences.trainer.base import EncoderHeadTrainer
+
+GRAPH_ON = ("logits", "features")
+STAGES = (1, 2)
+
+
+class GenAFTrainer(EncoderHeadTrainer):
+    """
+    Gen-AF's two stages; run both (default) or either alone with ``stages``.
+
+    **Stage 1, genetic-driven dual-track adversarial fine-tuning.** Per batch, PGD on the cross-entropy from the
+    clean image (no random start; eps 0.03, step 0.007, 10 steps, eval mode), then
+    ``CE(f(x_adv), y) + lambda_gr * L_gr`` where ``L_gr`` (:func:`~art_ssl.core.robust_losses.genetic_regularization`)
+    compares the clean outputs' graph with the label-adjusted graph of the adversarial outputs, weighted by the
+    per-sample clean loss. ``graph_on="logits"`` is what the official code does; ``"features"`` builds the graphs
+    on the encoder's embeddings, as the paper's figure draws it. Two Adam optimisers (the dual track): encoder
+    1e-4, head 5e-3, weight decay 8e-4, each with ``ExponentialLR(0.96)`` per epoch.
+
+    **Stage 2, evolutionary adaptability fine-tuning.** PGD examples (eps 8/255, step 2/255, 10 steps, uniform
+    start) of ``sensitivity_samples`` training images form a robustness probe set. For each ``Conv2d``/``Linear``
+    weight alone, ``sensitivity_epochs`` passes of gradient *ascent* (SGD, ``sensitivity_lr``) on the probe set's
+    cross-entropy, projected after each pass to ``||W - W0|| <= sensitivity_radius * ||W0||``; the sensitivity is
+    the largest loss reached minus the original loss (``layer_sensitivity_``). The ``trainable_fraction`` least
+    sensitive layers (``trainable_layers_``) are then fine-tuned alone on clean data (Adam 1e-3, weight decay
+    8e-4, ``stage2_epochs``; the official code re-creates Adam every epoch, ``reset_stage2_optimizer``).
+
+    Deliberate differences from the official code (each a bug there, not a design choice): PGD here runs on the
+    normalised model that is trained (the official PGD skips the normalisation); PGD's parameter gradients are not
+    added to the update; the probe set is made from the training data (the official code hard-codes STL-10); the
+    sensitivity PGD step is 2/255 (officially 2/225, a typo); a layer is selected by its exact module name (the
+    official substring match also unfreezes every ``layerN.0.conv1`` when ``conv1`` is selected).
+
+    :param classifier: ART ``PyTorchClassifier`` whose model is an ``EncoderWithHead`` (the official head is
+                       ``encoder_classifier(..., head=MLPHead(d, C, (512, 512), dropout=0.2))``); trained in place.
+    :param stages: ``(1, 2)``, ``(1,)`` or ``(2,)``.
+    :param nb_epochs: Stage-1 epochs (50 officially).
+    :param lambda_gr: Weight of ``L_gr`` (20).
+    :param graph_on: ``"logits"`` or ``"features"``.
+    :param gr_temperature: Divisor inside ``L_gr``'s tanh (32). :param gr_margin: ``L_gr``'s label adjustment (2).
+    :param stage2_epochs: Stage-2 epochs (50). :param stage2_lr: Stage-2 Adam learning rate (1e-3).
+    :param stage2_weight_decay: Stage-2 weight decay (8e-4).
+    :param trainable_fraction: Fraction of layers kept trainable in stage 2 (0.2; at least one layer).
+    :param sensitivity_samples: Training images turned into the probe set (the official STL-10 set has 5,000).
+    :param sensitivity_eps: Probe PGD budget. :param sensitivity_step_size: Probe PGD step.
+    :param sensitivity_pgd_steps: Probe PGD steps.
+    :param sensitivity_radius: Relative radius of the weight ball (0.1).
+    :param sensitivity_lr: Ascent learning rate (1.0). :param sensitivity_epochs: Ascent passes per layer (10).
+    :param sensitivity_batch_size: Batch of the ascent (512).
+    :param reset_stage2_optimizer: Re-create stage 2's Adam at every epoch, as the official code.
+    Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
+    """
+
+    trainer_params = EncoderHeadTrainer.trainer_params + [
+        "stages", "lambda_gr", "graph_on", "gr_temperature", "gr_margin", "stage2_epochs", "stage2_lr",
+        "stage2_weight_decay", "trainable_fraction", "sensitivity_samples", "sensitivity_eps",
+        "sensitivity_step_size", "sensitivity_pgd_steps", "sensitivity_radius", "sensitivity_lr",
+        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer",
+    ]  # fmt: skip
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        stages: tuple[int, ...] = (1, 2),
+        nb_epochs: int = 50,
+        batch_size: int = 256,
+        encoder_lr: float = 1e-4,
+        head_lr: float = 5e-3,
+        weight_decay: float = 8e-4,
+        lr_decay: float = 0.96,
+        eps: float = 0.03,
+        step_size: float = 0.007,
+        pgd_steps: int = 10,
+        lambda_gr: float = 20.0,
+        graph_on: str = "logits",
+        gr_temperature: float = 32.0,
+        gr_margin: float = 2.0,
+        stage2_epochs: int = 50,
+        stage2_lr: float = 1e-3,
+        stage2_weight_decay: float = 8e-4,
+        trainable_fraction: float = 0.2,
+        sensitivity_samples: int = 5000,
+        sensitivity_eps: float = 8 / 255,
+        sensitivity_step_size: float = 2 / 255,
+        sensitivity_pgd_steps: int = 10,
+        sensitivity_radius: float = 0.1,
+        sensitivity_lr: float = 1.0,
+        sensitivity_epochs: int = 10,
+        sensitivity_batch_size: int = 512,
+        reset_stage2_optimizer: bool = True,
+        validation_pgd_steps: int = 10,
+        amp: bool = False,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.stages = tuple(stages) if isinstance(stages, (tuple, list)) else stages
+        self.lambda_gr = lambda_gr
+        self.graph_on = graph_on
+        self.gr_temperature = gr_temperature
+        self.gr_margin = gr_margin
+        self.stage2_epochs = stage2_epochs
+        self.stage2_lr = stage2_lr
+        self.stage2_weight_decay = stage2_weight_decay
+        self.trainable_fraction = trainable_fraction
+        self.sensitivity_samples = sensitivity_samples
+        self.sensitivity_eps = sensitivity_eps
+        self.sensitivity_step_size = sensitivity_step_size
+        self.sensitivity_pgd_steps = sensitivity_pgd_steps
+        self.sensitivity_radius = sensitivity_radius
+        self.sensitivity_lr = sensitivity_lr
+        self.sensitivity_epochs = sensitivity_epochs
+        self.sensitivity_batch_size = sensitivity_batch_size
+        self.reset_stage2_optimizer = reset_stage2_optimizer
+        self.layer_sensitivity_: dict[str, float] | None = None
+        self.trainable_layers_: list[str] | None = None
+        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
+                         step_size, pgd_steps, None, validation_pgd_steps, amp, seed, verbose)  # fmt: skip
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.stages, tuple) or not self.stages or not set(self.stages) <= set(STAGES) or len(
+            set(self.stages)
+        ) != len(self.stages):
+            raise ValueError(f"`stages` must be (1, 2), (1,) or (2,), got {self.stages!r}.")
+        if self.graph_on not in GRAPH_ON:
+            raise ValueError(f"`graph_on` must be one of {GRAPH_ON}, got {self.graph_on!r}.")
+        check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        for name in ("gr_temperature", "gr_margin", "stage2_lr", "sensitivity_eps", "sensitivity_step_size",
+                     "sensitivity_radius", "sensitivity_lr"):  # fmt: skip
+            check_positive_number(name, getattr(self, name))
+        check_positive_number("stage2_weight_decay", self.stage2_weight_decay, allow_zero=True)
+        check_fraction("trainable_fraction", self.trainable_fraction)
+        for name in ("stage2_epochs", "sensitivity_samples", "sensitivity_pgd_steps", "sensitivity_epochs",
+                     "sensitivity_batch_size"):  # fmt: skip
+            check_positive_int(name, getattr(self, name))
+        if not isinstance(self.reset_stage2_optimizer, bool):
+            raise ValueError(f"`reset_stage2_optimizer` must be a bool, got {self.reset_stage2_optimizer!r}.")
+
+    # ------------------------------------------------------------------ stage 1
+    def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x_adv = self._ce_pgd(x, y)
+        feats_adv, logits_adv = self._features_and_logits(x_adv)
+        feats_clean, logits_clean = self._features_and_logits(x)
+        sample_loss = F.cross_entropy(logits_clean, y, reduction="none")
+        reference, adjusted = (logits_clean, logits_adv) if self.graph_on == "logits" else (feats_clean, feats_adv)
+        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin)
+        return F.cross_entropy(logits_adv, y) + self.lambda_gr * l_gr
+
+    def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.encoder(self._preprocess(x))
+        return features, self.model.head(features)
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
+        verbose: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Run the selected stages in place; ``history_`` has a ``stage`` column.
+
+        :param x: Training images. :param y: Labels.
+        :param validation_data: ``(x_val, y_val)`` for per-epoch ``val_ba`` / ``val_ra``.
+        :param nb_epochs: Overrides stage 1's ``nb_epochs``. :param batch_size: Overrides ``batch_size``.
+        :param verbose: Overrides ``verbose``.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
+        nb_epochs = self.nb_epochs if nb_epochs is None else nb_epochs
+        batch_size = self.batch_size if batch_size is None else batch_size
+        verbose = self.verbose if verbose is None else verbose
+        check_positive_int("nb_epochs", nb_epochs)
+        check_positive_int("batch_size", batch_size)
+        x_t, y_t = self._check_data(x, y)
+        val = None if validation_data is None else self._check_validation(validation_data)
+        self._generator = seed_everything(int(self.seed))
+        histories = []
+        if 1 in self.stages:
+            self.model.freeze_encoder = False
+            optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
+            histories.append(self._train(x_t, y_t, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers,
+                                         stage="1"))  # fmt: skip
+        if 2 in self.stages:
+            histories.append(self._stage2(x_t, y_t, val, batch_size, verbose))
+        self.history_ = pd.concat(histories, ignore_index=True)
+        self.model.eval()
+
+    # ------------------------------------------------------------------ stage 2
+    def _stage2(self, x: torch.Tensor, y: torch.Tensor, val, batch_size: int, verbose: bool) -> pd.DataFrame:
+        self.model.freeze_encoder = False
+        pick = torch.randperm(len(x), generator=self._generator)[: self.sensitivity_samples].to(self.device)
+        x_probe, y_probe = x[pick], y[pick]
+        x_probe = torch.cat([
+            self._ce_pgd(x_probe[i : i + batch_size], y_probe[i : i + batch_size], eps=self.sensitivity_eps,
+                         step_size=self.sensitivity_step_size, steps=self.sensitivity_pgd_steps,
+                         random_start="uniform")
+            for i in range(0, len(x_probe), batch_size)
+        ])  # fmt: skip
+        self.layer_sensitivity_ = self.layer_sensitivity(x_probe, y_probe, verbose)
+        n_keep = max(1, int(self.trainable_fraction * len(self.layer_sensitivity_)))
+        self.trainable_layers_ = sorted(self.layer_sensitivity_, key=self.layer_sensitivity_.get)[:n_keep]
+        modules = dict(self.model.named_modules())
+        self.model.requires_grad_(False)
+        for name in self.trainable_layers_:
+            modules[name].requires_grad_(True)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+
+        def new_optimizer() -> dict[str, torch.optim.Optimizer]:
+            return {"stage2": torch.optim.Adam(params, lr=self.stage2_lr, weight_decay=self.stage2_weight_decay)}
+
+        try:
+            return self._train(
+                x, y, val, self.stage2_epochs, batch_size, verbose,
+                lambda xb, yb: F.cross_entropy(self._logits(xb), yb), new_optimizer(), stage="2",
+                reset_optimizers=new_optimizer if self.reset_stage2_optimizer else None, lr_decay=1.0,
+            )  # fmt: skip
+        finally:
+            self.model.requires_grad_(True)
+
+    def layer_sensitivity(
+        self, x_probe: torch.Tensor, y_probe: torch.Tensor, verbose: bool = False
+    ) -> dict[str, float]:
+        """
+        Robust sensitivity of every ``Conv2d``/``Linear`` weight of the model: how far the probe set's mean
+        cross-entropy can be raised by moving that weight alone within its relative ball (Gen-AF stage 2).
+
+        :param x_probe: Adversarial probe images (torch, on the device). :param y_probe: Their labels.
+        :return: ``{module name: max loss - original loss}``.
+        """
+        model = self.model
+        layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        flags = {p: p.requires_grad for p in model.parameters()}
+        bs = self.sensitivity_batch_size
+        sensitivity = {}
+        try:
+            model.requires_grad_(False)
+            with evaluating(model):
+                original = self._mean_loss(x_probe, y_probe, bs)
+                for name, module in tqdm(layers, desc="Gen-AF layer sensitivity", disable=not verbose, leave=False):
+                    weight = module.weight
+                    w0 = weight.detach().clone()
+                    weight.requires_grad_(True)
+                    worst = original
+                    for _ in range(self.sensitivity_epochs):
+                        order = torch.randperm(len(x_probe), generator=self._generator).to(self.device)
+                        for i in range(0, len(x_probe), bs):
+                            idx = order[i : i + bs]
+                            loss = F.cross_entropy(self._logits(x_probe[idx]), y_probe[idx])
+                            (grad,) = torch.autograd.grad(loss, weight)
+                            with torch.no_grad():
+                                weight.add_(grad, alpha=self.sensitivity_lr)  # ascent on the robust loss
+                        with torch.no_grad():
+                            diff = weight - w0
+                            ratio = float(diff.norm() / w0.norm().clamp_min(1e-12))
+                            if ratio > self.sensitivity_radius:
+                                weight.copy_(w0 + diff * (self.sensitivity_radius / ratio))
+                        worst = max(worst, self._mean_loss(x_probe, y_probe, bs))
+                    with torch.no_grad():
+                        weight.copy_(w0)
+                    weight.requires_grad_(False)
+                    sensitivity[name] = worst - original
+        finally:
+            for p, flag in flags.items():
+                p.requires_grad_(flag)
+        return sensitivity
+
+    @torch.no_grad()
+    def _mean_loss(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+        total = sum(
+            float(F.cross_entropy(self._logits(x[i : i + batch_size]), y[i : i + batch_size], reduction="sum"))
+            for i in range(0, len(x), batch_size)
+        )
+        return total / len(x)
