@@ -16,3 +16,7 @@ def test_readme_examples_run(capsys):
     fooling, robust_pap = map(float, capsys.readouterr().out.split()[-2:])
     assert 0 < fooling <= 1 and robust_pap < benign
     assert namespace["uapepgd"].noise.shape == (1, 1, 64, 64)
+    exec(compile(blocks[2], "README.md:defences", "exec"), namespace)
+    benign_defended, robust_defended = map(float, capsys.readouterr().out.split()[-2:])
+    assert 0.5 < benign_defended <= 1 and 0 < robust_defended <= 1
+    assert len(namespace["trainer"].history_) == 1
