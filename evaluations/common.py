@@ -1,0 +1,87 @@
+"""
+What the evaluation scripts share: the attack line-up with its CPU-budget settings, loading an encoder by zoo name or
+file, resumable CSV output, and the threat model's DAEs (crafted once on the public encoder, cached on disk).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from art.attacks.evasion import UniversalPerturbation
+
+from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
+from art_ssl.estimators import PyTorchEncoder
+from art_ssl.zoo import ZOO_ARCH, build_from_info, encoder_info, list_encoders, load_encoder, load_state_dict
+
+ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp", "uapepgd", "art_uap")
+ENCODER_ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp")
+
+
+def add_attack_arguments(parser) -> None:
+    """The attack settings every script exposes (defaults fit the 2-core CPU budget; see evaluations/README.md)."""
+    parser.add_argument("--surrogate-n", type=int, default=5000, help="attacker's unlabelled Fashion-MNIST images")
+    parser.add_argument("--sign-step", type=float, default=2e-4, help="PAP/SSP sign step (official 2e-4)")
+    parser.add_argument("--gen-ngf", type=int, default=32, help="AdvEncoder generator width (official 128)")
+    parser.add_argument("--gen-nz-batch", type=int, default=32, help="AdvEncoder noise vectors (official 256)")
+    parser.add_argument("--gen-epochs", type=int, default=10, help="AdvEncoder epochs (official 20)")
+    parser.add_argument("--uap-iter", type=int, default=1, help="ART UniversalPerturbation max_iter")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def make_attack(name: str, encoder: PyTorchEncoder, surrogate, eps: float, args):
+    """One attack of ``ATTACKS`` at budget ``eps``; ``surrogate`` is the attacker's label-free head."""
+    common = {"eps": eps, "seed": args.seed, "verbose": False}
+    if name == "advencoder":
+        return AdvEncoder(encoder, ngf=args.gen_ngf, nz_batch=args.gen_nz_batch, nb_epochs=args.gen_epochs, **common)
+    if name.startswith("pap_"):
+        return PAP(encoder, variant=name[4:], step_size=args.sign_step, **common)
+    if name == "ssp":
+        return SSP(encoder, step_size=args.sign_step, **common)
+    if name == "uapepgd":
+        return UAPEPGD(surrogate, **common)
+    if name == "art_uap":
+        return UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4},
+                                     delta=0.2, max_iter=args.uap_iter, eps=eps, norm=np.inf, batch_size=256,
+                                     verbose=False)  # fmt: skip
+    raise ValueError(f"unknown attack {name!r}; choose from {ATTACKS}")
+
+
+def learn_noise(name: str, encoder: PyTorchEncoder, surrogate, eps: float, x_surrogate: np.ndarray, args):
+    """Seeded: learn one attack's universal perturbation; returns (noise, seconds)."""
+    import time
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)  # ART's UniversalPerturbation shuffles with numpy
+    attack = make_attack(name, encoder, surrogate, eps, args)
+    start = time.perf_counter()
+    attack.generate(x_surrogate)
+    return attack.noise.astype(np.float32), time.perf_counter() - start
+
+
+def load_any_encoder(name: str, size: int) -> tuple[str, str, PyTorchEncoder]:
+    """A zoo encoder by name, or a safetensors file of the zoo's architecture (e.g. the 28x28 encoder)."""
+    if name in list_encoders():
+        return name, encoder_info(name)["method"], load_encoder(name, "cpu")
+    model = build_from_info({"arch": ZOO_ARCH[0], "arch_kwargs": ZOO_ARCH[1]}, load_state_dict(name))
+    return Path(name).stem, "", PyTorchEncoder(model, (1, size, size), device_type="cpu")
+
+
+class ResumableCSV:
+    """Rows appended as they finish; a restarted run skips the keys already written."""
+
+    def __init__(self, path: str | Path, key: tuple[str, ...]) -> None:
+        self.path, self.key = Path(path), key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        done = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame(columns=list(key))
+        self.done = {tuple(str(v) for v in row) for row in done[list(key)].itertuples(index=False)}
+
+    def has(self, *values) -> bool:
+        return tuple(str(v) for v in values) in self.done
+
+    def append(self, rows: list[dict]) -> pd.DataFrame:
+        frame = pd.DataFrame(rows)
+        frame.to_csv(self.path, mode="a", header=not self.path.exists(), index=False)
+        self.done |= {tuple(str(r[k]) for k in self.key) for r in rows}
+        return frame
