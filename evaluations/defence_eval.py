@@ -1,0 +1,136 @@
+"""
+Adversarial fine-tuning defences against downstream-agnostic attacks (issue: trainers), on the benchmark protocol
+(DESIGN §6): 64x64 images; the DAEs are crafted once on the *original* public encoder from unlabelled Fashion-MNIST
+(the attacker never sees the victim's model or labels), at eps 10/255; the victim fine-tunes a copy of the encoder
+with a head (the papers' MLP, 512-512-C, dropout 0.2) on its downstream task, with or without a defence.
+
+Defences: ``none`` (frozen encoder, head trained on clean data: the papers' no-defence victim), ``finetune``
+(plain, encoder included), ``pgd_at``, ``trades``, ``mart``, ``genaf`` (both stages). Every trainer uses its paper's
+budget and the same epochs, batch and optimisers; only the loss differs.
+
+    python evaluations/defence_eval.py                                     # reduced CPU protocol (defaults)
+    python evaluations/defence_eval.py --encoders simclr_r18 --defences none genaf --eps 4 8 10 16 \
+        --out evaluations/results/defences_curve_64.csv                  # eps curve of the best defence
+    python evaluations/defence_eval.py --epochs 50 --pgd-steps 10 --n-train 0 ... # the papers' settings (GPU)
+
+Rows are appended to ``--out`` as they finish; a restarted run skips finished rows.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import ENCODER_ATTACKS, ResumableCSV, add_attack_arguments, learn_noise, load_any_encoder
+
+from art_ssl.data import load_task, subsample
+from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
+from art_ssl.estimators import encoder_classifier
+from art_ssl.evaluation import autoattack_accuracy, surrogate_classifier
+from art_ssl.metrics import benign_accuracy, robust_accuracy
+from art_ssl.models import MLPHead
+
+DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
+
+
+def make_trainer(name: str, classifier, args):
+    common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
+              "validation_pgd_steps": 0, "seed": args.seed, "verbose": args.verbose}  # fmt: skip
+    if name == "none":
+        return FineTuningTrainer(classifier, train_encoder=False, **common)
+    if name == "finetune":
+        return FineTuningTrainer(classifier, **common)
+    if name == "pgd_at":
+        return FineTuningTrainer(classifier, adversarial=True, **common)
+    if name == "trades":
+        return TRADESTrainer(classifier, **common)
+    if name == "mart":
+        return MARTTrainer(classifier, **common)
+    if name == "genaf":
+        return GenAFTrainer(classifier, stage2_epochs=args.genaf_stage2_epochs,
+                            sensitivity_samples=args.sensitivity_samples, sensitivity_epochs=args.sensitivity_epochs,
+                            **common)  # fmt: skip
+    raise ValueError(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoders", nargs="*", default=["simclr_r18", "barlow_twins_r18"])
+    parser.add_argument("--tasks", nargs="*", default=["fashion_mnist", "digits"])
+    parser.add_argument("--defences", nargs="*", default=list(DEFENCES), choices=DEFENCES)
+    parser.add_argument("--attacks", nargs="*", default=["advencoder", "pap_ugs", "ssp"], choices=ENCODER_ATTACKS)
+    parser.add_argument("--eps", nargs="*", type=float, default=[10.0], help="DAE budgets, in 1/255 units")
+    parser.add_argument("--n-train", type=int, default=5000, help="downstream training images (0: all)")
+    parser.add_argument("--n-test", type=int, default=2000, help="downstream test images (0: all)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--pgd-steps", type=int, default=5)
+    parser.add_argument("--genaf-stage2-epochs", type=int, default=2)
+    parser.add_argument("--sensitivity-samples", type=int, default=1000)
+    parser.add_argument("--sensitivity-epochs", type=int, default=3)
+    parser.add_argument("--aa-n", type=int, default=200, help="test images under AutoAttack (0: skip)")
+    parser.add_argument("--aa-eps", type=float, default=2.0, help="AutoAttack budget, in 1/255 units")
+    parser.add_argument("--aa-version", default="standard")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--out", default="evaluations/results/defences_64.csv")
+    add_attack_arguments(parser)
+    args = parser.parse_args()
+
+    out = ResumableCSV(args.out, ("encoder", "task", "defence"))
+    cache = Path("evaluations/cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    fmnist = load_task("fashion_mnist", size=args.size)
+    x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
+
+    for enc_name in args.encoders:
+        enc_label, method, public = load_any_encoder(enc_name, args.size)
+        noises, surrogate = {}, None
+        for attack in args.attacks:  # the attacker's DAEs, made once on the public encoder
+            for eps_255 in args.eps:
+                path = cache / f"{enc_label}_{attack}_eps{eps_255:g}_n{args.surrogate_n}_s{args.seed}.npy"
+                if not path.exists():
+                    surrogate = surrogate or surrogate_classifier(public, x_sur, seed=args.seed)
+                    np.save(path, learn_noise(attack, public, surrogate, eps_255 / 255, x_sur, args)[0])
+                noises[(attack, eps_255)] = np.load(path)
+        for task_name in args.tasks:
+            task = load_task(task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
+                             seed=args.seed)  # fmt: skip
+            for defence in args.defences:
+                if out.has(enc_label, task_name, defence):
+                    continue
+                torch.manual_seed(args.seed)
+                victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
+                                            head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
+                                            freeze_encoder=False, input_shape=public.input_shape,
+                                            device_type="cpu")  # fmt: skip
+                trainer = make_trainer(defence, victim, args)
+                start = time.perf_counter()
+                trainer.fit(task.x_train, task.y_train)
+                train_seconds = time.perf_counter() - start
+                clean_pred = victim.predict(task.x_test, batch_size=512).argmax(1)
+                row = {"encoder": enc_label, "method": method, "task": task_name, "defence": defence,
+                       "BA": benign_accuracy(clean_pred, task.y_test)}  # fmt: skip
+                for (attack, eps_255), noise in noises.items():
+                    x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
+                    adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
+                    row[f"RA_{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
+                if args.aa_n:
+                    start_aa = time.perf_counter()
+                    n = min(args.aa_n, len(task.x_test))
+                    row[f"RA_autoattack_eps{args.aa_eps:g}"] = autoattack_accuracy(
+                        victim, task.x_test[:n], task.y_test[:n], eps=args.aa_eps / 255, version=args.aa_version,
+                        seed=args.seed)[0]  # fmt: skip
+                    row["autoattack_n"], row["autoattack_seconds"] = n, round(time.perf_counter() - start_aa, 1)
+                row.update({"train_seconds": round(train_seconds, 1), "epochs": args.epochs,
+                            "pgd_steps": args.pgd_steps, "n_train": len(task.x_train), "n_test": len(task.x_test),
+                            "seed": args.seed})  # fmt: skip
+                frame = out.append([row])
+                print(frame.round(3).to_string(index=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
