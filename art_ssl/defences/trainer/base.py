@@ -47,7 +47,7 @@ class EncoderHeadTrainer(Trainer):
 
     trainer_params = [
         "nb_epochs", "batch_size", "encoder_lr", "head_lr", "weight_decay", "lr_decay", "train_encoder", "eps",
-        "step_size", "pgd_steps", "random_start", "validation_pgd_steps", "amp", "seed", "verbose",
+        "step_size", "pgd_steps", "random_start", "validation_pgd_steps", "amp", "channels_last", "seed", "verbose",
     ]  # fmt: skip
 
     def __init__(
@@ -66,6 +66,7 @@ class EncoderHeadTrainer(Trainer):
         random_start: str | None,
         validation_pgd_steps: int = 10,
         amp: bool = False,
+        channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
     ) -> None:
@@ -90,6 +91,7 @@ class EncoderHeadTrainer(Trainer):
         self.random_start = random_start
         self.validation_pgd_steps = validation_pgd_steps
         self.amp = amp
+        self.channels_last = channels_last
         self.seed = seed
         self.verbose = verbose
         self.history_: pd.DataFrame | None = None
@@ -115,7 +117,7 @@ class EncoderHeadTrainer(Trainer):
             raise ValueError(f"`validation_pgd_steps` must be an int >= 0, got {self.validation_pgd_steps!r}.")
         if self.random_start not in RANDOM_STARTS:
             raise ValueError(f"`random_start` must be one of {RANDOM_STARTS}, got {self.random_start!r}.")
-        for name in ("train_encoder", "amp", "verbose"):
+        for name in ("train_encoder", "amp", "channels_last", "verbose"):
             check_bool(name, getattr(self, name))
         check_seed(self.seed)
 
@@ -256,6 +258,9 @@ class EncoderHeadTrainer(Trainer):
     ) -> pd.DataFrame:
         """The epoch loop shared by every trainer (and every stage of Gen-AF)."""
         lr_decay = self.lr_decay if lr_decay is None else lr_decay
+        if self.channels_last and x.dim() == 4:  # ~1.4x faster convolutions on CPU, and on GPU with autocast
+            self.model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
         rows = []
         for epoch in range(1, nb_epochs + 1):
@@ -287,6 +292,7 @@ class EncoderHeadTrainer(Trainer):
                 row.update(self._validate(*val, batch_size))
             rows.append(row)
         self.model.eval()
+        self.model.to(memory_format=torch.contiguous_format)
         return pd.DataFrame(rows)
 
     @torch.no_grad()

@@ -23,6 +23,14 @@ class FineTuningTrainer(EncoderHeadTrainer):
     :param train_encoder: Fine-tune the encoder too (``False``: train the head only).
     :param eps: PGD budget (L-inf, pixel units); also the budget of the per-epoch validation PGD.
     :param step_size: PGD step. :param pgd_steps: PGD steps.
+    :param nb_epochs: Epochs. :param batch_size: Batch size.
+    :param encoder_lr: Encoder learning rate. :param head_lr: Head learning rate.
+    :param weight_decay: Weight decay of both optimisers. :param lr_decay: ``ExponentialLR`` factor per epoch.
+    :param validation_pgd_steps: PGD steps of the per-epoch ``val_ra`` (0: benign accuracy only).
+    :param amp: bf16 autocast on CUDA (ignored on CPU).
+    :param channels_last: Train in channels-last memory format (faster convolutions); the model is returned in the
+                          default format.
+    :param seed: Seeds shuffling, random starts and dropout. :param verbose: Progress bars.
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial"]
@@ -43,13 +51,14 @@ class FineTuningTrainer(EncoderHeadTrainer):
         pgd_steps: int = 10,
         validation_pgd_steps: int = 10,
         amp: bool = False,
+        channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
     ) -> None:
         self.adversarial = adversarial
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
-                         train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, seed,
-                         verbose)  # fmt: skip
+                         train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, channels_last,
+                         seed, verbose)  # fmt: skip
 
     def _check_params(self) -> None:
         super()._check_params()

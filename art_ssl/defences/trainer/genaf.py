@@ -109,6 +109,7 @@ class GenAFTrainer(EncoderHeadTrainer):
         reset_stage2_optimizer: bool = True,
         validation_pgd_steps: int = 10,
         amp: bool = False,
+        channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
     ) -> None:
@@ -133,7 +134,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         self.layer_sensitivity_: dict[str, float] | None = None
         self.trainable_layers_: list[str] | None = None
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
-                         step_size, pgd_steps, None, validation_pgd_steps, amp, seed, verbose)  # fmt: skip
+                         step_size, pgd_steps, None, validation_pgd_steps, amp, channels_last, seed,
+                         verbose)  # fmt: skip
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -41,13 +41,14 @@ class TRADESTrainer(EncoderHeadTrainer):
         pgd_steps: int = 10,
         validation_pgd_steps: int = 10,
         amp: bool = False,
+        channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
     ) -> None:
         self.beta = beta
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
-                         train_encoder, eps, step_size, pgd_steps, "normal", validation_pgd_steps, amp, seed,
-                         verbose)  # fmt: skip
+                         train_encoder, eps, step_size, pgd_steps, "normal", validation_pgd_steps, amp, channels_last,
+                         seed, verbose)  # fmt: skip
 
     def _check_params(self) -> None:
         super()._check_params()
