@@ -232,10 +232,22 @@ class EncoderHeadTrainer(Trainer):
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
         self._generator = seed_everything(int(self.seed))
+        self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+        self.model.eval()
+
+    def _run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        val: tuple[torch.Tensor, torch.Tensor] | None,
+        nb_epochs: int,
+        batch_size: int,
+        verbose: bool,
+    ) -> pd.DataFrame:
+        """The training itself, on checked tensors; returns the history (Gen-AF overrides it with its stages)."""
         self.model.freeze_encoder = not self.train_encoder
         optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
-        self.history_ = self._train(x_t, y_t, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers, None)
-        self.model.eval()
+        return self._train(x, y, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers, None)
 
     def _check_validation(self, validation_data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -314,3 +326,42 @@ class EncoderHeadTrainer(Trainer):
             ])  # fmt: skip
             metrics["val_ra"] = self._accuracy(x_adv, y, batch_size)
         return metrics
+
+
+class BetaRegularisedTrainer(EncoderHeadTrainer):
+    """
+    What TRADES and MART share: a clean/robust trade-off weight ``beta`` and the official CIFAR-10 budget of both
+    codes (eps 0.031, step 0.007, 10 steps, start ``x + 0.001 N(0, I)``). Parameters as
+    :class:`~art_ssl.defences.trainer.FineTuningTrainer`, plus ``beta``.
+    """
+
+    trainer_params = EncoderHeadTrainer.trainer_params + ["beta"]
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        beta: float = 6.0,
+        nb_epochs: int = 50,
+        batch_size: int = 256,
+        encoder_lr: float = 1e-4,
+        head_lr: float = 5e-3,
+        weight_decay: float = 8e-4,
+        lr_decay: float = 0.96,
+        train_encoder: bool = True,
+        eps: float = 0.031,
+        step_size: float = 0.007,
+        pgd_steps: int = 10,
+        validation_pgd_steps: int = 10,
+        amp: bool = False,
+        channels_last: bool = True,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.beta = beta
+        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
+                         train_encoder, eps, step_size, pgd_steps, "normal", validation_pgd_steps, amp, channels_last,
+                         seed, verbose)  # fmt: skip
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_number("beta", self.beta, allow_zero=True)

@@ -4,9 +4,6 @@ Gen-AF: Zhou et al., "Securely Fine-tuning Pre-trained Encoders Against Adversar
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -15,7 +12,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
-from art_ssl.core.device import seed_everything
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import genetic_regularization
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
@@ -171,45 +167,18 @@ class GenAFTrainer(EncoderHeadTrainer):
         features = self.model.encoder(self._preprocess(x))
         return features, self.model.head(features)
 
-    # ------------------------------------------------------------------ fit
-    def fit(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        nb_epochs: int | None = None,
-        batch_size: int | None = None,
-        verbose: bool | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """
-        Run the selected stages in place; ``history_`` has a ``stage`` column.
-
-        :param x: Training images. :param y: Labels.
-        :param validation_data: ``(x_val, y_val)`` for per-epoch ``val_ba`` / ``val_ra``.
-        :param nb_epochs: Overrides stage 1's ``nb_epochs``. :param batch_size: Overrides ``batch_size``.
-        :param verbose: Overrides ``verbose``.
-        """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
-        nb_epochs = self.nb_epochs if nb_epochs is None else nb_epochs
-        batch_size = self.batch_size if batch_size is None else batch_size
-        verbose = self.verbose if verbose is None else verbose
-        check_positive_int("nb_epochs", nb_epochs)
-        check_positive_int("batch_size", batch_size)
-        x_t, y_t = self._check_data(x, y)
-        val = None if validation_data is None else self._check_validation(validation_data)
-        self._generator = seed_everything(int(self.seed))
+    # ------------------------------------------------------------------ the stages
+    def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+        """Stage 1 and/or stage 2 as selected; the history gets a ``stage`` column."""
         histories = []
         if 1 in self.stages:
             self.model.freeze_encoder = False
             optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
-            histories.append(self._train(x_t, y_t, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers,
+            histories.append(self._train(x, y, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers,
                                          stage="1"))  # fmt: skip
         if 2 in self.stages:
-            histories.append(self._stage2(x_t, y_t, val, batch_size, verbose))
-        self.history_ = pd.concat(histories, ignore_index=True)
-        self.model.eval()
+            histories.append(self._stage2(x, y, val, batch_size, verbose))
+        return pd.concat(histories, ignore_index=True)
 
     # ------------------------------------------------------------------ stage 2
     def _stage2(self, x: torch.Tensor, y: torch.Tensor, val, batch_size: int, verbose: bool) -> pd.DataFrame:
