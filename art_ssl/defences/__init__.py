@@ -1,4 +1,4 @@
 """Defences for pre-trained encoders and their downstream models (ART ``Trainer`` subclasses and more)."""
-from art_ssl.defences import trainer
+from art_ssl.defences import detector, trainer
 
-__all__ = ["trainer"]
+__all__ = ["detector", "trainer"]

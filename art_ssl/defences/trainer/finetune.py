@@ -1,11 +1,13 @@
 """Plain fine-tuning and PGD adversarial training (Madry et al., ICLR 2018, eq. 2.1) of an encoder with a head."""
 from __future__ import annotations
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from art.estimators.classification import PyTorchClassifier
 
 from art_ssl.core.checks import check_bool
+from art_ssl.core.modes import evaluating
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
 
 
@@ -63,6 +65,20 @@ class FineTuningTrainer(EncoderHeadTrainer):
     def _check_params(self) -> None:
         super()._check_params()
         check_bool("adversarial", self.adversarial)
+
+    def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+        if self.train_encoder or self.adversarial:
+            return super()._run(x, y, val, nb_epochs, batch_size, verbose)
+        # Head only, on clean data: the frozen encoder (eval mode) gives the same embeddings every epoch, so embed
+        # once and train the head on them (same result, a fraction of the time).
+        self.model.freeze_encoder = True
+        with torch.no_grad(), evaluating(self.model.encoder):
+            features = torch.cat([self.model.encoder(self._preprocess(x[i : i + batch_size])).flatten(1)
+                                  for i in range(0, len(x), batch_size)])  # fmt: skip
+        head = self.model.head
+        optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
+        return self._train(features, y, val, nb_epochs, batch_size, verbose,
+                           lambda f, t: F.cross_entropy(head(f), t), optimizers, None)  # fmt: skip
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.adversarial:

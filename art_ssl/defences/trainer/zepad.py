@@ -1,0 +1,256 @@
+"""
+ZePAD: Lei, Yang, Zhang, "Zero-Loss Robustness for Pre-trained Encoders against Downstream-agnostic Adversarial
+Examples" (ICLR 2026, arXiv 2602.11204; official code github.com/Lawliet0o/ZePAD).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from art.estimators.classification import PyTorchClassifier
+from torch import nn
+
+from art_ssl.core.checks import check_bool, check_images, check_labels, check_positive_int, check_positive_number
+from art_ssl.core.fusion import FUSIONS, fuse_logits
+from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.finetune import FineTuningTrainer
+from art_ssl.defences.trainer.genaf import GenAFTrainer
+from art_ssl.estimators.classifier import encoder_classifier
+from art_ssl.estimators.encoder import PyTorchEncoder
+from art_ssl.models.heads import MLPHead
+
+
+class ZePADModel(nn.Module):
+    """
+    The three-branch model: MPAE branches (adversarially fine-tuned encoders with their heads) and the BMP branch
+    (the clean public encoder with a head trained on clean data); ``forward`` returns the fused logits.
+
+    :param mpae: The MPAE branches (``EncoderWithHead``).
+    :param bmp: The BMP branch, or ``None`` (ablation).
+    :param fusion: ``"federal"``, ``"equal"`` or ``"entropy"`` (:func:`art_ssl.core.fusion.fuse_logits`).
+    :param k: Sharpness of the federal self-confidence.
+    """
+
+    def __init__(self, mpae: list[nn.Module], bmp: nn.Module | None, fusion: str = "federal", k: float = 3.0) -> None:
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"`fusion` must be one of {FUSIONS}, got {fusion!r}.")
+        if not mpae:
+            raise ValueError("`mpae` needs at least one branch.")
+        self.mpae = nn.ModuleList(mpae)
+        self.bmp = bmp
+        self.fusion, self.k = fusion, k
+
+    def branch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, branches, C): the MPAE branches first, then the BMP branch."""
+        branches = list(self.mpae) + ([] if self.bmp is None else [self.bmp])
+        return torch.stack([branch(x) for branch in branches], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fuse_logits(self.branch_logits(x), self.fusion, self.k)
+
+
+class ZePADTrainer(EncoderHeadTrainer):
+    """
+    ZePAD's training: each MPAE encoder (the public victim encoder and ``auxiliary_encoder``, from another SSL
+    method) is adversarially fine-tuned once, as Gen-AF stage 1 (``aft_epochs``, 20 in the official code), and its
+    head is discarded; then every branch gets a new head trained on clean data with its encoder frozen (Adam 5e-3,
+    weight decay 8e-4, ``ExponentialLR(0.96)``, ``head_epochs`` = 20): the two MPAE encoders and the BMP branch, the
+    *clean* public encoder. :meth:`get_classifier` returns an ART ``PyTorchClassifier`` over the fused
+    :class:`ZePADModel` (robust federal decision), so that every ART attack runs on it; :meth:`get_detector` the
+    training-free DAE detector.
+
+    Persistent robustness: after one :meth:`fit`, ``mpae_encoders_`` holds the fine-tuned encoders; pass them as
+    ``mpae_encoders`` to a trainer for another task to train only new heads.
+
+    :param classifier: ART ``PyTorchClassifier`` over an ``EncoderWithHead`` whose encoder is the public (victim)
+                       encoder; neither is modified (the branches are copies).
+    :param auxiliary_encoder: The second MPAE encoder (``nn.Module`` or ``PyTorchEncoder``), same input format.
+    :param mpae_encoders: Already fine-tuned MPAE encoders to reuse (skips the adversarial fine-tuning).
+    :param fusion: ``"federal"`` (default), ``"equal"`` or ``"entropy"``. :param k: Federal sharpness (3).
+    :param use_bmp: Keep the BMP branch (``False``: ablation). :param use_auxiliary: Two MPAE encoders (``False``:
+                    the victim's only; ablation).
+    :param aft_epochs: Epochs of the adversarial fine-tuning. :param head_epochs: Epochs of each head.
+    :param lambda_gr: Gen-AF's regulariser weight during the fine-tuning.
+    :param head_hidden: Hidden sizes of the heads (the official 512-512). :param head_dropout: Their dropout (0.2).
+    :param detection_threshold: Confidence gap above which :meth:`get_detector` flags an input (0.1).
+    Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`; ``eps``, ``step_size`` and
+    ``pgd_steps`` are the adversarial fine-tuning's (Gen-AF's 0.03, 0.007, 10).
+    """
+
+    trainer_params = EncoderHeadTrainer.trainer_params + [
+        "fusion", "k", "use_bmp", "use_auxiliary", "aft_epochs", "head_epochs", "lambda_gr", "head_hidden",
+        "head_dropout", "detection_threshold",
+    ]  # fmt: skip
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        auxiliary_encoder: nn.Module | PyTorchEncoder | None = None,
+        mpae_encoders: list[nn.Module] | None = None,
+        fusion: str = "federal",
+        k: float = 3.0,
+        use_bmp: bool = True,
+        use_auxiliary: bool = True,
+        aft_epochs: int = 20,
+        head_epochs: int = 20,
+        batch_size: int = 256,
+        encoder_lr: float = 1e-4,
+        head_lr: float = 5e-3,
+        weight_decay: float = 8e-4,
+        lr_decay: float = 0.96,
+        eps: float = 0.03,
+        step_size: float = 0.007,
+        pgd_steps: int = 10,
+        lambda_gr: float = 20.0,
+        head_hidden: tuple[int, ...] = (512, 512),
+        head_dropout: float = 0.2,
+        detection_threshold: float = 0.1,
+        channels_last: bool = True,
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.auxiliary_encoder = (
+            auxiliary_encoder.model if isinstance(auxiliary_encoder, PyTorchEncoder) else auxiliary_encoder
+        )
+        self.mpae_encoders = mpae_encoders
+        self.fusion, self.k = fusion, k
+        self.use_bmp, self.use_auxiliary = use_bmp, use_auxiliary
+        self.aft_epochs, self.head_epochs = aft_epochs, head_epochs
+        self.lambda_gr = lambda_gr
+        self.head_hidden, self.head_dropout = tuple(head_hidden), head_dropout
+        self.detection_threshold = detection_threshold
+        self.mpae_encoders_: list[nn.Module] | None = None
+        self.histories_: dict[str, pd.DataFrame] = {}
+        self._fused: PyTorchClassifier | None = None
+        super().__init__(classifier, aft_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
+                         step_size, pgd_steps, None, 0, False, channels_last, seed, verbose)  # fmt: skip
+
+    def _check_params(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"`fusion` must be one of {FUSIONS}, got {self.fusion!r}.")
+        check_positive_number("k", self.k, allow_zero=True)
+        check_bool("use_bmp", self.use_bmp)
+        check_bool("use_auxiliary", self.use_auxiliary)
+        check_positive_int("aft_epochs", self.aft_epochs)
+        check_positive_int("head_epochs", self.head_epochs)
+        check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        check_positive_number("head_dropout", self.head_dropout, allow_zero=True)
+        check_positive_number("detection_threshold", self.detection_threshold, allow_zero=True)
+        if self.head_dropout >= 1:
+            raise ValueError(f"`head_dropout` must be in [0, 1), got {self.head_dropout!r}.")
+        n_mpae = 2 if self.use_auxiliary else 1
+        if self.mpae_encoders is not None:
+            if not isinstance(self.mpae_encoders, (list, tuple)) or not all(
+                isinstance(m, nn.Module) for m in self.mpae_encoders
+            ):
+                raise TypeError("`mpae_encoders` must be a list of nn.Module.")
+            if len(self.mpae_encoders) != n_mpae:
+                raise ValueError(f"`mpae_encoders` must hold {n_mpae} encoders, got {len(self.mpae_encoders)}.")
+        elif self.use_auxiliary and not isinstance(self.auxiliary_encoder, nn.Module):
+            raise TypeError(
+                "`auxiliary_encoder` must be an nn.Module or PyTorchEncoder (or pass `use_auxiliary=False`), got "
+                f"{type(self.auxiliary_encoder).__name__}."
+            )
+        super()._check_params()
+
+    def _classifier_for(self, encoder: nn.Module, nb_classes: int) -> PyTorchClassifier:
+        """A copy of ``encoder`` with a fresh head, in the victim classifier's input format."""
+        victim = self._classifier
+        dim = _embedding_dim(encoder, victim.input_shape, victim.device)
+        head = MLPHead(dim, nb_classes, self.head_hidden, self.head_dropout)
+        return encoder_classifier(copy.deepcopy(encoder), nb_classes, head=head, freeze_encoder=False,
+                                  input_shape=victim.input_shape, clip_values=victim.clip_values,
+                                  preprocessing=victim.preprocessing, device_type=_device_type(victim))  # fmt: skip
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
+        verbose: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Fine-tune the MPAE encoders (unless ``mpae_encoders`` were given), train every branch's head, and build the
+        fused classifier. ``nb_epochs`` overrides ``aft_epochs``.
+        """
+        if kwargs:
+            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
+        verbose = self.verbose if verbose is None else verbose
+        batch_size = self.batch_size if batch_size is None else batch_size
+        aft_epochs = self.aft_epochs if nb_epochs is None else nb_epochs
+        x = check_images(x, "x", self._classifier.input_shape, self._classifier.clip_values)
+        y = check_labels(y, len(x), "y", self._classifier.nb_classes)
+        nb_classes = self._classifier.nb_classes
+        victim_encoder = self._classifier.model.encoder
+        common = {"batch_size": batch_size, "encoder_lr": self.encoder_lr, "head_lr": self.head_lr,
+                  "weight_decay": self.weight_decay, "lr_decay": self.lr_decay, "channels_last": self.channels_last,
+                  "seed": self.seed, "verbose": verbose, "validation_pgd_steps": 0}  # fmt: skip
+        if self.mpae_encoders is None:
+            sources = [victim_encoder] + ([self.auxiliary_encoder] if self.use_auxiliary else [])
+            self.mpae_encoders_ = []
+            for i, encoder in enumerate(sources):
+                clf = self._classifier_for(encoder, nb_classes)
+                aft = GenAFTrainer(clf, stages=(1,), nb_epochs=aft_epochs, eps=self.eps, step_size=self.step_size,
+                                   pgd_steps=self.pgd_steps, lambda_gr=self.lambda_gr, **common)  # fmt: skip
+                aft.fit(x, y, validation_data=validation_data)
+                self.histories_[f"aft_{i}"] = aft.history_
+                self.mpae_encoders_.append(clf.model.encoder)
+        else:
+            self.mpae_encoders_ = list(self.mpae_encoders)
+        branches = []
+        named = [(f"mpae_{i}", e) for i, e in enumerate(self.mpae_encoders_)]
+        if self.use_bmp:
+            named.append(("bmp", victim_encoder))
+        for name, encoder in named:
+            clf = self._classifier_for(encoder, nb_classes)
+            head_trainer = FineTuningTrainer(clf, train_encoder=False, nb_epochs=self.head_epochs, **common)
+            head_trainer.fit(x, y, validation_data=validation_data)
+            self.histories_[f"head_{name}"] = head_trainer.history_
+            branches.append(clf.model.eval())
+        bmp = branches.pop() if self.use_bmp else None
+        fused = ZePADModel(branches, bmp, self.fusion, self.k).eval()
+        victim = self._classifier
+        self._fused = PyTorchClassifier(
+            fused, loss=nn.CrossEntropyLoss(), input_shape=victim.input_shape, nb_classes=nb_classes,
+            clip_values=victim.clip_values, preprocessing=victim.preprocessing, device_type=_device_type(victim),
+        )  # fmt: skip
+        self.history_ = pd.concat([h.assign(phase=k) for k, h in self.histories_.items()], ignore_index=True)
+
+    def get_classifier(self) -> PyTorchClassifier:
+        """The fused three-branch classifier (after :meth:`fit`)."""
+        if self._fused is None:
+            raise ValueError("Call `fit` first.")
+        return self._fused
+
+    def get_detector(self, threshold: float | None = None, score: str = "gap"):
+        """ZePAD's training-free DAE detector on the fused model (needs the BMP branch); see
+        :class:`~art_ssl.defences.detector.ZePADDetector`."""
+        from art_ssl.defences.detector import ZePADDetector
+
+        threshold = self.detection_threshold if threshold is None else threshold
+        return ZePADDetector(self.get_classifier(), threshold, score=score)
+
+
+def _device_type(classifier: PyTorchClassifier) -> str:
+    return "gpu" if classifier.device.type == "cuda" else "cpu"
+
+
+@torch.no_grad()
+def _embedding_dim(encoder: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> int:
+    was_training = encoder.training
+    encoder.eval()
+    dim = int(encoder(torch.zeros((1, *input_shape), device=device)).flatten(1).shape[1])
+    encoder.train(was_training)
+    return dim
+
+
+def is_zepad_classifier(classifier: Any) -> bool:
+    """Whether ``classifier`` is an ART ``PyTorchClassifier`` over a :class:`ZePADModel`."""
+    return isinstance(classifier, PyTorchClassifier) and isinstance(classifier.model, ZePADModel)
