@@ -20,3 +20,6 @@ def test_readme_examples_run(capsys):
     benign_defended, robust_defended = map(float, capsys.readouterr().out.split()[-2:])
     assert 0.5 < benign_defended <= 1 and 0 < robust_defended <= 1
     assert len(namespace["trainer"].history_) == 1
+    exec(compile(blocks[3], "README.md:zepad", "exec"), namespace)
+    benign_fused, flagged = map(float, capsys.readouterr().out.split()[-2:])
+    assert 0.5 < benign_fused <= 1 and 0 <= flagged <= 1
