@@ -46,13 +46,16 @@ def main() -> None:
 
     meta = json.loads(META.read_text())
     baseline = {}
-    if not args.no_baseline:
+    if args.no_baseline:  # reuse the baseline recorded by an earlier full run
+        recorded = [e for e in meta.values() if "raw_pixel_probe_acc" in e]
+        if recorded:
+            baseline = {k: recorded[0][k] for k in ("raw_pixel_probe_acc", "raw_pixel_probe_acc_5k")}
+    else:
         splits = {"raw_pixel_probe_acc": (x_train, y_train), "raw_pixel_probe_acc_5k": (x_5k, y_5k)}
         for key, (xt, yt) in splits.items():
             start = time.perf_counter()
             baseline[key] = round(raw_pixel_probe(xt, yt, x_test, y_test).accuracy, 4)
             print(f"raw pixels, {len(yt)} train: {baseline[key]:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    rows = []
     for name in args.encoders or list_encoders():
         encoder = load_encoder(name, device_type="cpu")
         start = time.perf_counter()
@@ -62,11 +65,16 @@ def main() -> None:
                  "probe_protocol": "Fashion-MNIST 64x64, L-BFGS logistic regression (l2 1e-4) on frozen embeddings "
                                    "of 60,000 (probe_acc) or 5,000 (probe_acc_5k) training images; 10,000 test images"}
         meta[name].update(entry)
-        rows.append({"encoder": name, "method": meta[name]["method"], "epochs": meta[name]["epochs"],
-                     "train_minutes": meta[name]["train_minutes"], "size_mb": meta[name]["size_mb"], **entry})
         print(f"{name}: 60k {full:.4f}  5k {small:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    for entry in meta.values():  # one baseline for every encoder: same data, same protocol
+        entry.update(baseline)
     META.write_text(json.dumps(meta, indent=2) + "\n")
-    table = pd.DataFrame(rows).drop(columns=["probe_protocol"])
+    keys = ("probe_acc", "probe_acc_5k", "raw_pixel_probe_acc", "raw_pixel_probe_acc_5k")
+    table = pd.DataFrame([  # every probed encoder of the zoo, not only those of this run
+        {"encoder": name, "method": e["method"], "epochs": e["epochs"], "seed": e["seed"],
+         "train_minutes": e["train_minutes"], "size_mb": e["size_mb"], **{k: e.get(k) for k in keys}}
+        for name, e in meta.items() if "probe_acc" in e
+    ])  # fmt: skip
     table.to_csv(RESULTS / "zoo_probe.csv", index=False)
     (RESULTS / "zoo_probe.md").write_text(
         "Linear probe on Fashion-MNIST test (10,000 images) at 64x64. Command: `python evaluations/probe_zoo.py`\n\n"
