@@ -17,6 +17,7 @@ import numpy as np
 
 from art_ssl.data import TASKS, load_task
 from art_ssl.evaluation.probe import linear_probe, raw_pixel_probe
+from art_ssl.ssl.methods import METHODS
 from art_ssl.zoo import encoder_info, list_encoders, load_encoder, zoo_table
 
 
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.set_defaults(func=_zoo)
 
     pre = sub.add_parser("pretrain", help="pre-train a ResNet-18 encoder with an SSL method")
-    pre.add_argument("--method", default="simclr", choices=["simclr", "byol", "simsiam", "barlow_twins"])
+    pre.add_argument("--method", default="simclr", choices=sorted(METHODS))
     pre.add_argument("--data", default="fashion_mnist_subset", choices=TASKS)
     pre.add_argument("--root", default=None)
     pre.add_argument("--size", type=int, default=64)
