@@ -221,6 +221,17 @@ class EncoderHeadTrainer(Trainer):
         :param batch_size: Overrides the constructor's ``batch_size``.
         :param verbose: Overrides the constructor's ``verbose``.
         """
+        nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
+        x_t, y_t = self._check_data(x, y)
+        val = None if validation_data is None else self._check_validation(validation_data)
+        self._generator = seed_everything(int(self.seed))
+        self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+        self.model.eval()
+
+    def _fit_settings(
+        self, nb_epochs: int | None, batch_size: int | None, verbose: bool | None, kwargs: dict
+    ) -> tuple[int, int, bool]:
+        """``fit``'s overrides of the constructor's settings, checked."""
         if kwargs:
             raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
         nb_epochs = self.nb_epochs if nb_epochs is None else nb_epochs
@@ -229,11 +240,7 @@ class EncoderHeadTrainer(Trainer):
         check_positive_int("nb_epochs", nb_epochs)
         check_positive_int("batch_size", batch_size)
         check_bool("verbose", verbose)
-        x_t, y_t = self._check_data(x, y)
-        val = None if validation_data is None else self._check_validation(validation_data)
-        self._generator = seed_everything(int(self.seed))
-        self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
-        self.model.eval()
+        return nb_epochs, batch_size, verbose
 
     def _run(
         self,

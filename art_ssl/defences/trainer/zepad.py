@@ -180,11 +180,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         Fine-tune the MPAE encoders (unless ``mpae_encoders`` were given), train every branch's head, and build the
         fused classifier. ``nb_epochs`` overrides ``aft_epochs``.
         """
-        if kwargs:
-            raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
-        verbose = self.verbose if verbose is None else verbose
-        batch_size = self.batch_size if batch_size is None else batch_size
-        aft_epochs = self.aft_epochs if nb_epochs is None else nb_epochs
+        aft_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
         x = check_images(x, "x", self._classifier.input_shape, self._classifier.clip_values)
         y = check_labels(y, len(x), "y", self._classifier.nb_classes)
         nb_classes = self._classifier.nb_classes
