@@ -60,6 +60,25 @@ def learn_noise(name: str, encoder: PyTorchEncoder, surrogate, eps: float, x_sur
     return attack.noise.astype(np.float32), time.perf_counter() - start
 
 
+def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray, args,
+                cache: str | Path = "evaluations/cache") -> dict[tuple[str, float], np.ndarray]:
+    """The threat model's DAEs: each attack's perturbation crafted once on the *public* encoder from the attacker's
+    unlabelled images (label-free surrogate head for the classifier-based attacks), cached as .npy by setting."""
+    from art_ssl.evaluation import surrogate_classifier
+
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    noises, surrogate = {}, None
+    for attack in attacks:
+        for eps_255 in eps_list:
+            path = cache / f"{enc_label}_{attack}_eps{eps_255:g}_n{args.surrogate_n}_s{args.seed}.npy"
+            if not path.exists():
+                surrogate = surrogate or surrogate_classifier(public, x_surrogate, seed=args.seed)
+                np.save(path, learn_noise(attack, public, surrogate, eps_255 / 255, x_surrogate, args)[0])
+            noises[(attack, eps_255)] = np.load(path)
+    return noises
+
+
 def load_any_encoder(name: str, size: int) -> tuple[str, str, PyTorchEncoder]:
     """A zoo encoder by name, or a safetensors file of the zoo's architecture (e.g. the 28x28 encoder)."""
     if name in list_encoders():

@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from common import ENCODER_ATTACKS, ResumableCSV, add_attack_arguments, learn_noise, load_any_encoder
+from common import ENCODER_ATTACKS, ResumableCSV, add_attack_arguments, cached_daes, load_any_encoder
 
 from art_ssl.data import load_task, subsample
 from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
 from art_ssl.estimators import encoder_classifier
-from art_ssl.evaluation import autoattack_accuracy, surrogate_classifier
+from art_ssl.evaluation import autoattack_accuracy
 from art_ssl.metrics import benign_accuracy, robust_accuracy
 from art_ssl.models import MLPHead
 
@@ -74,28 +73,23 @@ def main() -> None:
     parser.add_argument("--aa-n", type=int, default=200, help="test images under AutoAttack (0: skip)")
     parser.add_argument("--aa-eps", type=float, default=2.0, help="AutoAttack budget, in 1/255 units")
     parser.add_argument("--aa-version", default="standard")
+    parser.add_argument("--aa-encoders", nargs="*", default=None,
+                        help="encoders whose victims also face AutoAttack (default: the first of --encoders)")
+    parser.add_argument("--aa-tasks", nargs="*", default=["fashion_mnist"], help="tasks whose victims face AutoAttack")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", default="evaluations/results/defences_64.csv")
     add_attack_arguments(parser)
     args = parser.parse_args()
+    aa_encoders = args.encoders[:1] if args.aa_encoders is None else args.aa_encoders
 
     out = ResumableCSV(args.out, ("encoder", "task", "defence"))
-    cache = Path("evaluations/cache")
-    cache.mkdir(parents=True, exist_ok=True)
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders:
         enc_label, method, public = load_any_encoder(enc_name, args.size)
-        noises, surrogate = {}, None
-        for attack in args.attacks:  # the attacker's DAEs, made once on the public encoder
-            for eps_255 in args.eps:
-                path = cache / f"{enc_label}_{attack}_eps{eps_255:g}_n{args.surrogate_n}_s{args.seed}.npy"
-                if not path.exists():
-                    surrogate = surrogate or surrogate_classifier(public, x_sur, seed=args.seed)
-                    np.save(path, learn_noise(attack, public, surrogate, eps_255 / 255, x_sur, args)[0])
-                noises[(attack, eps_255)] = np.load(path)
+        noises = cached_daes(enc_label, public, args.attacks, args.eps, x_sur, args)
         for task_name in args.tasks:
             task = load_task(task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
                              seed=args.seed)  # fmt: skip
@@ -118,7 +112,7 @@ def main() -> None:
                     x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
                     adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
                     row[f"RA_{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
-                if args.aa_n:
+                if args.aa_n and enc_name in aa_encoders and task_name in args.aa_tasks:
                     start_aa = time.perf_counter()
                     n = min(args.aa_n, len(task.x_test))
                     row[f"RA_autoattack_eps{args.aa_eps:g}"] = autoattack_accuracy(

@@ -51,6 +51,18 @@ def test_attack_lowers_downstream_accuracy_within_budget(setting, name):
     assert robust < clean - 0.1, f"{name}: {clean:.3f} -> {robust:.3f}"
 
 
+def test_fooling_rate_is_computed_on_first_access_and_matches_its_definition(setting):
+    encoder, victim, surrogate, x_test, y_test = setting
+    attack = SSP(encoder, eps=EPS, step_size=1e-3, max_iter=5, **FAST)
+    assert attack.fooling_rate is None
+    attack.generate(surrogate[:300])
+    assert attack._fooling_rate is None  # generate does not pay for the diagnostic
+    expected = attack.embedding_fooling_rate(surrogate[:300], attack.perturb(surrogate[:300]))
+    assert attack.fooling_rate == expected and attack._fooling_inputs is None
+    attack.generate(surrogate[300:400])  # a new perturbation forgets the old rate
+    assert attack._fooling_rate is None and attack.fooling_rate is not None
+
+
 def test_advencoder_patch_changes_only_the_patch(setting):
     encoder, victim, surrogate, x_test, y_test = setting
     attack = AdvEncoder(encoder, variant="patch", ngf=8, nz_batch=8, nb_epochs=1, batch_size=100, **FAST)

@@ -91,7 +91,6 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         self.verbose = verbose
         self.noise: np.ndarray | None = None
         self.mask: np.ndarray | None = None
-        self.fooling_rate: float | None = None
         self.steps = 0
         self.seconds = 0.0
         self._check_params()
@@ -143,9 +142,11 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         bar.close()
         self.seconds = time.perf_counter() - start_time
         self.noise = delta.cpu().numpy()
-        x_adv = self.perturb(x)
-        self.fooling_rate = float(np.mean(self.estimator.predict(x_adv, batch_size=256).argmax(1) != clean_pred))
-        return x_adv
+        self._defer_fooling_rate(x, clean_pred)
+        return self.perturb(x)
+
+    def _compute_fooling_rate(self, x: np.ndarray, clean_pred: np.ndarray) -> float:
+        return float(np.mean(self.estimator.predict(self.perturb(x), batch_size=256).argmax(1) != clean_pred))
 
     def _inner_attack(
         self, x_base: torch.Tensor, labels: torch.Tensor, alpha: float, generator: torch.Generator

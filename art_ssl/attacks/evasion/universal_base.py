@@ -29,6 +29,25 @@ class UniversalPerturbationMixin:
     noise: np.ndarray | None
     mask: np.ndarray | None
     clip: bool
+    _fooling_rate: float | None = None
+    _fooling_inputs: tuple | None = None
+
+    @property
+    def fooling_rate(self) -> float | None:
+        """Fooling rate of the learnt perturbation on the images given to ``generate`` (``None`` before it).
+        Computed on first access, not inside ``generate``: it costs extra passes over those images that the attack
+        itself does not need."""
+        if self._fooling_rate is None and self._fooling_inputs is not None:
+            self._fooling_rate = self._compute_fooling_rate(*self._fooling_inputs)
+            self._fooling_inputs = None
+        return self._fooling_rate
+
+    def _defer_fooling_rate(self, *inputs: Any) -> None:
+        """Forget the previous fooling rate; compute the new one from ``inputs`` when asked."""
+        self._fooling_rate, self._fooling_inputs = None, inputs
+
+    def _compute_fooling_rate(self, *inputs: Any) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def perturb(self, x: np.ndarray) -> np.ndarray:
         """Apply the learnt perturbation to other images (e.g. a downstream test set)."""
@@ -127,7 +146,6 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         self.verbose = verbose
         self.noise: np.ndarray | None = None
         self.mask: np.ndarray | None = None
-        self.fooling_rate: float | None = None
         self.history: list[float] = []
         self.steps = 0
         self.seconds = 0.0
@@ -159,9 +177,11 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         self.noise = result.noise.numpy()
         self.mask = None if source.mask is None else source.mask.detach().cpu().numpy()
         self.history, self.steps, self.seconds = result.history, result.steps, result.seconds
-        x_adv = self.perturb(x)
-        self.fooling_rate = self.embedding_fooling_rate(x, x_adv)
-        return x_adv
+        self._defer_fooling_rate(x)
+        return self.perturb(x)
+
+    def _compute_fooling_rate(self, x: np.ndarray) -> float:
+        return self.embedding_fooling_rate(x, self.perturb(x))
 
     def embedding_fooling_rate(self, x: np.ndarray, x_adv: np.ndarray) -> float:
         """Fraction of images whose embedding changes spherical k-means cluster (clusters of the clean ones)."""
