@@ -100,7 +100,18 @@ class ResumableCSV:
         return tuple(str(v) for v in values) in self.done
 
     def append(self, rows: list[dict]) -> pd.DataFrame:
+        """Append ``rows``; columns are matched by name (a row may lack some, or bring new ones: then the file is
+        rewritten with the union of the columns)."""
         frame = pd.DataFrame(rows)
-        frame.to_csv(self.path, mode="a", header=not self.path.exists(), index=False)
+        if not self.path.exists():
+            frame.to_csv(self.path, index=False)
+        else:
+            header = list(pd.read_csv(self.path, nrows=0).columns)
+            new = [c for c in frame.columns if c not in header]
+            if new:
+                merged = pd.concat([pd.read_csv(self.path), frame], ignore_index=True)
+                merged[header + new].to_csv(self.path, index=False)
+            else:
+                frame.reindex(columns=header).to_csv(self.path, mode="a", header=False, index=False)
         self.done |= {tuple(str(r[k]) for k in self.key) for r in rows}
         return frame
