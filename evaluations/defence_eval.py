@@ -23,7 +23,15 @@ import time
 
 import numpy as np
 import torch
-from common import ENCODER_ATTACKS, ResumableCSV, add_attack_arguments, cached_daes, load_any_encoder
+from common import (
+    ENCODER_ATTACKS,
+    ResumableCSV,
+    add_attack_arguments,
+    add_task_epochs_argument,
+    cached_daes,
+    load_any_encoder,
+    task_epochs,
+)
 
 from art_ssl.data import load_task, subsample
 from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
@@ -35,8 +43,8 @@ from art_ssl.models import MLPHead
 DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
 
 
-def make_trainer(name: str, classifier, args):
-    common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
+def make_trainer(name: str, classifier, args, epochs: int):
+    common = {"nb_epochs": epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
               "validation_pgd_steps": 0, "seed": args.seed, "verbose": args.verbose}  # fmt: skip
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **common)
@@ -80,6 +88,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", default="evaluations/results/defences_64.csv")
     add_attack_arguments(parser)
+    add_task_epochs_argument(parser)
     args = parser.parse_args()
     aa_encoders = args.encoders[:1] if args.aa_encoders is None else args.aa_encoders
 
@@ -101,7 +110,8 @@ def main() -> None:
                                             head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
                                             freeze_encoder=False, input_shape=public.input_shape,
                                             device_type="cpu")  # fmt: skip
-                trainer = make_trainer(defence, victim, args)
+                epochs = task_epochs(args, task_name, args.epochs)
+                trainer = make_trainer(defence, victim, args, epochs)
                 start = time.perf_counter()
                 trainer.fit(task.x_train, task.y_train)
                 train_seconds = time.perf_counter() - start
@@ -119,7 +129,7 @@ def main() -> None:
                         victim, task.x_test[:n], task.y_test[:n], eps=args.aa_eps / 255, version=args.aa_version,
                         seed=args.seed)[0]  # fmt: skip
                     row["autoattack_n"], row["autoattack_seconds"] = n, round(time.perf_counter() - start_aa, 1)
-                row.update({"train_seconds": round(train_seconds, 1), "epochs": args.epochs,
+                row.update({"train_seconds": round(train_seconds, 1), "epochs": epochs,
                             "pgd_steps": args.pgd_steps, "n_train": len(task.x_train), "n_test": len(task.x_test),
                             "seed": args.seed})  # fmt: skip
                 frame = out.append([row])

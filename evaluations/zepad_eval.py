@@ -35,7 +35,14 @@ import torch
 import torch.nn.functional as F
 from art.attacks.evasion import ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
-from common import ENCODER_ATTACKS, add_attack_arguments, cached_daes, load_any_encoder
+from common import (
+    ENCODER_ATTACKS,
+    add_attack_arguments,
+    add_task_epochs_argument,
+    cached_daes,
+    load_any_encoder,
+    task_epochs,
+)
 from torch import nn
 
 from art_ssl.core.pgd import pgd_linf
@@ -72,6 +79,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out-dir", default="evaluations/results")
     parser.add_argument("--verbose", action="store_true")
     add_attack_arguments(parser)
+    add_task_epochs_argument(parser)
     return parser.parse_args()
 
 
@@ -105,12 +113,14 @@ def ba_ra(clf: PyTorchClassifier, task, noises: dict) -> dict:
 
 
 def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrainer:
+    """ZePAD on ``task`` (adversarial fine-tuning for ``--aft-epochs``, or ``--task-epochs`` for this task)."""
     torch.manual_seed(args.seed)
     victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
                                 head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
                                 freeze_encoder=False, input_shape=public.input_shape, device_type="cpu")  # fmt: skip
-    trainer = ZePADTrainer(victim, auxiliary_encoder=auxiliary, mpae_encoders=mpae_encoders,
-                           aft_epochs=args.aft_epochs, head_epochs=args.head_epochs, pgd_steps=args.pgd_steps,
+    aft_epochs = task_epochs(args, task.name, args.aft_epochs)
+    trainer = ZePADTrainer(victim, auxiliary_encoder=auxiliary, mpae_encoders=mpae_encoders, aft_epochs=aft_epochs,
+                           head_epochs=args.head_epochs, pgd_steps=args.pgd_steps,
                            batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)  # fmt: skip
     trainer.fit(task.x_train, task.y_train)
     return trainer
@@ -121,7 +131,8 @@ def train_genaf(public, task, args) -> PyTorchClassifier:
     victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
                                 head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
                                 freeze_encoder=False, input_shape=public.input_shape, device_type="cpu")  # fmt: skip
-    GenAFTrainer(victim, nb_epochs=args.aft_epochs, pgd_steps=args.pgd_steps, batch_size=args.batch_size,
+    epochs = task_epochs(args, task.name, args.aft_epochs)
+    GenAFTrainer(victim, nb_epochs=epochs, pgd_steps=args.pgd_steps, batch_size=args.batch_size,
                  stage2_epochs=args.genaf_stage2_epochs, validation_pgd_steps=0, seed=args.seed,
                  verbose=args.verbose).fit(task.x_train, task.y_train)  # fmt: skip
     return victim
