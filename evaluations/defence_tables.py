@@ -5,7 +5,10 @@ Markdown tables from the defence evaluation's CSVs (``defence_eval.py``), writte
 
 - ``defences_64.md``: BA, RA under each DAE (crafted on the public encoder, eps 10/255) and under AutoAttack, per
   encoder, task and defence;
-- ``defences_curve_64.md``: RA against the DAE budget for no defence and the best defence.
+- ``defences_curve_64.md``: RA against the DAE budget for no defence and the best defence (TRADES);
+- ``defence_speed.md``: epoch times of our TRADES, Gen-AF and PGD-AT against ART's TRADES trainer;
+- ``defences_genaf_epochs_64.md``: Gen-AF with a longer stage 1 (10 epochs), next to the main table's 3;
+- ``defences_digits_3epochs_64.md``: the first digits run, at the Fashion-MNIST epochs (15 optimisation steps).
 """
 
 from __future__ import annotations
@@ -38,22 +41,39 @@ def write(name: str, title: str, table: pd.DataFrame) -> None:
 def main() -> None:
     main_csv = RESULTS / "defences_64.csv"
     if main_csv.exists():
-        frame = pd.read_csv(main_csv)
-        first = frame.iloc[0]
         write("defences_64.md",
               "Defences against DAEs crafted on the public encoder (5,000 unlabelled Fashion-MNIST images, eps "
-              "10/255), "
-              f"64x64; downstream: {int(first.n_train)} training images (digits: all 1,257), test "
-              f"{int(first.n_test)} (digits: 540); {int(first.epochs)} epochs, PGD-{int(first.pgd_steps)}; AutoAttack "
-              "(pyautoattack standard, eps 2/255) on the first 100 test images of the first encoder's Fashion-MNIST "
-              "victims. Command: `python evaluations/defence_eval.py`", tidy(frame))  # fmt: skip
+              "10/255), 64x64. Downstream: Fashion-MNIST 4,000 training / 2,000 test images, 3 epochs; digits all "
+              "1,257 / 540, 10 epochs (about the same number of steps); PGD-5 inside the trainers. AutoAttack "
+              "(pyautoattack standard, eps 2/255) on the first 40 test images of the simclr_r18 Fashion-MNIST "
+              "victims. Commands: `python evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40`",
+              tidy(pd.read_csv(main_csv)))  # fmt: skip
     curve_csv = RESULTS / "defences_curve_64.csv"
     if curve_csv.exists():
         write("defences_curve_64.md",
-              "RA against the DAE budget (1/255 units in the column names). Command: `python evaluations/"
-              "defence_eval.py --encoders simclr_r18 --defences none genaf --eps 4 8 10 16 --aa-n 0 "
+              "RA against the DAE budget (1/255 units in the column names), no defence and TRADES, simclr_r18, "
+              "Fashion-MNIST. Command: `python evaluations/defence_eval.py --encoders simclr_r18 --tasks "
+              "fashion_mnist --defences none trades --eps 4 8 10 16 --epochs 3 --n-train 4000 --aa-n 0 "
               "--out evaluations/results/defences_curve_64.csv`", tidy(pd.read_csv(curve_csv)))  # fmt: skip
-
+    longer = RESULTS / "defences_genaf_epochs_64.csv"
+    if longer.exists():
+        write("defences_genaf_epochs_64.md",
+              "Gen-AF with 10 stage-1 epochs (the main table: 3), simclr_r18, Fashion-MNIST. Command: `python "
+              "evaluations/defence_eval.py --encoders simclr_r18 --tasks fashion_mnist --defences genaf --epochs 10 "
+              "--n-train 4000 --aa-n 0 --out evaluations/results/defences_genaf_epochs_64.csv`",
+              tidy(pd.read_csv(longer)))  # fmt: skip
+    speed = RESULTS / "defence_speed.csv"
+    if speed.exists():
+        write("defence_speed.md",
+              "Seconds per training epoch, each trainer on its own copy of the same model and data, one run "
+              "(mean over the epochs after the first). Command: `python evaluations/defence_speed.py --epochs 2 "
+              "--pgd-steps 10`", pd.read_csv(speed))  # fmt: skip
+    short = RESULTS / "defences_digits_3epochs_64.csv"
+    if short.exists():
+        write("defences_digits_3epochs_64.md",
+              "The first digits run, at Fashion-MNIST's 3 epochs: 1,257 images make 5 batches an epoch, 15 steps in "
+              "all, and PGD-AT, MART and Gen-AF stay at chance. Superseded by the 10-epoch rows of defences_64.md.",
+              tidy(pd.read_csv(short)))  # fmt: skip
 
 if __name__ == "__main__":
     main()
