@@ -13,11 +13,9 @@ Markdown tables from the defence evaluation's CSVs (``defence_eval.py``), writte
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
+from attack_tables import RESULTS, write
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFENCES = ["none", "finetune", "pgd_at", "trades", "mart", "genaf"]
 
 
@@ -30,12 +28,6 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     keep = ["encoder", "task", "defence", "BA", *dae, "RA_mean_DAE", *[c for c in ra if c not in dae]]
     keep += [c for c in ("train_seconds",) if c in frame.columns]
     return frame.sort_values(["encoder", "task", "defence"])[keep]
-
-
-def write(name: str, title: str, table: pd.DataFrame) -> None:
-    text = f"{title}\n\n{table.to_markdown(index=False, floatfmt='.3f')}\n"
-    (RESULTS / name).write_text(text)
-    print(text)
 
 
 def main() -> None:
