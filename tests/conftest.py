@@ -43,3 +43,32 @@ def test_batch(fmnist28):
 
 def accuracy_of(classifier, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(classifier.predict(x, batch_size=256).argmax(1) == y))
+
+
+BACKDOOR_TARGET = 1  # Fashion-MNIST "Trouser"
+
+
+def linear_head_on(encoder, data):
+    """A linear head trained on the frozen ``encoder`` (a copy), as BadEncoder's downstream user trains one."""
+    import copy
+
+    from art_ssl.defences.trainer import FineTuningTrainer
+
+    classifier = encoder_classifier(copy.deepcopy(encoder.model), 10, head="linear", freeze_encoder=True,
+                                    input_shape=(1, 28, 28), device_type="cpu")  # fmt: skip
+    FineTuningTrainer(classifier, train_encoder=False, nb_epochs=20, batch_size=128, head_lr=1e-2,
+                      validation_pgd_steps=0, verbose=False).fit(data.x_train, data.y_train)  # fmt: skip
+    return classifier
+
+
+@pytest.fixture(scope="session")
+def backdoored(trained_encoder, fmnist28):
+    """``(attack, backdoored encoder, linear head on it)``: BadEncoder with one Trouser reference and 1,000 shadow
+    images, 10 epochs at lr 1e-2 (ASR 0.93 on the shipped subset)."""
+    from art_ssl.attacks.poisoning import BadEncoder
+
+    reference = fmnist28.x_train[fmnist28.y_train == BACKDOOR_TARGET][:1]
+    attack = BadEncoder(trained_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=10,
+                        learning_rate=1e-2, batch_size=64, verbose=False)  # fmt: skip
+    encoder = attack.poison_estimator(fmnist28.x_train[:1000])
+    return attack, encoder, linear_head_on(encoder, fmnist28)

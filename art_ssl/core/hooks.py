@@ -65,3 +65,26 @@ def layer_outputs(
         for handle in handles:
             handle.remove()
     return outputs
+
+
+def forward_with_layers(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> tuple[torch.Tensor, dict]:
+    """``model(x)`` and the outputs of the named sub-modules from the same forward pass (differentiable)."""
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ValueError(f"`layers` {missing} not found in the model; choose from {[n for n in modules if n][:12]}...")
+    outputs: dict[str, torch.Tensor] = {}
+
+    def make_hook(name: str):
+        def hook(_module, _inputs, output):
+            outputs.setdefault(name, output)
+
+        return hook
+
+    handles = [modules[n].register_forward_hook(make_hook(n)) for n in dict.fromkeys(names)]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, outputs

@@ -44,3 +44,26 @@ def activation_energy(activation: torch.Tensor) -> torch.Tensor:
 def feature_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of two feature tensors (SSP's feature distortion, Naseer et al., CVPR 2020)."""
     return F.mse_loss(a, b)
+
+
+def attention_map(features: torch.Tensor, p: float = 2.0, eps: float = 1e-6) -> torch.Tensor:
+    """
+    Spatial attention of a feature map (Zagoruyko & Komodakis, "Paying More Attention to Attention", ICLR 2017,
+    eq. 2, as NAD uses it): ``sum_c |F_c|^p``, L2-normalised over the spatial positions. Shape (N, H*W).
+    """
+    att = features.abs().pow(p).sum(1).flatten(1)
+    return att / (att.norm(dim=1, keepdim=True) + eps)
+
+
+def attention_transfer(student: torch.Tensor, teacher: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """NAD's attention distillation loss (Li et al., "Neural Attention Distillation", ICLR 2021, eq. 2): MSE between
+    the student's and the teacher's attention maps."""
+    return F.mse_loss(attention_map(student, p), attention_map(teacher, p))
+
+
+def channel_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al., 2015) on feature maps: ``T^2 KL(softmax(t/T) || softmax(s/T))`` over
+    the channels at each position, mean over positions and samples."""
+    s = F.log_softmax(student.flatten(2) / temperature, dim=1)
+    t = F.log_softmax(teacher.flatten(2) / temperature, dim=1)
+    return F.kl_div(s, t, log_target=True, reduction="none").sum(1).mean() * temperature**2

@@ -236,6 +236,13 @@ class PyTorchEncoder(PyTorchEstimator):
             "with art_ssl.estimators.encoder_classifier() and train that."
         )
 
+    def with_model(self, model: nn.Module) -> "PyTorchEncoder":
+        """A new estimator with this one's settings (input shape, loss, clip values, preprocessing, device) around
+        another model, e.g. a backdoored or distilled copy of the encoder."""
+        params = self.get_params()
+        params["model"] = model
+        return type(self)(**params)
+
     # ------------------------------------------------------------------ helpers
     def _to_tensor(self, x: np.ndarray) -> torch.Tensor:
         x = check_images(x, "x", self._input_shape, self.clip_values)

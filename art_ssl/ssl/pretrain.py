@@ -31,6 +31,9 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+LR_SCHEDULES = ("cosine", "constant")
+
+
 @dataclass
 class PretrainResult:
     """The trained encoder (in eval mode, on the CPU), the method module and a per-epoch loss history."""
@@ -58,13 +61,14 @@ def feature_dim_of(encoder: nn.Module, input_shape: tuple[int, ...]) -> int:
 def pretrain(
     encoder: nn.Module,
     x: np.ndarray,
-    method: str = "simclr",
+    method: str | SSLMethod = "simclr",
     nb_epochs: int = 10,
     batch_size: int = 256,
     optimizer: str | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
     warmup_epochs: float = 1.0,
+    lr_schedule: str = "cosine",
     seed: int = 0,
     device_type: str = "gpu",
     augmentation: nn.Module | None = None,
@@ -80,13 +84,17 @@ def pretrain(
 
     :param encoder: ``nn.Module`` mapping (N, C, H, W) to (N, D); trained in place.
     :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1].
-    :param method: ``"simclr"``, ``"byol"``, ``"simsiam"`` or ``"barlow_twins"``.
+    :param method: ``"simclr"``, ``"moco"``, ``"byol"``, ``"simsiam"`` or ``"barlow_twins"``, or a built
+                   :class:`SSLMethod` around ``encoder`` (a custom objective, e.g. distillation's); it is trained
+                   as is and ``method_kwargs`` must be empty.
     :param nb_epochs: Number of passes over ``x``.
     :param batch_size: Images per step (each gives two views).
     :param optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9); default per method (``OPTIMIZER_DEFAULTS``).
     :param lr: Peak learning rate; default per method.
     :param weight_decay: Weight decay; default per method.
     :param warmup_epochs: Epochs of linear warm-up.
+    :param lr_schedule: ``"cosine"`` (warm-up then cosine decay to 0, per step) or ``"constant"`` (warm-up then
+                        ``lr``).
     :param seed: Seeds the initialisation of the method's heads, the shuffling and the augmentations.
     :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
     :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
@@ -98,15 +106,23 @@ def pretrain(
     """
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"`encoder` must be a torch.nn.Module, got {type(encoder).__name__}.")
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {sorted(METHODS)}, got {method!r}.")
+    if isinstance(method, SSLMethod):
+        if method.encoder is not encoder:
+            raise ValueError("A built `method` must wrap `encoder` itself (method.encoder is not encoder).")
+        if method_kwargs:
+            raise ValueError("`method_kwargs` only applies to a method given by name.")
+    elif method not in METHODS:
+        raise ValueError(f"`method` must be one of {sorted(METHODS)} or an SSLMethod, got {method!r}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}, got {lr_schedule!r}.")
+    name = method.name if isinstance(method, SSLMethod) else method
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
         raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W).")
     if len(x) < batch_size or batch_size < 2:
         raise ValueError(f"`batch_size` must be in [2, len(x)={len(x)}], got {batch_size}.")
     if nb_epochs < 1:
         raise ValueError(f"`nb_epochs` must be >= 1, got {nb_epochs}.")
-    defaults = OPTIMIZER_DEFAULTS[method]
+    defaults = OPTIMIZER_DEFAULTS.get(name, OPTIMIZER_DEFAULTS["simclr"])
     optimizer = optimizer or defaults["optimizer"]
     lr = defaults["lr"] if lr is None else lr
     weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
@@ -118,7 +134,10 @@ def pretrain(
     device = resolve_device(device_type)
     generator = seed_everything(seed)
     encoder.to(device)
-    model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {})).to(device)
+    if isinstance(method, SSLMethod):
+        model = method.to(device)
+    else:
+        model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {})).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
@@ -137,9 +156,9 @@ def pretrain(
     for epoch in range(1, nb_epochs + 1):
         start, losses = time.perf_counter(), []
         order = torch.randperm(len(x), generator=generator)
-        bar = tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}/{nb_epochs}", disable=not verbose)
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{nb_epochs}", disable=not verbose)
         for i in bar:
-            current_lr = _lr_at(step, lr, warmup_steps, total_steps)
+            current_lr = _lr_at(step, lr, warmup_steps, total_steps, lr_schedule)
             for group in opt.param_groups:
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
             batch = x_all[order[i * batch_size : (i + 1) * batch_size].sort().values].to(device, non_blocking=True)
@@ -148,7 +167,7 @@ def pretrain(
                 v2 = aug(batch).contiguous(memory_format=memory_format)
             loss = model(v1, v2)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{method} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
+                raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -159,7 +178,7 @@ def pretrain(
                 bar.set_postfix(loss=f"{losses[-1].item():.4f}")
         epoch_loss = torch.stack(losses).mean().item()
         history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
-        logger.info("%s epoch %d: loss %.4f (%.0f s)", method, epoch, epoch_loss, history[-1]["seconds"])
+        logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, epoch_loss, history[-1]["seconds"])
         if epoch_callback is not None:
             epoch_callback(epoch, encoder, pd.DataFrame(history))
     model.cpu().to(memory_format=torch.contiguous_format)
@@ -167,8 +186,10 @@ def pretrain(
     return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(history))
 
 
-def _lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int) -> float:
+def _lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return base_lr
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))

@@ -178,6 +178,10 @@ class EncoderHeadTrainer(Trainer):
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _before_step(self, step: int, epoch: int, nb_epochs: int, optimizers: dict) -> None:
+        """Called before every optimiser step (``step`` counts from 0 over the whole run, ``epoch`` from 1): where
+        a per-step learning-rate schedule goes. Default: nothing."""
+
     # ------------------------------------------------------------------ training loop
     def _optimizers(
         self, encoder_lr: float, head_lr: float, weight_decay: float
@@ -281,7 +285,7 @@ class EncoderHeadTrainer(Trainer):
             self.model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
-        rows = []
+        rows, step = [], 0
         for epoch in range(1, nb_epochs + 1):
             if reset_optimizers is not None and epoch > 1:
                 optimizers = reset_optimizers()
@@ -292,6 +296,8 @@ class EncoderHeadTrainer(Trainer):
             desc = f"{type(self).__name__}{'' if stage is None else ' ' + stage} epoch {epoch}/{nb_epochs}"
             for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=not verbose, leave=False):
                 idx = order[i : i + batch_size]
+                self._before_step(step, epoch, nb_epochs, optimizers)
+                step += 1
                 with self._autocast():
                     loss = batch_loss(x[idx], y[idx])
                 for optimizer in optimizers.values():
