@@ -236,7 +236,7 @@ class PyTorchEncoder(PyTorchEstimator):
             "with art_ssl.estimators.encoder_classifier() and train that."
         )
 
-    def with_model(self, model: nn.Module) -> "PyTorchEncoder":
+    def with_model(self, model: nn.Module) -> PyTorchEncoder:
         """A new estimator with this one's settings (input shape, loss, clip values, preprocessing, device) around
         another model, e.g. a backdoored or distilled copy of the encoder."""
         params = self.get_params()
