@@ -42,7 +42,7 @@ def main() -> None:
     digits = load_task("digits", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
-    for enc_name in args.encoders or list_encoders():
+    for enc_name in args.encoders or list_encoders(backdoored=False):
         enc_label, method, encoder = load_any_encoder(enc_name, args.size)
         if all(out.has(enc_label, a, float(e)) for a in args.attacks for e in args.eps):
             continue

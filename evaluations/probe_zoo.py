@@ -56,7 +56,7 @@ def main() -> None:
             start = time.perf_counter()
             baseline[key] = round(raw_pixel_probe(xt, yt, x_test, y_test).accuracy, 4)
             print(f"raw pixels, {len(yt)} train: {baseline[key]:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
-    for name in args.encoders or list_encoders():
+    for name in args.encoders or list_encoders(backdoored=False):
         encoder = load_encoder(name, device_type="cpu")
         start = time.perf_counter()
         full = linear_probe(encoder, x_train, y_train, x_test, y_test).accuracy

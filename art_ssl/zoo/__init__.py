@@ -31,9 +31,39 @@ def _metadata() -> dict[str, dict[str, Any]]:
         return json.load(f)
 
 
-def list_encoders() -> list[str]:
-    """Names of the shipped encoders."""
-    return sorted(_metadata())
+def list_encoders(backdoored: bool | None = None) -> list[str]:
+    """
+    Names of the shipped encoders.
+
+    :param backdoored: ``None``: all; ``False``: the clean ones; ``True``: the backdoored ones (planted with
+                       BadEncoder for backdoor-defence experiments; see :func:`backdoor_targets`).
+    """
+    if backdoored not in (None, True, False):
+        raise ValueError(f"`backdoored` must be None, True or False, got {backdoored!r}.")
+    entries = _metadata()
+    return sorted(n for n, e in entries.items() if backdoored is None or bool(e.get("backdoored")) == backdoored)
+
+
+def backdoor_targets(name: str) -> list[dict[str, Any]]:
+    """
+    The backdoor of a backdoored zoo encoder: one dict per target with ``task``, ``target`` (class), ``trigger`` (an
+    :class:`~art_ssl.attacks.poisoning.Trigger`, ready for ``trigger.apply(x)``) and ``reference`` (where the
+    reference input came from).
+
+    :raises ValueError: ``name`` is unknown or a clean encoder.
+    """
+    from art_ssl.attacks.poisoning import square_trigger
+
+    info = encoder_info(name)
+    if not info.get("backdoored"):
+        raise ValueError(f"Encoder {name!r} is clean; backdoored ones: {list_encoders(backdoored=True)}.")
+    out = []
+    for record in info["backdoor_targets"]:
+        spec = record["trigger"]
+        trigger = square_trigger(tuple(info["input_shape"]), size=spec["size"], margin=spec["margin"],
+                                 value=spec["value"], corner=spec["corner"])  # fmt: skip
+        out.append({**record, "trigger": trigger})
+    return out
 
 
 def encoder_info(name: str) -> dict[str, Any]:
@@ -47,10 +77,10 @@ def encoder_info(name: str) -> dict[str, Any]:
 def zoo_table() -> pd.DataFrame:
     """One row per encoder with its method, size, training budget and recorded probe accuracies."""
     columns = [
-        "name", "method", "arch", "params", "size_mb", "epochs", "train_minutes", "device",
+        "name", "method", "backdoored", "arch", "params", "size_mb", "epochs", "train_minutes", "device",
         "probe_acc", "raw_pixel_probe_acc", "probe_acc_5k", "raw_pixel_probe_acc_5k",
     ]  # fmt: skip
-    rows = [encoder_info(n) for n in list_encoders()]
+    rows = [{"backdoored": False, **encoder_info(n)} for n in list_encoders()]
     return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
 
@@ -109,6 +139,6 @@ def load_encoder(name: str, device_type: str = "gpu") -> PyTorchEncoder:
 
 
 __all__ = [
-    "ZOO_ARCH", "build_from_info", "encoder_info", "list_encoders", "load_encoder", "load_state_dict", "sha256_of",
-    "zoo_table",
+    "ZOO_ARCH", "backdoor_targets", "build_from_info", "encoder_info", "list_encoders", "load_encoder",
+    "load_state_dict", "sha256_of", "zoo_table",
 ]  # fmt: skip
