@@ -231,7 +231,8 @@ def main() -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setting = (f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
-               f"n_test {args.n_test}, AFT {args.aft_epochs} epochs PGD-{args.pgd_steps}, heads {args.head_epochs} "
+               f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
+               f"PGD-{args.pgd_steps}, heads {args.head_epochs} "
                f"epochs, DAEs at eps {args.eps:g}/255, seed {args.seed}")  # fmt: skip
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
