@@ -3,8 +3,10 @@ Backdoored encoders downstream (issue: BadEncoder, super-fine-tuning and distill
 (DESIGN §6): 64x64, the backdoored zoo encoder ``simclr_r18_badencoder`` (BadEncoder on ``simclr_r18``, one target
 per task: see ``art_ssl.zoo.backdoor_targets``), downstream Fashion-MNIST and digits.
 
-The downstream user trains a head 512-512-C (dropout 0.2) on the frozen encoder, as BadEncoder's downstream
-classifiers; that is the ``none`` row. Each defence starts from that model:
+The downstream user trains a head 512-512-C (dropout 0.2) on the L2-normalised embeddings of the frozen encoder,
+as BadEncoder's downstream classifiers (official ``predict_feature``); that is the ``none`` row (``none`` /
+``raw-feature head``: the same on raw embeddings, whose norm the cosine-trained backdoor inflates). Each defence
+starts from that model:
 
 - ``finetune``: plain fine-tuning of encoder and head on the clean downstream data (Adam, encoder 1e-4, head 5e-3);
 - ``super_finetune``: :class:`SuperFineTuningTrainer` with its default constants, same data and epochs;
@@ -88,11 +90,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def frozen_head_model(model: torch.nn.Module, task, args):
-    """The downstream user's model: the encoder (frozen) and a 512-512-C head trained on clean data."""
+def frozen_head_model(model: torch.nn.Module, task, args, normalize: bool = True):
+    """The downstream user's model: the encoder (frozen) and a 512-512-C head trained on clean data, on
+    L2-normalised embeddings as BadEncoder's downstream classifiers (``normalize=False``: raw embeddings)."""
     torch.manual_seed(args.seed)
-    classifier = encoder_classifier(copy.deepcopy(model), task.nb_classes,
-                                    head=MLPHead(model_dim(model, task), task.nb_classes, dropout=0.2),
+    head = MLPHead(model_dim(model, task), task.nb_classes, dropout=0.2, normalize_input=normalize)
+    classifier = encoder_classifier(copy.deepcopy(model), task.nb_classes, head=head,
                                     freeze_encoder=False, input_shape=task.input_shape,
                                     device_type="cpu")  # fmt: skip
     FineTuningTrainer(classifier, train_encoder=False, nb_epochs=args.head_epochs, batch_size=args.batch_size,
@@ -195,6 +198,8 @@ def main() -> None:
         print(row, flush=True)
 
     for name, task in tasks.items():
+        if "none" in args.defences and not out.has(name, "none", "raw-feature head"):
+            record(name, "none", "raw-feature head", frozen_head_model(backdoored.model, task, args, False), 0.0)
         epochs = task_epochs(args, name, args.epochs)
         for defence in args.defences:
             if defence == "distillation" or out.has(name, defence, ""):

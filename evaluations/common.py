@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from art.attacks.evasion import UniversalPerturbation
 
-from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
 from art_ssl.estimators import PyTorchEncoder
+from art_ssl.evaluation.registry import ENCODER_ATTACKS, UNIVERSAL_ATTACKS, AttackSettings, make_universal_attack
 from art_ssl.zoo import ZOO_ARCH, build_from_info, encoder_info, list_encoders, load_encoder, load_state_dict
 
-ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp", "uapepgd", "art_uap")
-ENCODER_ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp")
+ATTACKS = UNIVERSAL_ATTACKS
+__all__ = ["ATTACKS", "ENCODER_ATTACKS"]  # re-exported for the scripts
 
 
 def add_attack_arguments(parser) -> None:
@@ -49,20 +48,10 @@ def task_epochs(args, task: str, default: int) -> int:
 
 def make_attack(name: str, encoder: PyTorchEncoder, surrogate, eps: float, args):
     """One attack of ``ATTACKS`` at budget ``eps``; ``surrogate`` is the attacker's label-free head."""
-    common = {"eps": eps, "seed": args.seed, "verbose": False}
-    if name == "advencoder":
-        return AdvEncoder(encoder, ngf=args.gen_ngf, nz_batch=args.gen_nz_batch, nb_epochs=args.gen_epochs, **common)
-    if name.startswith("pap_"):
-        return PAP(encoder, variant=name[4:], step_size=args.sign_step, **common)
-    if name == "ssp":
-        return SSP(encoder, step_size=args.sign_step, **common)
-    if name == "uapepgd":
-        return UAPEPGD(surrogate, **common)
-    if name == "art_uap":
-        return UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4},
-                                     delta=0.2, max_iter=args.uap_iter, eps=eps, norm=np.inf, batch_size=256,
-                                     verbose=False)  # fmt: skip
-    raise ValueError(f"unknown attack {name!r}; choose from {ATTACKS}")
+    settings = AttackSettings(surrogate_n=args.surrogate_n, sign_step=args.sign_step, gen_ngf=args.gen_ngf,
+                              gen_nz_batch=args.gen_nz_batch, gen_epochs=args.gen_epochs, uap_iter=args.uap_iter,
+                              seed=args.seed)  # fmt: skip
+    return make_universal_attack(name, encoder, eps, surrogate, settings)
 
 
 def learn_noise(name: str, encoder: PyTorchEncoder, surrogate, eps: float, x_surrogate: np.ndarray, args):

@@ -34,9 +34,9 @@ from common import (
 )
 
 from art_ssl.data import load_task, subsample
-from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
 from art_ssl.estimators import encoder_classifier
 from art_ssl.evaluation import autoattack_accuracy
+from art_ssl.evaluation.registry import make_defence_trainer
 from art_ssl.metrics import benign_accuracy, robust_accuracy
 from art_ssl.models import MLPHead
 
@@ -44,23 +44,10 @@ DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
 
 
 def make_trainer(name: str, classifier, args, epochs: int):
-    common = {"nb_epochs": epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
-              "validation_pgd_steps": 0, "seed": args.seed, "verbose": args.verbose}  # fmt: skip
-    if name == "none":
-        return FineTuningTrainer(classifier, train_encoder=False, **common)
-    if name == "finetune":
-        return FineTuningTrainer(classifier, **common)
-    if name == "pgd_at":
-        return FineTuningTrainer(classifier, adversarial=True, **common)
-    if name == "trades":
-        return TRADESTrainer(classifier, **common)
-    if name == "mart":
-        return MARTTrainer(classifier, **common)
-    if name == "genaf":
-        return GenAFTrainer(classifier, stage2_epochs=args.genaf_stage2_epochs,
-                            sensitivity_samples=args.sensitivity_samples, sensitivity_epochs=args.sensitivity_epochs,
-                            **common)  # fmt: skip
-    raise ValueError(name)
+    return make_defence_trainer(name, classifier, epochs, batch_size=args.batch_size, pgd_steps=args.pgd_steps,
+                                seed=args.seed, verbose=args.verbose, stage2_epochs=args.genaf_stage2_epochs,
+                                sensitivity_samples=args.sensitivity_samples,
+                                sensitivity_epochs=args.sensitivity_epochs)  # fmt: skip
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch.nn.functional as F
 from torch import nn
 
 from art_ssl.core.checks import check_positive_int
@@ -24,10 +25,17 @@ class MLPHead(nn.Module):
     :param nb_classes: Number of classes.
     :param hidden: Sizes of the hidden layers.
     :param dropout: Dropout probability after each hidden layer.
+    :param normalize_input: L2-normalise the embedding first, as BadEncoder's downstream classifiers do (official
+                            ``predict_feature``); a cosine-trained backdoor changes the norm of the embeddings too.
     """
 
     def __init__(
-        self, in_features: int, nb_classes: int, hidden: Sequence[int] = (512, 512), dropout: float = 0.5
+        self,
+        in_features: int,
+        nb_classes: int,
+        hidden: Sequence[int] = (512, 512),
+        dropout: float = 0.5,
+        normalize_input: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
@@ -43,6 +51,9 @@ class MLPHead(nn.Module):
             size = h
         layers.append(nn.Linear(size, nb_classes))
         self.net = nn.Sequential(*layers)
+        self.normalize_input = bool(normalize_input)
 
     def forward(self, x):
+        if self.normalize_input:
+            x = F.normalize(x.flatten(1), dim=1)
         return self.net(x)

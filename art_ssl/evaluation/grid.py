@@ -1,0 +1,298 @@
+"""
+The audit grid: encoders x downstream tasks x defences x attacks x budgets -> one pandas row per cell (BA, RA, ASR,
+fooling rate, times, seed, versions), appended to a results file as each cell finishes.
+
+Work is grouped so nothing is computed twice: each universal perturbation once per (encoder, attack, eps, seed),
+from the attacker's unlabelled images; each downstream model once per (encoder, task, defence, seed) job, which then
+faces every attack of its cells. A killed run restarted on the same file skips the finished cells. Jobs run in this
+process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install art_ssl[ray]``).
+
+    >>> from art_ssl.evaluation import GridConfig, run_grid
+    >>> frame = run_grid(GridConfig(encoders=("simclr_r18",), attacks=("ssp", "pgd"), defences=("none",)),
+    ...                  "audit/results.csv")
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from art_ssl.evaluation.registry import (
+    DEFENCES,
+    AttackSettings,
+    attack_kind,
+    make_defence_trainer,
+    make_universal_attack,
+    whitebox_adversarial,
+)
+from art_ssl.evaluation.store import ResultStore
+
+logger = logging.getLogger(__name__)
+
+KEY = ("encoder", "task", "defence", "attack", "eps_255", "seed")
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """
+    What to audit. Names: encoders as zoo names or files (:func:`~art_ssl.evaluation.sources.load_encoder_spec`),
+    tasks as data specs (:func:`~art_ssl.evaluation.sources.load_data_spec`), attacks and defences from
+    :mod:`art_ssl.evaluation.registry`.
+
+    :param encoders: Encoders to audit. :param tasks: Downstream tasks.
+    :param attacks: Universal (crafted on the encoder), white-box (on the downstream model) and ``"badencoder"``
+                    (the recorded trigger of a backdoored zoo encoder; ASR).
+    :param defences: How the downstream model is trained (``"none"``: a head on the frozen encoder).
+    :param eps: Budgets in 1/255 units (ignored by ``"badencoder"``).
+    :param seeds: One run of every cell per seed.
+    :param size: Image side. :param n_train: Downstream training images (``None``: all). :param n_test: Test images.
+    :param epochs: Defence epochs. :param batch_size: Batch size. :param pgd_steps: PGD steps inside the defences.
+    :param whitebox_n: Test images under white-box attacks (they cost a forward/backward per step and image).
+    :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
+    :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
+    :param verbose: Progress bars inside trainers.
+    """
+
+    encoders: tuple[str, ...]
+    tasks: tuple[str, ...] = ("fashion-mnist-subset",)
+    attacks: tuple[str, ...] = ("ssp", "pap_ugs", "pgd")
+    defences: tuple[str, ...] = ("none",)
+    eps: tuple[float, ...] = (10.0,)
+    seeds: tuple[int, ...] = (0,)
+    size: int = 64
+    n_train: int | None = None
+    n_test: int | None = None
+    epochs: int = 1
+    batch_size: int = 256
+    pgd_steps: int = 5
+    whitebox_n: int = 200
+    surrogate_n: int = 5000
+    attack_settings: AttackSettings = field(default_factory=AttackSettings)
+    device_type: str = "cpu"
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("encoders", "tasks", "attacks", "defences", "eps", "seeds"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+                raise TypeError(f"`{name}` must be a tuple of values, got {value!r}.")
+            object.__setattr__(self, name, tuple(value))
+        for attack in self.attacks:
+            attack_kind(attack)
+        unknown = [d for d in self.defences if d not in DEFENCES]
+        if unknown:
+            raise ValueError(f"Unknown defence(s) {unknown}; choose from {DEFENCES}.")
+        if any(isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 255 for e in self.eps):
+            raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {self.eps!r}.")
+        if self.device_type not in ("cpu", "gpu"):
+            raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {self.device_type!r}.")
+
+    def cells(self) -> list[dict]:
+        """Every cell of the grid, as key dicts (``"badencoder"`` has one cell, ``eps_255`` 0)."""
+        out = []
+        for encoder in self.encoders:
+            for task in self.tasks:
+                for defence in self.defences:
+                    for seed in self.seeds:
+                        for attack in self.attacks:
+                            budgets = (0.0,) if attack_kind(attack) == "backdoor" else self.eps
+                            out += [{"encoder": encoder, "task": task, "defence": defence, "attack": attack,
+                                     "eps_255": float(e), "seed": seed} for e in budgets]  # fmt: skip
+        return out
+
+
+def versions() -> dict[str, str]:
+    import art
+
+    import art_ssl
+
+    return {"art_ssl_version": art_ssl.__version__, "art_version": art.__version__, "torch_version": torch.__version__}
+
+
+# ----------------------------------------------------------------------------------------------------------- work
+def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: float, seed: int) -> dict:
+    """One universal perturbation on the public encoder from the attacker's unlabelled images."""
+    from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
+    from art_ssl.evaluation.surrogate import surrogate_classifier
+
+    public = load_encoder_spec(encoder, config.size, config.device_type)
+    first = load_data_spec(config.tasks[0], config.size, public.input_shape[0], seed=seed)
+    n = min(config.surrogate_n, len(first.x_train))
+    x_sur = first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
+    surrogate = surrogate_classifier(public, x_sur, seed=seed) if attack in ("uapepgd", "art_uap") else None
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # ART's UniversalPerturbation shuffles with numpy
+    settings = replace(config.attack_settings, seed=seed)
+    att = make_universal_attack(attack, public, eps_255 / 255, surrogate, settings)
+    start = time.perf_counter()
+    att.generate(x_sur)
+    seconds = time.perf_counter() - start
+    fooling = getattr(att, "fooling_rate", None)
+    return {"noise": np.asarray(att.noise, np.float32), "attack_seconds": seconds,
+            "fooling_rate": float("nan") if fooling is None else float(fooling)}  # fmt: skip
+
+
+def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dict) -> list[dict]:
+    """Train one downstream model (``job``: encoder, task, defence, seed) and evaluate it under ``cells``."""
+    from art_ssl.estimators import encoder_classifier
+    from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
+    from art_ssl.metrics import attack_success_rate, benign_accuracy, robust_accuracy
+    from art_ssl.models import MLPHead
+    from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders
+
+    seed = job["seed"]
+    public = load_encoder_spec(job["encoder"], config.size, config.device_type)
+    task = load_data_spec(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
+    torch.manual_seed(seed)
+    classifier = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
+                                    head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
+                                    freeze_encoder=False, input_shape=public.input_shape,
+                                    device_type=config.device_type)  # fmt: skip
+    start = time.perf_counter()
+    epochs = max(config.epochs, 10) if job["defence"] == "none" else config.epochs  # a head alone is cheap
+    make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
+                         pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
+    train_seconds = time.perf_counter() - start
+    ba = benign_accuracy(classifier.predict(task.x_test, batch_size=512).argmax(1), task.y_test)
+    rows = []
+    for cell in cells:
+        attack, eps = cell["attack"], cell["eps_255"] / 255
+        row = {**cell, "BA": ba, "RA": np.nan, "ASR": np.nan, "fooling_rate": np.nan, "attack_seconds": np.nan,
+               "train_seconds": round(train_seconds, 2), "n_train": len(task.x_train), "n_test": len(task.x_test),
+               "status": "ok", **versions()}  # fmt: skip
+        kind = attack_kind(attack)
+        try:
+            if kind == "universal":
+                learnt = perturbations[(cell["encoder"], attack, cell["eps_255"], cell["seed"])]
+                x_adv = np.clip(task.x_test + learnt["noise"], 0, 1).astype(np.float32)
+                row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test)
+                row["fooling_rate"], row["attack_seconds"] = learnt["fooling_rate"], learnt["attack_seconds"]
+            elif kind == "whitebox":
+                n = min(config.whitebox_n, len(task.x_test))
+                t0 = time.perf_counter()
+                x_adv = whitebox_adversarial(attack, classifier, task.x_test[:n], task.y_test[:n], eps, seed)
+                row["attack_seconds"] = time.perf_counter() - t0
+                row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test[:n])
+                row["n_test"] = n
+            else:
+                if job["encoder"] not in list_encoders(backdoored=True):
+                    raise ValueError("no recorded trigger: 'badencoder' rows need a backdoored zoo encoder")
+                info_task = {t["task"]: t for t in backdoor_targets(job["encoder"])}
+                name = task.name.replace("fashion_mnist_subset", "fashion_mnist")
+                if name not in info_task:
+                    raise ValueError(f"{job['encoder']} has no backdoor target for task {task.name} "
+                                     f"(targets: {sorted(info_task)})")  # fmt: skip
+                target = info_task[name]
+                pred = classifier.predict(target["trigger"].apply(task.x_test), batch_size=512).argmax(1)
+                row["ASR"] = attack_success_rate(pred, target["target"], task.y_test, exclude_target_class=True)
+                row["target"] = target["target"]
+                row["base_encoder"] = encoder_info(job["encoder"]).get("base_encoder")
+        except (ValueError, RuntimeError) as err:
+            row["status"] = f"error: {err}"
+            logger.warning("cell %s failed: %s", cell, err)
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------- runner
+def run_grid(
+    config: GridConfig,
+    out: str | Path,
+    backend: str = "local",
+    ray_address: str | None = None,
+    progress: bool = True,
+    on_rows: Callable[[list[dict]], None] | None = None,
+) -> pd.DataFrame:
+    """
+    Run every cell of ``config`` not yet in the results file ``out`` and return the whole file as a DataFrame.
+
+    :param config: The grid.
+    :param out: Results CSV; rows are appended (atomically) as each job finishes, and cells already in it are
+                skipped, so a killed run restarts where it stopped.
+    :param backend: ``"local"`` (this process) or ``"ray"`` (one Ray task per perturbation and per job; GPU jobs
+                    request a GPU).
+    :param ray_address: Address of an existing Ray cluster (``"auto"``, ``"ray://host:10001"``); default a local
+                        Ray instance.
+    :param progress: A progress bar over jobs.
+    :param on_rows: Called with each job's rows after they are written.
+    :raises ValueError: the grid has no cells.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    cells = config.cells()
+    if not cells:
+        raise ValueError("The grid has no cells: give at least one encoder, task, defence, attack, budget and seed.")
+    store = ResultStore(out, KEY)
+    todo = [c for c in cells if not store.has(**c)]
+    jobs: dict[tuple, list[dict]] = {}
+    for cell in todo:
+        jobs.setdefault((cell["encoder"], cell["task"], cell["defence"], cell["seed"]), []).append(cell)
+    needed = sorted({(c["encoder"], c["attack"], c["eps_255"], c["seed"]) for c in todo
+                     if attack_kind(c["attack"]) == "universal"})  # fmt: skip
+    logger.info("%d of %d cells to run in %d jobs, %d perturbations", len(todo), len(cells), len(jobs), len(needed))
+    if jobs:
+        runner = _run_local if backend == "local" else _run_ray
+        runner(config, jobs, needed, store, ray_address, progress, on_rows)
+    return store.frame.copy()
+
+
+def _job_dict(key: tuple) -> dict:
+    return dict(zip(("encoder", "task", "defence", "seed"), key, strict=True))
+
+
+def _run_local(config, jobs, needed, store, ray_address, progress, on_rows) -> None:
+    perturbations = {}
+    for key in tqdm(needed, desc="universal perturbations", disable=not progress):
+        perturbations[key] = learn_perturbation(config, *key)
+    for key, cells in tqdm(jobs.items(), desc="downstream models", disable=not progress):
+        rows = run_job(config, _job_dict(key), cells, perturbations)
+        store.append(rows)
+        if on_rows is not None:
+            on_rows(rows)
+
+
+def _run_ray(config, jobs, needed, store, ray_address, progress, on_rows) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError("The Ray backend needs Ray: pip install 'art_ssl[ray]'.") from err
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False,
+                 **({} if ray_address else {"include_dashboard": False}))  # fmt: skip
+    try:
+        gpus = 1 if config.device_type == "gpu" else 0
+        learn = ray.remote(num_gpus=gpus)(learn_perturbation)
+        job_fn = ray.remote(num_gpus=gpus)(run_job)
+        config_ref = ray.put(config)
+        refs = {key: learn.remote(config_ref, *key) for key in needed}
+        perturbations = dict(zip(refs, ray.get(list(refs.values())), strict=True)) if refs else {}
+        pert_ref = ray.put(perturbations)
+        pending = {job_fn.remote(config_ref, _job_dict(key), cells, pert_ref): key for key, cells in jobs.items()}
+        bar = tqdm(total=len(pending), desc="downstream models (ray)", disable=not progress)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            rows = ray.get(done[0])
+            pending.pop(done[0])
+            store.append(rows)  # written as each job finishes, in completion order
+            bar.update(1)
+            if on_rows is not None:
+                on_rows(rows)
+        bar.close()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def config_dict(config: GridConfig) -> dict:
+    """The configuration as plain values (for a report)."""
+    return asdict(config)
