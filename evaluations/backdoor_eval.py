@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--defences", nargs="*", default=list(DEFENCES), choices=DEFENCES)
     parser.add_argument("--n-train", type=int, default=4000, help="downstream training images (0: all)")
     parser.add_argument("--n-test", type=int, default=2000, help="downstream test images (0: all)")
-    parser.add_argument("--head-epochs", type=int, default=10)
+    parser.add_argument("--head-epochs", type=int, default=10, help="at --n-train images; scaled to the same steps")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of every fine-tuning defence")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--pgd-steps", type=int, default=5, help="Gen-AF's inner PGD steps")
@@ -98,7 +98,9 @@ def frozen_head_model(model: torch.nn.Module, task, args, normalize: bool = True
     classifier = encoder_classifier(copy.deepcopy(model), task.nb_classes, head=head,
                                     freeze_encoder=False, input_shape=task.input_shape,
                                     device_type="cpu")  # fmt: skip
-    FineTuningTrainer(classifier, train_encoder=False, nb_epochs=args.head_epochs, batch_size=args.batch_size,
+    # the same number of optimisation steps on every task: digits (1,257 images) gets ~32 epochs for 10 at 4,000
+    epochs = max(args.head_epochs, int(np.ceil(args.head_epochs * args.n_train / len(task.x_train))))
+    FineTuningTrainer(classifier, train_encoder=False, nb_epochs=epochs, batch_size=args.batch_size,
                       validation_pgd_steps=0, seed=args.seed, verbose=args.verbose).fit(task.x_train, task.y_train)
     return classifier
 

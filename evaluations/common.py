@@ -99,7 +99,9 @@ class ResumableCSV:
     def __init__(self, path: str | Path, key: tuple[str, ...]) -> None:
         self.path, self.key = Path(path), key
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        done = pd.read_csv(self.path) if self.path.exists() else pd.DataFrame(columns=list(key))
+        # keys as written: an empty key value stays "" (pandas would read it as NaN)
+        done = (pd.read_csv(self.path, dtype=str, keep_default_na=False) if self.path.exists()
+                else pd.DataFrame(columns=list(key)))  # fmt: skip
         self.done = {tuple(str(v) for v in row) for row in done[list(key)].itertuples(index=False)}
 
     def has(self, *values) -> bool:

@@ -40,3 +40,34 @@ def test_pretrain_writes_loadable_safetensors(tmp_path, capsys):
 def test_bad_cli_arguments_exit_with_usage():
     with pytest.raises(SystemExit):
         main(["probe", "--data", "imagenet"])
+
+
+def test_audit_writes_results_report_and_figures(tmp_path, capsys):
+    out = tmp_path / "audit"
+    args = ["audit", "--encoder", "simclr_r18_badencoder", "--attacks", "ssp", "pgd", "badencoder",
+            "--defences", "none", "--eps", "4", "8", "--n-train", "300", "--n-test", "200", "--whitebox-n", "40",
+            "--surrogate-n", "300", "--sign-epochs", "2", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Report:" in printed and str((out / "report.html").resolve()) in printed
+    for name in ("results.csv", "report.md", "report.html", "ba_ra.png", "ra_vs_eps.png", "perturbations.png",
+                 "asr.png"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    page = (out / "report.html").read_text()
+    assert "<img src='ba_ra.png'" in page and "<table" in page and "simclr_r18_badencoder" in page
+    assert (out / "ba_ra.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same command again resumes: nothing left to do, same rows
+    rows = (out / "results.csv").read_text()
+    assert main(args) == 0 and (out / "results.csv").read_text() == rows
+
+
+def test_audit_reports_bad_arguments_clearly(tmp_path, capsys):
+    assert main(["audit", "--data", "imagenet-21k", "--out", str(tmp_path)]) == 2
+    assert "Unknown dataset" in capsys.readouterr().err
+    assert main(["audit", "--encoder", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path)]) == 2
+    assert "neither a zoo encoder" in capsys.readouterr().err
+    assert main(["audit", "--attacks", "nope", "--out", str(tmp_path)]) == 2
+    assert "Unknown attack" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    assert "robust accuracy" in capsys.readouterr().out

@@ -14,6 +14,7 @@ process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -86,6 +87,12 @@ class GridConfig:
             if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
                 raise TypeError(f"`{name}` must be a tuple of values, got {value!r}.")
             object.__setattr__(self, name, tuple(value))
+        from art_ssl.evaluation.sources import check_data_spec, check_encoder_spec
+
+        for encoder in self.encoders:
+            check_encoder_spec(encoder)
+        for task in self.tasks:
+            check_data_spec(task)
         for attack in self.attacks:
             attack_kind(attack)
         unknown = [d for d in self.defences if d not in DEFENCES]
@@ -97,13 +104,19 @@ class GridConfig:
             raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {self.device_type!r}.")
 
     def cells(self) -> list[dict]:
-        """Every cell of the grid, as key dicts (``"badencoder"`` has one cell, ``eps_255`` 0)."""
+        """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
+        encoder and none for the others (there is no recorded trigger to test them with)."""
+        from art_ssl.zoo import list_encoders
+
+        backdoored = set(list_encoders(backdoored=True))
         out = []
         for encoder in self.encoders:
             for task in self.tasks:
                 for defence in self.defences:
                     for seed in self.seeds:
                         for attack in self.attacks:
+                            if attack_kind(attack) == "backdoor" and encoder not in backdoored:
+                                continue
                             budgets = (0.0,) if attack_kind(attack) == "backdoor" else self.eps
                             out += [{"encoder": encoder, "task": task, "defence": defence, "attack": attack,
                                      "eps_255": float(e), "seed": seed} for e in budgets]  # fmt: skip
@@ -204,6 +217,30 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
 
 
 # ----------------------------------------------------------------------------------------------------------- runner
+def _perturbation_file(folder: Path, key: tuple) -> Path:
+    encoder, attack, eps_255, seed = key
+    return folder / f"{Path(str(encoder)).stem}_{attack}_eps{eps_255:g}_s{seed}.npz"
+
+
+def _save_perturbation(folder: Path, key: tuple, learnt: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"encoder": key[0], "attack": key[1], "eps_255": key[2], "seed": key[3],
+            "fooling_rate": learnt["fooling_rate"], "attack_seconds": learnt["attack_seconds"]}  # fmt: skip
+    path = _perturbation_file(folder, key)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, noise=learnt["noise"], meta=json.dumps(meta))
+    tmp.replace(path)
+
+
+def _load_perturbation(folder: Path, key: tuple) -> dict | None:
+    path = _perturbation_file(folder, key)
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        return {"noise": data["noise"], "fooling_rate": meta["fooling_rate"], "attack_seconds": meta["attack_seconds"]}
+
+
 def run_grid(
     config: GridConfig,
     out: str | Path,
@@ -211,6 +248,7 @@ def run_grid(
     ray_address: str | None = None,
     progress: bool = True,
     on_rows: Callable[[list[dict]], None] | None = None,
+    perturbation_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """
     Run every cell of ``config`` not yet in the results file ``out`` and return the whole file as a DataFrame.
@@ -224,6 +262,8 @@ def run_grid(
                         Ray instance.
     :param progress: A progress bar over jobs.
     :param on_rows: Called with each job's rows after they are written.
+    :param perturbation_dir: Where the universal perturbations are kept (``.npz`` with their fooling rate and
+                             time; default ``perturbations/`` next to ``out``); a restarted run reuses them.
     :raises ValueError: the grid has no cells.
     """
     if backend not in BACKENDS:
@@ -239,9 +279,10 @@ def run_grid(
     needed = sorted({(c["encoder"], c["attack"], c["eps_255"], c["seed"]) for c in todo
                      if attack_kind(c["attack"]) == "universal"})  # fmt: skip
     logger.info("%d of %d cells to run in %d jobs, %d perturbations", len(todo), len(cells), len(jobs), len(needed))
+    folder = Path(out).parent / "perturbations" if perturbation_dir is None else Path(perturbation_dir)
     if jobs:
         runner = _run_local if backend == "local" else _run_ray
-        runner(config, jobs, needed, store, ray_address, progress, on_rows)
+        runner(config, jobs, needed, store, folder, ray_address, progress, on_rows)
     return store.frame.copy()
 
 
@@ -249,10 +290,13 @@ def _job_dict(key: tuple) -> dict:
     return dict(zip(("encoder", "task", "defence", "seed"), key, strict=True))
 
 
-def _run_local(config, jobs, needed, store, ray_address, progress, on_rows) -> None:
+def _run_local(config, jobs, needed, store, folder, ray_address, progress, on_rows) -> None:
     perturbations = {}
     for key in tqdm(needed, desc="universal perturbations", disable=not progress):
-        perturbations[key] = learn_perturbation(config, *key)
+        perturbations[key] = _load_perturbation(folder, key)
+        if perturbations[key] is None:
+            perturbations[key] = learn_perturbation(config, *key)
+            _save_perturbation(folder, key, perturbations[key])
     for key, cells in tqdm(jobs.items(), desc="downstream models", disable=not progress):
         rows = run_job(config, _job_dict(key), cells, perturbations)
         store.append(rows)
@@ -260,7 +304,7 @@ def _run_local(config, jobs, needed, store, ray_address, progress, on_rows) -> N
             on_rows(rows)
 
 
-def _run_ray(config, jobs, needed, store, ray_address, progress, on_rows) -> None:
+def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows) -> None:
     try:
         import ray
     except ImportError as err:
@@ -274,8 +318,11 @@ def _run_ray(config, jobs, needed, store, ray_address, progress, on_rows) -> Non
         learn = ray.remote(num_gpus=gpus)(learn_perturbation)
         job_fn = ray.remote(num_gpus=gpus)(run_job)
         config_ref = ray.put(config)
-        refs = {key: learn.remote(config_ref, *key) for key in needed}
-        perturbations = dict(zip(refs, ray.get(list(refs.values())), strict=True)) if refs else {}
+        perturbations = {key: _load_perturbation(folder, key) for key in needed}
+        refs = {key: learn.remote(config_ref, *key) for key, value in perturbations.items() if value is None}
+        for key, learnt in zip(refs, ray.get(list(refs.values())), strict=True):
+            perturbations[key] = learnt
+            _save_perturbation(folder, key, learnt)
         pert_ref = ray.put(perturbations)
         pending = {job_fn.remote(config_ref, _job_dict(key), cells, pert_ref): key for key, cells in jobs.items()}
         bar = tqdm(total=len(pending), desc="downstream models (ray)", disable=not progress)

@@ -42,6 +42,8 @@ class AttackSettings:
     """Settings of the universal attacks that fit a 2-core CPU (official values in each attack's docstring).
 
     :param surrogate_n: The attacker's unlabelled images. :param sign_step: PAP / SSP sign step (official 2e-4).
+    :param sign_epochs: PAP / SSP passes over the images (batch 16: 5,000 images give 312 steps, enough for a
+                        10/255 budget at the official step; fewer images need more passes).
     :param gen_ngf: AdvEncoder generator width (official 128). :param gen_nz_batch: AdvEncoder noise vectors
     (official 256). :param gen_epochs: AdvEncoder epochs (official 20). :param uap_iter: ART UAP ``max_iter``.
     :param seed: Seed of every attack.
@@ -49,6 +51,7 @@ class AttackSettings:
 
     surrogate_n: int = 5000
     sign_step: float = 2e-4
+    sign_epochs: int = 1
     gen_ngf: int = 32
     gen_nz_batch: int = 32
     gen_epochs: int = 10
@@ -76,9 +79,9 @@ def make_universal_attack(
     if name == "advencoder":
         return AdvEncoder(encoder, ngf=s.gen_ngf, nz_batch=s.gen_nz_batch, nb_epochs=s.gen_epochs, **common)
     if name.startswith("pap_") and name in UNIVERSAL_ATTACKS:
-        return PAP(encoder, variant=name[4:], step_size=s.sign_step, **common)
+        return PAP(encoder, variant=name[4:], step_size=s.sign_step, nb_epochs=s.sign_epochs, **common)
     if name == "ssp":
-        return SSP(encoder, step_size=s.sign_step, **common)
+        return SSP(encoder, step_size=s.sign_step, nb_epochs=s.sign_epochs, **common)
     if name == "uapepgd":
         return UAPEPGD(surrogate, **common)
     if name == "art_uap":

@@ -21,6 +21,33 @@ DATA_KINDS = ("fashion-mnist", "fashion-mnist-subset", "digits", "mnist", "kmnis
               "folder:ROOT")  # fmt: skip
 
 
+def check_encoder_spec(spec: str) -> None:
+    """Fail early, before any work, on an encoder that :func:`load_encoder_spec` cannot load."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"Encoder must be a zoo name or a file path, got {spec!r}.")
+    if spec in list_encoders():
+        return
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"Encoder {spec!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
+    if path.suffix not in (".safetensors", ".pt", ".pth", ".ts"):
+        raise ValueError(f"Unsupported encoder file '{path}': use .safetensors (zoo architecture) or TorchScript .pt.")
+
+
+def check_data_spec(spec: str) -> None:
+    """Fail early on a dataset spec that :func:`load_data_spec` would refuse (unknown kind, missing folder)."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"`data` must be one of {DATA_KINDS}, got {spec!r}.")
+    kind, _, root = spec.partition(":")
+    kind = kind.replace("-", "_")
+    if kind not in TASKS and kind != "folder":
+        raise ValueError(f"Unknown dataset {spec!r}; choose from {DATA_KINDS}.")
+    if kind in ("cifar10", "stl10", "folder") and not root:
+        raise ValueError(f"`data` {spec!r} needs a folder: {kind}:ROOT.")
+    if root and not Path(root).is_dir():
+        raise ValueError(f"`data` {spec!r}: folder '{root}' does not exist.")
+
+
 def load_encoder_spec(spec: str, size: int = 64, device_type: str = "cpu") -> PyTorchEncoder:
     """
     An encoder from a zoo name, a ``.safetensors`` file of the zoo's architecture (ResNet-18, width 16, stride-2
@@ -30,13 +57,17 @@ def load_encoder_spec(spec: str, size: int = 64, device_type: str = "cpu") -> Py
     :raises ValueError: unknown name, unreadable or mismatching weights, or an unsupported file type.
     """
     if spec in list_encoders():
-        return load_encoder(spec, device_type)
+        encoder = load_encoder(spec, device_type)
+        if tuple(encoder.input_shape[1:]) != (size, size):  # fully convolutional: any size runs
+            encoder = PyTorchEncoder(encoder.model, (encoder.input_shape[0], size, size), device_type=device_type)
+        return encoder
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"Encoder {spec!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
     if path.suffix == ".safetensors":
         state = load_state_dict(path)
-        stem = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 4]
+        convs = [k for k, v in state.items() if k.endswith("weight") and v.ndim == 4]
+        stem = [state[k] for k in sorted(convs, key=lambda k: not k.startswith("stem."))]  # the input layer first
         if not stem:
             raise ValueError(f"'{path}' holds no convolution weights: not an encoder of the zoo's architecture.")
         kwargs = {**ZOO_ARCH[1], "in_channels": int(stem[0].shape[1])}
