@@ -12,8 +12,11 @@ install:
 	@# torchattacks declares torchvision and requests~=2.25.1, which it never imports.
 	$(PYTHON) -m pip install -q --no-deps "$(TORCHATTACKS_SPEC)"
 
+# The reduced default audit (simclr_r18 and its backdoored copy, shipped Fashion-MNIST subset); prints where the
+# report is. AUDIT_ARGS adds or overrides options, e.g. make audit AUDIT_ARGS="--encoder my.safetensors".
+AUDIT_ARGS ?=
 audit: install
-	$(PYTHON) -m art_ssl probe
+	$(PYTHON) -m art_ssl audit --out audit $(AUDIT_ARGS)
 
 test: install
 	$(PYTHON) -m pytest -q
