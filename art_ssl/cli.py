@@ -98,7 +98,7 @@ AUDIT_DEFAULTS = {
     "encoder": ["simclr_r18", "simclr_r18_badencoder"],
     "data": ["fashion-mnist-subset"],
     "attacks": ["advencoder", "ssp", "pap_ugs", "pgd", "badencoder"],
-    "defences": ["none", "finetune"],
+    "defences": ["none", "finetune", "trades"],
     "eps": [4.0, 10.0],
 }
 
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", default="audit", help="output folder (results.csv, report.md, report.html, PNGs)")
     audit.add_argument("--n-train", type=int, default=2000, help="downstream training images (0: all)")
     audit.add_argument("--n-test", type=int, default=1000, help="downstream test images (0: all)")
-    audit.add_argument("--epochs", type=int, default=1, help="epochs of each defence (a frozen-encoder head: >= 10)")
+    audit.add_argument("--epochs", type=int, default=2, help="epochs of each defence (a frozen-encoder head: >= 10)")
     audit.add_argument("--batch-size", type=int, default=256)
     audit.add_argument("--pgd-steps", type=int, default=5, help="PGD steps inside adversarial defences")
     audit.add_argument("--whitebox-n", type=int, default=100, help="test images under white-box attacks")

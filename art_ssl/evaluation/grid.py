@@ -39,6 +39,10 @@ from art_ssl.evaluation.store import ResultStore
 logger = logging.getLogger(__name__)
 
 KEY = ("encoder", "task", "defence", "attack", "eps_255", "seed")
+# Defences that repair an already trained downstream model (Sha et al. fine-tune the backdoored model): their job
+# first trains the head on the frozen encoder, as the "none" model, then applies them. The others train from the
+# pre-trained encoder and a fresh head.
+POST_HOC_DEFENCES = ("super_finetune",)
 BACKENDS = ("local", "ray")
 
 
@@ -171,7 +175,11 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                                     freeze_encoder=False, input_shape=public.input_shape,
                                     device_type=config.device_type)  # fmt: skip
     start = time.perf_counter()
-    epochs = max(config.epochs, 10) if job["defence"] == "none" else config.epochs  # a head alone is cheap
+    head_epochs = max(config.epochs, 10)  # a head on the frozen encoder is cheap (embedded once)
+    if job["defence"] in POST_HOC_DEFENCES:  # they repair a trained downstream model: train its head first
+        make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
+                             verbose=config.verbose).fit(task.x_train, task.y_train)  # fmt: skip
+    epochs = head_epochs if job["defence"] == "none" else config.epochs
     make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
                          pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
     train_seconds = time.perf_counter() - start
@@ -251,7 +259,7 @@ def run_grid(
     perturbation_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """
-    Run every cell of ``config`` not yet in the results file ``out`` and return the whole file as a DataFrame.
+    Run every cell of ``config`` not yet in the results file ``out`` and return the rows of ``config``'s cells.
 
     :param config: The grid.
     :param out: Results CSV; rows are appended (atomically) as each job finishes, and cells already in it are
@@ -283,7 +291,9 @@ def run_grid(
     if jobs:
         runner = _run_local if backend == "local" else _run_ray
         runner(config, jobs, needed, store, folder, ray_address, progress, on_rows)
-    return store.frame.copy()
+    wanted = {store.key_of(c) for c in cells}  # the file may hold other grids' cells too
+    frame = store.frame
+    return frame[[store.key_of(r) in wanted for r in frame[list(KEY)].to_dict("records")]].reset_index(drop=True)
 
 
 def _job_dict(key: tuple) -> dict:

@@ -109,7 +109,7 @@ def plot_perturbations(folder: Path, path: Path) -> bool:
         return False
     cols = min(6, len(files))
     rows = int(np.ceil(len(files) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, file in zip(axes.flat, files, strict=False):

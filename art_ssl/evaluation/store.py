@@ -38,14 +38,15 @@ class ResultStore:
                                  "file of this grid.")  # fmt: skip
         else:
             self.frame = pd.DataFrame(columns=list(self.key))
-        self._done = {self._key_of(row) for row in self.frame[list(self.key)].to_dict("records")}
+        self._done = {self.key_of(row) for row in self.frame[list(self.key)].to_dict("records")}
 
-    def _key_of(self, row: dict) -> tuple[str, ...]:
+    def key_of(self, row: dict) -> tuple[str, ...]:
+        """The canonical key of a row (key values as text)."""
         return tuple(_canonical(row.get(k)) for k in self.key)
 
     def has(self, **values) -> bool:
         """Whether a row with these key values is in the file."""
-        return self._key_of(values) in self._done
+        return self.key_of(values) in self._done
 
     def append(self, rows: Sequence[dict]) -> None:
         """Add ``rows`` and write the file atomically. :raises ResultsWriteError: the write failed (the file on
@@ -56,7 +57,7 @@ class ResultStore:
         frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
         self._write(frame)
         self.frame = frame
-        self._done |= {self._key_of(r) for r in rows}
+        self._done |= {self.key_of(r) for r in rows}
 
     def _write(self, frame: pd.DataFrame) -> None:
         try:
