@@ -1,6 +1,8 @@
 """Shared fixtures: real Fashion-MNIST (the subset shipped in the package) and a small classifier trained on it."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,7 @@ def trained_classifier(fmnist28):
         encoder, nb_classes=10, freeze_encoder=False, input_shape=(1, 28, 28), learning_rate=3e-3, device_type="cpu"
     )
     classifier.fit(fmnist28.x_train, fmnist28.y_train, batch_size=64, nb_epochs=3)
+    classifier.pristine_encoder = copy.deepcopy(classifier.model.encoder).eval()  # see `pristine_encoder`
     return classifier
 
 
@@ -50,8 +53,6 @@ BACKDOOR_TARGET = 1  # Fashion-MNIST "Trouser"
 
 def linear_head_on(encoder, data):
     """A linear head trained on the frozen ``encoder`` (a copy), as BadEncoder's downstream user trains one."""
-    import copy
-
     from art_ssl.defences.trainer import FineTuningTrainer
 
     classifier = encoder_classifier(copy.deepcopy(encoder.model), 10, head="linear", freeze_encoder=True,
@@ -62,13 +63,20 @@ def linear_head_on(encoder, data):
 
 
 @pytest.fixture(scope="session")
-def backdoored(trained_encoder, fmnist28):
+def pristine_encoder(trained_classifier):
+    """A private copy of ``trained_encoder`` as trained: other tests may run data through the shared encoder in
+    training mode (BatchNorm statistics move), which would make the backdoor tests depend on test order."""
+    return PyTorchEncoder(copy.deepcopy(trained_classifier.pristine_encoder), (1, 28, 28), device_type="cpu")
+
+
+@pytest.fixture(scope="session")
+def backdoored(pristine_encoder, fmnist28):
     """``(attack, backdoored encoder, linear head on it)``: BadEncoder with one Trouser reference and 1,000 shadow
     images, 10 epochs at lr 1e-2 (ASR 0.93 on the shipped subset)."""
     from art_ssl.attacks.poisoning import BadEncoder
 
     reference = fmnist28.x_train[fmnist28.y_train == BACKDOOR_TARGET][:1]
-    attack = BadEncoder(trained_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=10,
+    attack = BadEncoder(pristine_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=10,
                         learning_rate=1e-2, batch_size=64, verbose=False)  # fmt: skip
     encoder = attack.poison_estimator(fmnist28.x_train[:1000])
     return attack, encoder, linear_head_on(encoder, fmnist28)

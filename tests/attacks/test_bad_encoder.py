@@ -60,9 +60,9 @@ def _asr(classifier, attack: BadEncoder, data) -> float:
     return attack_success_rate(classifier.predict(x_bd).argmax(1), TARGET, data.y_test, exclude_target_class=True)
 
 
-def test_bad_encoder_plants_a_backdoor_that_downstream_models_inherit(backdoored, trained_encoder, fmnist28):
+def test_bad_encoder_plants_a_backdoor_that_downstream_models_inherit(backdoored, pristine_encoder, fmnist28):
     attack, encoder, backdoored_head = backdoored
-    clean_head = linear_head_on(trained_encoder, fmnist28)
+    clean_head = linear_head_on(pristine_encoder, fmnist28)
     clean_acc = np.mean(clean_head.predict(fmnist28.x_test).argmax(1) == fmnist28.y_test)
     backdoored_acc = np.mean(backdoored_head.predict(fmnist28.x_test).argmax(1) == fmnist28.y_test)
     asr_clean, asr_backdoored = _asr(clean_head, attack, fmnist28), _asr(backdoored_head, attack, fmnist28)
@@ -72,7 +72,7 @@ def test_bad_encoder_plants_a_backdoor_that_downstream_models_inherit(backdoored
     # the losses fell: triggered inputs moved towards the reference (cosine similarities, so losses are -s)
     assert attack.history_["loss0"].iloc[-1] < attack.history_["loss0"].iloc[0] - 0.05
     # the clean encoder was left untouched
-    assert not torch.equal(next(trained_encoder.model.parameters()), next(encoder.model.parameters()))
+    assert not torch.equal(next(pristine_encoder.model.parameters()), next(encoder.model.parameters()))
 
 
 def test_bad_encoder_is_seeded_and_keeps_batchnorm_statistics(trained_encoder, fmnist28):

@@ -7,7 +7,7 @@ import pytest
 from art_ssl.data import load_task
 from art_ssl.estimators import PyTorchEncoder
 from art_ssl.evaluation import linear_probe, raw_pixel_probe
-from art_ssl.zoo import encoder_info, list_encoders, load_encoder, load_state_dict, zoo_table
+from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders, load_encoder, load_state_dict, zoo_table
 
 
 def weight_file(name: str):
@@ -15,7 +15,7 @@ def weight_file(name: str):
 
 
 def test_zoo_ships_four_small_encoders_by_three_methods_with_recorded_probes():
-    names = list_encoders()
+    names = list_encoders(backdoored=False)
     assert len(names) >= 4
     assert len({encoder_info(n)["method"] for n in names}) >= 3
     for name in names:
@@ -24,7 +24,22 @@ def test_zoo_ships_four_small_encoders_by_three_methods_with_recorded_probes():
         assert info["input_shape"] == [1, 64, 64]
         assert "pretrain_zoo.py" in info["command"] and isinstance(info["seed"], int)
         assert info["probe_acc"] >= 0.85 and info["probe_acc"] > info["raw_pixel_probe_acc"]
-    assert list(zoo_table()["name"]) == names
+    assert list(zoo_table()["name"]) == list_encoders()
+
+
+def test_the_backdoored_zoo_encoder_records_its_targets_and_triggers():
+    (name,) = list_encoders(backdoored=True)
+    info = encoder_info(name)
+    assert info["base_encoder"] in list_encoders(backdoored=False) and "backdoor_zoo.py" in info["command"]
+    targets = backdoor_targets(name)
+    assert [(t["task"], t["target"]) for t in targets] == [("fashion_mnist", 9), ("digits", 1)]
+    square = targets[0]["trigger"].mask[0]
+    assert square[42:62, 42:62].all() and square.sum() == 400  # 20 px, 2 px from the bottom-right corner
+    assert zoo_table().set_index("name").loc[name, "backdoored"]
+    with pytest.raises(ValueError, match="clean"):
+        backdoor_targets(info["base_encoder"])
+    with pytest.raises(ValueError, match="backdoored"):
+        list_encoders(backdoored="yes")
 
 
 @pytest.fixture(scope="module")
