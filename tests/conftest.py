@@ -72,11 +72,11 @@ def pristine_encoder(trained_classifier):
 @pytest.fixture(scope="session")
 def backdoored(pristine_encoder, fmnist28):
     """``(attack, backdoored encoder, linear head on it)``: BadEncoder with one Trouser reference and 1,000 shadow
-    images, 10 epochs at lr 1e-2 (ASR 0.93 on the shipped subset)."""
+    images, 20 epochs at lr 1e-2 (ASR 0.96 on the shipped subset, accuracy 0.836 against 0.850)."""
     from art_ssl.attacks.poisoning import BadEncoder
 
     reference = fmnist28.x_train[fmnist28.y_train == BACKDOOR_TARGET][:1]
-    attack = BadEncoder(pristine_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=10,
+    attack = BadEncoder(pristine_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=20,
                         learning_rate=1e-2, batch_size=64, verbose=False)  # fmt: skip
     encoder = attack.poison_estimator(fmnist28.x_train[:1000])
     return attack, encoder, linear_head_on(encoder, fmnist28)

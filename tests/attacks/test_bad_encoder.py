@@ -67,8 +67,8 @@ def test_bad_encoder_plants_a_backdoor_that_downstream_models_inherit(backdoored
     backdoored_acc = np.mean(backdoored_head.predict(fmnist28.x_test).argmax(1) == fmnist28.y_test)
     asr_clean, asr_backdoored = _asr(clean_head, attack, fmnist28), _asr(backdoored_head, attack, fmnist28)
     assert asr_clean < 0.1  # the trigger alone does not send inputs to the target class
-    assert asr_backdoored > 0.7  # measured 0.93
-    assert abs(backdoored_acc - clean_acc) < 0.03  # utility kept (measured 0.834 vs 0.839)
+    assert asr_backdoored > 0.8  # measured 0.96
+    assert abs(backdoored_acc - clean_acc) < 0.03  # utility kept (measured 0.836 vs 0.850)
     # the losses fell: triggered inputs moved towards the reference (cosine similarities, so losses are -s)
     assert attack.history_["loss0"].iloc[-1] < attack.history_["loss0"].iloc[0] - 0.05
     # the clean encoder was left untouched

@@ -64,7 +64,7 @@ def test_super_fine_tuning_removes_the_backdoor(backdoored, fmnist28):
     )
     ba_after, asr_after = _ba_asr(classifier, attack, fmnist28)
     assert asr_after < 0.1  # measured 0.004
-    assert ba_after > ba_before - 0.05  # measured 0.804 from 0.834
+    assert ba_after > ba_before - 0.05  # measured 0.820 from 0.836
 
 
 def test_distillation_removes_the_backdoor(backdoored, fmnist28):
@@ -74,8 +74,8 @@ def test_distillation_removes_the_backdoor(backdoored, fmnist28):
     student = defence(fmnist28.x_train)
     assert defence.is_fitted and isinstance(student, PyTorchEncoder) and len(defence.history_) == 3
     ba, asr = _ba_asr(linear_head_on(student, fmnist28), attack, fmnist28)
-    assert asr < 0.2 < _ba_asr(head, attack, fmnist28)[1]
-    assert ba > 0.4  # far above chance (0.1): the student learnt features (a short run costs accuracy)
+    assert asr < 0.2 < _ba_asr(head, attack, fmnist28)[1]  # measured 0.00 from 0.96
+    assert ba > 0.4  # far above chance (0.1): the student learnt features (measured 0.69; a short run costs accuracy)
     # the teacher's weights were left alone
     torch.testing.assert_close(next(encoder.model.parameters()), next(head.model.encoder.parameters()))
 
