@@ -43,6 +43,15 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _save(fig, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _panels(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
     return list(frame.groupby(["encoder", "task"], sort=False))
 
@@ -70,10 +79,7 @@ def plot_ba_ra(frame: pd.DataFrame, path: Path) -> bool:
         ax.set_title(f"{enc} / {task} (eps {top['eps_255'].max():g}/255)", fontsize=9)
         ax.set_ylabel("accuracy")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_ra_vs_eps(frame: pd.DataFrame, path: Path) -> bool:
@@ -95,10 +101,7 @@ def plot_ra_vs_eps(frame: pd.DataFrame, path: Path) -> bool:
         ax.set_ylim(0, 1)
         ax.set_title(f"{enc} / {task}", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_perturbations(folder: Path, path: Path) -> bool:
@@ -122,10 +125,7 @@ def plot_perturbations(folder: Path, path: Path) -> bool:
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{meta['attack']} {meta['eps_255']:g}/255\n{meta['encoder']}\nfooling "
                      f"{meta['fooling_rate']:.2f}", fontsize=7)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_asr(frame: pd.DataFrame, path: Path) -> bool:
@@ -144,10 +144,7 @@ def plot_asr(frame: pd.DataFrame, path: Path) -> bool:
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def write_report(frame: pd.DataFrame, out_dir: str | Path, config: dict | None = None) -> dict[str, Path]:
