@@ -14,6 +14,7 @@ process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import time
@@ -136,13 +137,28 @@ def versions() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------------------------- work
+@functools.lru_cache(maxsize=4)
+def _encoder(spec: str, size: int, device_type: str):
+    """Encoders are loaded once per process (jobs deep-copy the model before training it)."""
+    from art_ssl.evaluation.sources import load_encoder_spec
+
+    return load_encoder_spec(spec, size, device_type)
+
+
+@functools.lru_cache(maxsize=4)
+def _task(spec: str, size: int, channels: int, n_train: int | None, n_test: int | None, seed: int):
+    """Datasets are loaded once per process (read only afterwards)."""
+    from art_ssl.evaluation.sources import load_data_spec
+
+    return load_data_spec(spec, size, channels, n_train, n_test, seed)
+
+
 def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: float, seed: int) -> dict:
     """One universal perturbation on the public encoder from the attacker's unlabelled images."""
-    from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
     from art_ssl.evaluation.surrogate import surrogate_classifier
 
-    public = load_encoder_spec(encoder, config.size, config.device_type)
-    first = load_data_spec(config.tasks[0], config.size, public.input_shape[0], seed=seed)
+    public = _encoder(encoder, config.size, config.device_type)
+    first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
     n = min(config.surrogate_n, len(first.x_train))
     x_sur = first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
     surrogate = surrogate_classifier(public, x_sur, seed=seed) if attack in ("uapepgd", "art_uap") else None
@@ -161,14 +177,13 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
 def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dict) -> list[dict]:
     """Train one downstream model (``job``: encoder, task, defence, seed) and evaluate it under ``cells``."""
     from art_ssl.estimators import encoder_classifier
-    from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
     from art_ssl.metrics import attack_success_rate, benign_accuracy, robust_accuracy
     from art_ssl.models import MLPHead
     from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders
 
     seed = job["seed"]
-    public = load_encoder_spec(job["encoder"], config.size, config.device_type)
-    task = load_data_spec(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
+    public = _encoder(job["encoder"], config.size, config.device_type)
+    task = _task(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
     torch.manual_seed(seed)
     classifier = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
                                     head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
