@@ -71,3 +71,12 @@ def test_audit_reports_bad_arguments_clearly(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--help"])
     assert "robust accuracy" in capsys.readouterr().out
+
+
+def test_audit_with_an_unreadable_weight_file_fails_clearly_and_writes_nothing(tmp_path, capsys):
+    weights = tmp_path / "encoder.safetensors"
+    weights.write_bytes(b"\x00\x01 truncated download")
+    out = tmp_path / "audit"
+    assert main(["audit", "--encoder", str(weights), "--attacks", "pgd", "--defences", "none", "--out", str(out)]) == 2
+    assert "not a valid safetensors file" in capsys.readouterr().err
+    assert not (out / "results.csv").exists()
