@@ -104,7 +104,9 @@ AUDIT_DEFAULTS = {
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from art_ssl.evaluation.grid import GridConfig, config_dict, run_grid
+    from dataclasses import asdict
+
+    from art_ssl.evaluation.grid import GridConfig, run_grid
     from art_ssl.evaluation.registry import AttackSettings
     from art_ssl.evaluation.report import summary, write_report
     from art_ssl.evaluation.store import ResultsWriteError
@@ -123,7 +125,7 @@ def _audit(args: argparse.Namespace) -> int:
         print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
         start = time.perf_counter()
         frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
-        paths = write_report(frame, out, config_dict(config))
+        paths = write_report(frame, out, asdict(config))
     except (ValueError, TypeError, FileNotFoundError, ImportError, ResultsWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -39,11 +39,9 @@ from safetensors.torch import load_file, save_file
 from art_ssl.data import load_task
 from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, SuperFineTuningTrainer
 from art_ssl.defences.transformer import EncoderDistillation
-from art_ssl.defences.transformer.distillation import reinitialise
 from art_ssl.estimators import PyTorchEncoder, encoder_classifier
 from art_ssl.metrics import attack_success_rate, benign_accuracy
 from art_ssl.models import MLPHead
-from art_ssl.ssl import pretrain
 from art_ssl.zoo import backdoor_targets, encoder_info, load_encoder
 
 DEFENCES = ("none", "finetune", "super_finetune", "genaf", "distillation")
@@ -159,15 +157,9 @@ def distilled_students(backdoored: PyTorchEncoder, x_clean: np.ndarray, args):
             defence.fit(x_clean)
             shared[teacher] = defence.teacher_
         given = None
-        if student == "warmup":  # one warm-up student, copied for every variant that uses one
+        if student == "warmup":  # one warm-up student (seeded, so identical), copied for every variant using one
             if "warmup" not in shared:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(args.seed)
-                    warm = reinitialise(backdoored.model)
-                pretrain(warm, defence._clean_data(x_clean), method="simclr", nb_epochs=args.warmup_epochs,
-                         batch_size=128, optimizer="adam", lr=1e-3, weight_decay=1e-6, warmup_epochs=0,
-                         lr_schedule="constant", seed=args.seed, device_type="cpu", verbose=args.verbose)
-                shared["warmup"] = warm
+                shared["warmup"] = defence.initial_student(x_clean)
             given = backdoored.with_model(copy.deepcopy(shared["warmup"]))
         cleaned = defence(x_clean, transformed_classifier=given)
         save_file({k: v.detach().contiguous() for k, v in cleaned.model.state_dict().items()}, str(path))

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -363,8 +363,3 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
     finally:
         if started:
             ray.shutdown()
-
-
-def config_dict(config: GridConfig) -> dict:
-    """The configuration as plain values (for a report)."""
-    return asdict(config)

@@ -240,6 +240,18 @@ class EncoderDistillation(Transformer):
         self.teacher_ = teacher.eval().requires_grad_(False)
         self._is_fitted = True
 
+    def initial_student(self, x: np.ndarray) -> nn.Module:
+        """The student before distillation, as ``student`` says: a copy of the given encoder (``"poisoned"``),
+        fresh weights (``"random"``), or fresh weights trained with SimCLR on the clean subsample of ``x`` for
+        ``warmup_epochs`` (``"warmup"``). Seeded: the same for every call with the same settings."""
+        encoder: PyTorchEncoder = self.classifier
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            student = copy.deepcopy(encoder.model) if self.student == "poisoned" else reinitialise(encoder.model)
+        if self.student == "warmup" and self.warmup_epochs > 0:
+            self._simclr(student, self._clean_data(x), self.warmup_epochs)
+        return student
+
     def __call__(self, x: np.ndarray, transformed_classifier: PyTorchEncoder | None = None) -> PyTorchEncoder:
         """
         Distil the teacher into the student on clean images ``x`` and return the student, an ART
@@ -252,16 +264,8 @@ class EncoderDistillation(Transformer):
         if not self.is_fitted:
             self.fit(x)
         encoder: PyTorchEncoder = self.classifier
-        x = self._clean_data(x)
         if transformed_classifier is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                if self.student == "poisoned":
-                    student = copy.deepcopy(encoder.model)
-                else:
-                    student = reinitialise(encoder.model)
-            if self.student == "warmup" and self.warmup_epochs > 0:
-                self._simclr(student, x, self.warmup_epochs)
+            student = self.initial_student(x)
         else:
             if not isinstance(transformed_classifier, PyTorchEncoder):
                 raise TypeError("`transformed_classifier` must be an art_ssl PyTorchEncoder, got "
@@ -270,6 +274,7 @@ class EncoderDistillation(Transformer):
                 raise ValueError(f"`transformed_classifier` takes {transformed_classifier.input_shape}, the teacher "
                                  f"{encoder.input_shape}.")  # fmt: skip
             student = transformed_classifier.model
+        x = self._clean_data(x)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             objective = DistillationObjective(
