@@ -43,13 +43,13 @@ def main() -> None:
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders or list_encoders(backdoored=False):
-        enc_label, method, encoder = load_any_encoder(enc_name, args.size)
+        enc_label, method, encoder = load_any_encoder(enc_name, args.size, args.device)
         if all(out.has(enc_label, a, float(e)) for a in args.attacks for e in args.eps):
             continue
         victims = {}
         for task in (fmnist, digits):
             probe = linear_probe(encoder, task.x_train, task.y_train, task.x_test, task.y_test)
-            clf = encoder_classifier(encoder, task.nb_classes, head=probe.head, device_type="cpu")
+            clf = encoder_classifier(encoder, task.nb_classes, head=probe.head, device_type=args.device)
             victims[task.name] = (clf, task, clf.predict(task.x_test, batch_size=512).argmax(1))
         surrogate = surrogate_classifier(encoder, x_sur, seed=args.seed)
         for eps_255 in args.eps:

@@ -7,8 +7,10 @@ Markdown tables from the attack evaluation's CSVs (``attack_eval.py``), written 
 - ``attacks_64_curve.md``: RA against eps (4, 8, 10, 16 /255) for the curve's encoder;
 - ``attacks_resolution.md``: the same SimCLR recipe at 28x28 (native) and 64x64, eps 10/255 and 16/255.
 """
+
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -25,24 +27,39 @@ def ra_table(frame: pd.DataFrame, index: list[str], columns: str) -> pd.DataFram
     return pd.concat([ba, ra], axis=1).reset_index()
 
 
-def write(name: str, title: str, table: pd.DataFrame) -> None:
+def results_dir(description: str) -> Path:
+    """``--results-dir``: where a table script reads its CSVs and writes its markdown (default evaluations/results)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results-dir", default=str(RESULTS), help="folder of the CSVs (default: %(default)s)")
+    return Path(parser.parse_args().results_dir)
+
+
+def write(path: Path, title: str, table: pd.DataFrame) -> None:
     text = f"{title}\n\n{table.to_markdown(index=False, floatfmt='.3f')}\n"
-    (RESULTS / name).write_text(text)
+    path.write_text(text)
     print(text)
 
 
 def main() -> None:
-    main_csv = RESULTS / "attacks_64.csv"
+    results = results_dir(__doc__)
+    main_csv = results / "attacks_64.csv"
     frame = pd.read_csv(main_csv)
     eps10 = frame[frame.eps_255 == 10]
-    write("attacks_64.md", "Benign accuracy (BA) and robust accuracy (RA) of linear-probe downstream models under "
-          "universal perturbations crafted on the public encoder alone (5,000 unlabelled Fashion-MNIST training "
-          "images), eps 10/255, 64x64, clipped to [0, 1]. Test sets: Fashion-MNIST 10,000, digits 540. Command: "
-          "`python evaluations/attack_eval.py --eps 10`", ra_table(eps10, ["encoder", "task"], "attack"))
+    write(
+        results / "attacks_64.md",
+        "Benign accuracy (BA) and robust accuracy (RA) of linear-probe downstream models under "
+        "universal perturbations crafted on the public encoder alone (5,000 unlabelled Fashion-MNIST training "
+        "images), eps 10/255, 64x64, clipped to [0, 1]. Test sets: Fashion-MNIST 10,000, digits 540. Command: "
+        "`python evaluations/attack_eval.py --eps 10`",
+        ra_table(eps10, ["encoder", "task"], "attack"),
+    )
     times = eps10.groupby("attack")["attack_seconds"].median().reindex(ORDER).dropna()
-    write("attacks_64_seconds.md", "Median seconds to learn each perturbation (5,000 images, CPU 2 threads), over "
-          "the zoo encoders.", times.rename("seconds").reset_index())
-    curve_csv = RESULTS / "attacks_64_curve.csv"
+    write(
+        results / "attacks_64_seconds.md",
+        "Median seconds to learn each perturbation (5,000 images, CPU 2 threads), over the zoo encoders.",
+        times.rename("seconds").reset_index(),
+    )
+    curve_csv = results / "attacks_64_curve.csv"
     if curve_csv.exists():
         curve = pd.read_csv(curve_csv)
         curve = pd.concat([curve, eps10[eps10.encoder.isin(curve.encoder.unique())]])
@@ -50,24 +67,30 @@ def main() -> None:
         table.columns = [f"RA eps {c:g}/255" for c in table.columns]
         table = table.reset_index()
         table["attack"] = pd.Categorical(table["attack"], ORDER)
-        write("attacks_64_curve.md", "RA against eps, 64x64. Command: `python evaluations/attack_eval.py --encoders "
-              "simclr_r18 --eps 4 8 16 --out evaluations/results/attacks_64_curve.csv` (eps 10 from the main table)",
-              table.sort_values(["task", "attack"]))
-    low_csv = RESULTS / "attacks_28.csv"
+        write(
+            results / "attacks_64_curve.md",
+            "RA against eps, 64x64. Command: `python evaluations/attack_eval.py --encoders "
+            "simclr_r18 --eps 4 8 16 --out evaluations/results/attacks_64_curve.csv` (eps 10 from the main table)",
+            table.sort_values(["task", "attack"]),
+        )
+    low_csv = results / "attacks_28.csv"
     if low_csv.exists():
         low = pd.read_csv(low_csv)
         high = pd.concat([frame] + ([pd.read_csv(curve_csv)] if curve_csv.exists() else []))
         high = high[(high.encoder == "simclr_r18") & high.eps_255.isin(low.eps_255.unique())]
         both = pd.concat([low, high])
         both["resolution"] = both["size"].map(lambda s: f"{s}x{s}")
-        write("attacks_resolution.md", "The resolution finding (DESIGN §6) re-measured: the same SimCLR recipe and "
-              "architecture trained at 28x28 (native Fashion-MNIST) and at 64x64, same attacks. "
-              "Commands: `python -m art_ssl pretrain --method simclr --data fashion_mnist --size 28 --epochs 10 "
-              "--seed 0 --device cpu --out evaluations/checkpoints/simclr_r18_28px.safetensors`, then "
-              "`python evaluations/attack_eval.py --size 28 --encoders "
-              "evaluations/checkpoints/simclr_r18_28px.safetensors --eps 10 16 "
-              "--out evaluations/results/attacks_28.csv`",
-              ra_table(both, ["resolution", "eps_255", "task"], "attack"))
+        write(
+            results / "attacks_resolution.md",
+            "The resolution finding (DESIGN §6) re-measured: the same SimCLR recipe and "
+            "architecture trained at 28x28 (native Fashion-MNIST) and at 64x64, same attacks. "
+            "Commands: `python -m art_ssl pretrain --method simclr --data fashion_mnist --size 28 --epochs 10 "
+            "--seed 0 --device cpu --out evaluations/checkpoints/simclr_r18_28px.safetensors`, then "
+            "`python evaluations/attack_eval.py --size 28 --encoders "
+            "evaluations/checkpoints/simclr_r18_28px.safetensors --eps 10 16 "
+            "--out evaluations/results/attacks_28.csv`",
+            ra_table(both, ["resolution", "eps_255", "task"], "attack"),
+        )
 
 
 if __name__ == "__main__":

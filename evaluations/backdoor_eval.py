@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ResumableCSV, add_task_epochs_argument, task_epochs
+from common import ResumableCSV, add_device_argument, add_task_epochs_argument, task_epochs
 from safetensors.torch import load_file, save_file
 
 from art_ssl.data import load_task
@@ -55,7 +55,7 @@ DISTILLATION_VARIANTS = [
     ("finetuned", "warmup", "kl"),
     ("finetuned", "warmup", "cosine"),
 ]
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINTS = "evaluations/checkpoints"  # distilled students, reused on restart and by backdoor_probe.py
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,6 +85,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", default="evaluations/results/backdoor_64.csv")
     add_task_epochs_argument(parser)
+    add_device_argument(parser)
+    parser.add_argument("--checkpoints", default=CHECKPOINTS, help="folder of the distilled students (.safetensors)")
     return parser.parse_args()
 
 
@@ -95,7 +97,7 @@ def frozen_head_model(model: torch.nn.Module, task, args, normalize: bool = True
     head = MLPHead(model_dim(model, task), task.nb_classes, dropout=0.2, normalize_input=normalize)
     classifier = encoder_classifier(copy.deepcopy(model), task.nb_classes, head=head,
                                     freeze_encoder=False, input_shape=task.input_shape,
-                                    device_type="cpu")  # fmt: skip
+                                    device_type=args.device)  # fmt: skip
     # the same number of optimisation steps on every task: digits (1,257 images) gets ~32 epochs for 10 at 4,000
     epochs = max(args.head_epochs, int(np.ceil(args.head_epochs * args.n_train / len(task.x_train))))
     FineTuningTrainer(classifier, train_encoder=False, nb_epochs=epochs, batch_size=args.batch_size,
@@ -139,10 +141,11 @@ def distilled_students(backdoored: PyTorchEncoder, x_clean: np.ndarray, args):
               "teacher_epochs": args.teacher_epochs, "warmup_epochs": args.warmup_epochs,
               "verbose": args.verbose}  # fmt: skip
     shared: dict[str, object] = {}
-    CHECKPOINTS.mkdir(exist_ok=True)
+    checkpoints = Path(args.checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
     for teacher, student, loss in variants:
         label = f"teacher={teacher} student={student} loss={loss}"
-        path = CHECKPOINTS / (f"distill_{args.encoder}_{teacher}_{student}_{loss}_e{args.distill_epochs}"
+        path = checkpoints / (f"distill_{args.encoder}_{teacher}_{student}_{loss}_e{args.distill_epochs}"
                               f"_t{args.teacher_epochs}_w{args.warmup_epochs}_f{args.distill_fraction}.safetensors")
         if path.exists():
             model = copy.deepcopy(backdoored.model)
@@ -171,8 +174,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     out = ResumableCSV(args.out, ("task", "defence", "variant"))
     info = encoder_info(args.encoder)
-    backdoored = load_encoder(args.encoder, "cpu")
-    clean = load_encoder(info["base_encoder"], "cpu")
+    backdoored = load_encoder(args.encoder, args.device)
+    clean = load_encoder(info["base_encoder"], args.device)
     targets = {t["task"]: t for t in backdoor_targets(args.encoder)}
     tasks = {name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
                              seed=args.seed) for name in args.tasks}  # fmt: skip

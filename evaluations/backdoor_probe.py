@@ -2,14 +2,17 @@
 The encoders of the backdoor evaluation under a linear probe (L-BFGS logistic regression on L2-normalised frozen
 embeddings, the ``art_ssl.evaluation.fit_linear_probe`` of the zoo's table): a measure of each encoder's utility
 and backdoor that does not depend on how long an MLP head is trained. Encoders: the clean base, the backdoored zoo
-encoder, and every distilled student that ``backdoor_eval.py`` saved in ``evaluations/checkpoints``.
+encoder, and every distilled student that ``backdoor_eval.py`` saved in ``--checkpoints`` (default
+``evaluations/checkpoints``).
 
     python evaluations/backdoor_probe.py          # -> evaluations/results/backdoor_probe_64.csv / .md
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,12 +39,15 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=4000)
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoints", default=CHECKPOINTS, help="where backdoor_eval.py saved the students")
+    parser.add_argument("--results-dir", default=str(RESULTS))
     args = parser.parse_args()
+    results = Path(args.results_dir)
     backdoored = load_encoder(args.encoder, "cpu")
     models = {"clean (" + encoder_info(args.encoder)["base_encoder"] + ")":
               load_encoder(encoder_info(args.encoder)["base_encoder"], "cpu").model,
               "backdoored": backdoored.model}  # fmt: skip
-    for path in sorted(CHECKPOINTS.glob(f"distill_{args.encoder}_*.safetensors")):
+    for path in sorted(Path(args.checkpoints).glob(f"distill_{args.encoder}_*.safetensors")):
         model = copy.deepcopy(backdoored.model)
         model.load_state_dict(load_file(str(path)))
         models["distilled " + path.stem.removeprefix(f"distill_{args.encoder}_")] = model.eval()
@@ -60,8 +66,8 @@ def main() -> None:
                                                     exclude_target_class=True)})  # fmt: skip
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
-    frame.to_csv(RESULTS / "backdoor_probe_64.csv", index=False)
-    write("backdoor_probe_64.md", f"Linear probe (L-BFGS, L2-normalised frozen embeddings) of the backdoor "
+    frame.to_csv(results / "backdoor_probe_64.csv", index=False)
+    write(results / "backdoor_probe_64.md", f"Linear probe (L-BFGS, L2-normalised frozen embeddings) of the backdoor "
           f"evaluation's encoders, 64x64; Fashion-MNIST {args.n_train} / {args.n_test} images, digits 1,257 / 540. "
           "ASR: triggered test images of the other classes classified as the target. Distilled students: "
           "teacher / student / loss / epochs (e) / teacher epochs (t) / warm-up epochs (w) / clean fraction (f). "

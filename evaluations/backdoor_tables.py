@@ -3,12 +3,13 @@ Markdown table from ``backdoor_eval.py``'s CSV, written next to it:
 
     python evaluations/backdoor_tables.py             # -> evaluations/results/backdoor_64.md
 """
+
 from __future__ import annotations
 
 import json
 
 import pandas as pd
-from attack_tables import RESULTS, write
+from attack_tables import results_dir, write
 
 from art_ssl.zoo import encoder_info
 
@@ -16,7 +17,8 @@ ORDER = ["none", "finetune", "super_finetune", "distillation", "genaf"]
 
 
 def main() -> None:
-    frame = pd.read_csv(RESULTS / "backdoor_64.csv", dtype={"sequela_epochs": str})
+    results = results_dir(__doc__)
+    frame = pd.read_csv(results / "backdoor_64.csv", dtype={"sequela_epochs": str})
     frame["variant"] = frame["variant"].fillna("")
     frame["order"] = frame["defence"].map({d: i for i, d in enumerate(ORDER)})
     frame["CA_loss"] = frame["CA"] - frame["BA"]
@@ -27,7 +29,7 @@ def main() -> None:
     info = encoder_info("simclr_r18_badencoder")
     targets = "; ".join(f"{t['task']} class {t['target']} (white {t['trigger']['size']} px square, "
                         f"{t['trigger']['corner'].replace('_', '-')})" for t in info["backdoor_targets"])  # fmt: skip
-    write("backdoor_64.md",
+    write(results / "backdoor_64.md",
           "Backdoored encoder `simclr_r18_badencoder` (BadEncoder on simclr_r18, "
           f"{info['epochs']} epochs on {info['data'].split(':')[1].strip()}; targets: {targets}) downstream, 64x64. "
           "CA: clean simclr_r18 with the same head training; BA: the row's model; ASR: triggered test images of the "

@@ -27,6 +27,13 @@ def add_attack_arguments(parser) -> None:
     parser.add_argument("--gen-epochs", type=int, default=10, help="AdvEncoder epochs (official 20)")
     parser.add_argument("--uap-iter", type=int, default=1, help="ART UniversalPerturbation max_iter")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default="evaluations/cache", help="folder of the cached DAEs (.npy)")
+    add_device_argument(parser)
+
+
+def add_device_argument(parser) -> None:
+    """``--device cpu|gpu`` (ART's ``device_type``; "gpu" falls back to the CPU when CUDA is absent, as in ART)."""
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device_type of every estimator")
 
 
 def add_task_epochs_argument(parser) -> None:
@@ -66,13 +73,14 @@ def learn_noise(name: str, encoder: PyTorchEncoder, surrogate, eps: float, x_sur
     return attack.noise.astype(np.float32), time.perf_counter() - start
 
 
-def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray, args,
-                cache: str | Path = "evaluations/cache") -> dict[tuple[str, float], np.ndarray]:
+def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray,
+                args) -> dict[tuple[str, float], np.ndarray]:
     """The threat model's DAEs: each attack's perturbation crafted once on the *public* encoder from the attacker's
-    unlabelled images (label-free surrogate head for the classifier-based attacks), cached as .npy by setting."""
+    unlabelled images (label-free surrogate head for the classifier-based attacks), cached as .npy by setting in
+    ``args.cache``."""
     from art_ssl.evaluation import surrogate_classifier
 
-    cache = Path(cache)
+    cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     noises, surrogate = {}, None
     for attack in attacks:
@@ -85,12 +93,26 @@ def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_sur
     return noises
 
 
-def load_any_encoder(name: str, size: int) -> tuple[str, str, PyTorchEncoder]:
+def load_any_encoder(name: str, size: int, device: str = "cpu") -> tuple[str, str, PyTorchEncoder]:
     """A zoo encoder by name, or a safetensors file of the zoo's architecture (e.g. the 28x28 encoder)."""
     if name in list_encoders():
-        return name, encoder_info(name)["method"], load_encoder(name, "cpu")
+        return name, encoder_info(name)["method"], load_encoder(name, device)
     model = build_from_info({"arch": ZOO_ARCH[0], "arch_kwargs": ZOO_ARCH[1]}, load_state_dict(name))
-    return Path(name).stem, "", PyTorchEncoder(model, (1, size, size), device_type="cpu")
+    return Path(name).stem, "", PyTorchEncoder(model, (1, size, size), device_type=device)
+
+
+def fresh_victim(public: PyTorchEncoder, nb_classes: int, args):
+    """The downstream victim every defence starts from: a copy of the public encoder, fine-tunable, with the papers'
+    MLP head (512-512-C, dropout 0.2) seeded by ``args.seed``."""
+    import copy
+
+    from art_ssl.estimators import encoder_classifier
+    from art_ssl.models import MLPHead
+
+    torch.manual_seed(args.seed)
+    return encoder_classifier(copy.deepcopy(public.model), nb_classes,
+                              head=MLPHead(public.embedding_dim, nb_classes, dropout=0.2), freeze_encoder=False,
+                              input_shape=public.input_shape, device_type=args.device)  # fmt: skip
 
 
 class ResumableCSV:

@@ -18,27 +18,24 @@ Rows are appended to ``--out`` as they finish; a restarted run skips finished ro
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import numpy as np
-import torch
 from common import (
     ENCODER_ATTACKS,
     ResumableCSV,
     add_attack_arguments,
     add_task_epochs_argument,
     cached_daes,
+    fresh_victim,
     load_any_encoder,
     task_epochs,
 )
 
 from art_ssl.data import load_task, subsample
-from art_ssl.estimators import encoder_classifier
 from art_ssl.evaluation import autoattack_accuracy
 from art_ssl.evaluation.registry import make_defence_trainer
 from art_ssl.metrics import benign_accuracy, robust_accuracy
-from art_ssl.models import MLPHead
 
 DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
 
@@ -84,7 +81,7 @@ def main() -> None:
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders:
-        enc_label, method, public = load_any_encoder(enc_name, args.size)
+        enc_label, method, public = load_any_encoder(enc_name, args.size, args.device)
         noises = cached_daes(enc_label, public, args.attacks, args.eps, x_sur, args)
         for task_name in args.tasks:
             task = load_task(task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
@@ -92,11 +89,7 @@ def main() -> None:
             for defence in args.defences:
                 if out.has(enc_label, task_name, defence):
                     continue
-                torch.manual_seed(args.seed)
-                victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
-                                            head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-                                            freeze_encoder=False, input_shape=public.input_shape,
-                                            device_type="cpu")  # fmt: skip
+                victim = fresh_victim(public, task.nb_classes, args)
                 epochs = task_epochs(args, task_name, args.epochs)
                 trainer = make_trainer(defence, victim, args, epochs)
                 start = time.perf_counter()

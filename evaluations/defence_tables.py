@@ -14,7 +14,7 @@ Markdown tables from the defence evaluation's CSVs (``defence_eval.py``), writte
 from __future__ import annotations
 
 import pandas as pd
-from attack_tables import RESULTS, write
+from attack_tables import results_dir, write
 
 DEFENCES = ["none", "finetune", "pgd_at", "trades", "mart", "genaf"]
 
@@ -58,11 +58,12 @@ TABLES = [
 
 
 def main() -> None:
+    results = results_dir(__doc__)
     for csv, tidy_it, caption in TABLES:
-        path = RESULTS / csv
+        path = results / csv
         if path.exists():
             frame = pd.read_csv(path)
-            write(path.with_suffix(".md").name, caption, tidy(frame) if tidy_it else frame)
+            write(path.with_suffix(".md"), caption, tidy(frame) if tidy_it else frame)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,12 @@ def main() -> None:
     parser.add_argument("--checkpoints", default=None, help="training-run name under evaluations/checkpoints")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--root", default=None)
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where zoo_probe.{csv,md} go")
+    parser.add_argument("--no-zoo-update", action="store_true",
+                        help="leave art_ssl/zoo/zoo.json as it is (the table still shows this run's probes)")
     args = parser.parse_args()
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
 
     x_train, y_train = load_fashion_mnist("train", size=64, root=args.root)
     x_test, y_test = load_fashion_mnist("test", size=64, root=args.root)
@@ -68,15 +73,16 @@ def main() -> None:
         print(f"{name}: 60k {full:.4f}  5k {small:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
     for entry in meta.values():  # one baseline for every encoder: same data, same protocol
         entry.update(baseline)
-    META.write_text(json.dumps(meta, indent=2) + "\n")
+    if not args.no_zoo_update:
+        META.write_text(json.dumps(meta, indent=2) + "\n")
     keys = ("probe_acc", "probe_acc_5k", "raw_pixel_probe_acc", "raw_pixel_probe_acc_5k")
     table = pd.DataFrame([  # every probed encoder of the zoo, not only those of this run
         {"encoder": name, "method": e["method"], "epochs": e["epochs"], "seed": e["seed"],
          "train_minutes": e["train_minutes"], "size_mb": e["size_mb"], **{k: e.get(k) for k in keys}}
         for name, e in meta.items() if "probe_acc" in e
     ])  # fmt: skip
-    table.to_csv(RESULTS / "zoo_probe.csv", index=False)
-    (RESULTS / "zoo_probe.md").write_text(
+    table.to_csv(results / "zoo_probe.csv", index=False)
+    (results / "zoo_probe.md").write_text(
         "Linear probe on Fashion-MNIST test (10,000 images) at 64x64. Command: `python evaluations/probe_zoo.py`\n\n"
         + table.to_markdown(index=False) + "\n"
     )

@@ -25,7 +25,6 @@ data). Written tables (``--out-dir``):
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from common import (
     add_attack_arguments,
     add_task_epochs_argument,
     cached_daes,
+    fresh_victim,
     load_any_encoder,
     task_epochs,
 )
@@ -49,10 +49,8 @@ from art_ssl.core.pgd import pgd_linf
 from art_ssl.data import load_task, subsample
 from art_ssl.defences.detector import ZePADDetector
 from art_ssl.defences.trainer import GenAFTrainer, ZePADModel, ZePADTrainer
-from art_ssl.estimators import encoder_classifier
 from art_ssl.evaluation import autoattack_accuracy
 from art_ssl.metrics import benign_accuracy, detection_accuracy, detection_auroc, robust_accuracy
-from art_ssl.models import MLPHead
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,7 +89,8 @@ def fused(branches: list[nn.Module], bmp: nn.Module | None, fusion: str, like: P
     """An ART classifier over a ZePADModel built from already trained branches."""
     model = ZePADModel(branches, bmp, fusion).eval()
     return PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=like.input_shape,
-                             nb_classes=like.nb_classes, clip_values=like.clip_values, device_type="cpu")  # fmt: skip
+                             nb_classes=like.nb_classes, clip_values=like.clip_values,
+                             device_type="gpu" if like.device.type == "cuda" else "cpu")  # fmt: skip
 
 
 def variants(zepad: PyTorchClassifier) -> dict[str, PyTorchClassifier]:
@@ -118,10 +117,7 @@ def ba_ra(clf: PyTorchClassifier, task, noises: dict) -> dict:
 
 def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrainer:
     """ZePAD on ``task`` (adversarial fine-tuning for ``--aft-epochs``, or ``--task-epochs`` for this task)."""
-    torch.manual_seed(args.seed)
-    victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
-                                head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-                                freeze_encoder=False, input_shape=public.input_shape, device_type="cpu")  # fmt: skip
+    victim = fresh_victim(public, task.nb_classes, args)
     aft_epochs = task_epochs(args, task.name, args.aft_epochs)
     trainer = ZePADTrainer(victim, auxiliary_encoder=auxiliary, mpae_encoders=mpae_encoders, aft_epochs=aft_epochs,
                            head_epochs=args.head_epochs, pgd_steps=args.pgd_steps,
@@ -131,10 +127,7 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
 
 
 def train_genaf(public, task, args) -> PyTorchClassifier:
-    torch.manual_seed(args.seed)
-    victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
-                                head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-                                freeze_encoder=False, input_shape=public.input_shape, device_type="cpu")  # fmt: skip
+    victim = fresh_victim(public, task.nb_classes, args)
     epochs = task_epochs(args, task.name, args.aft_epochs)
     GenAFTrainer(victim, nb_epochs=epochs, pgd_steps=args.pgd_steps, batch_size=args.batch_size,
                  stage2_epochs=args.genaf_stage2_epochs, sensitivity_samples=args.sensitivity_samples,
@@ -236,8 +229,8 @@ def main() -> None:
                f"epochs, DAEs at eps {args.eps:g}/255, seed {args.seed}")  # fmt: skip
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
-    victim_label, _, public = load_any_encoder(args.victim, args.size)
-    _, _, auxiliary = load_any_encoder(args.auxiliary, args.size)
+    victim_label, _, public = load_any_encoder(args.victim, args.size, args.device)
+    _, _, auxiliary = load_any_encoder(args.auxiliary, args.size, args.device)
     noises = cached_daes(victim_label, public, args.attacks, [args.eps], x_sur, args)
     tasks = {name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
                              seed=args.seed) for name in args.tasks}  # fmt: skip
