@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--attacks", nargs="*", default=list(ATTACKS), choices=ATTACKS)
     parser.add_argument("--eps", nargs="*", type=float, default=[10.0], help="in 1/255 units")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--n-train", type=int, default=0, help="victims' probe training images per task (0: all)")
     parser.add_argument("--out", default="evaluations/results/attacks_64.csv")
     add_attack_arguments(parser)
     args = parser.parse_args()
@@ -40,6 +41,8 @@ def main() -> None:
     out = ResumableCSV(args.out, ("encoder", "attack", "eps_255"))
     fmnist = load_task("fashion_mnist", size=args.size)
     digits = load_task("digits", size=args.size)
+    probe_sets = {t.name: subsample(t.x_train, t.y_train, args.n_train or None, seed=args.seed)
+                  for t in (fmnist, digits)}  # fmt: skip
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders or list_encoders(backdoored=False):
@@ -48,7 +51,7 @@ def main() -> None:
             continue
         victims = {}
         for task in (fmnist, digits):
-            probe = linear_probe(encoder, task.x_train, task.y_train, task.x_test, task.y_test)
+            probe = linear_probe(encoder, *probe_sets[task.name], task.x_test, task.y_test)
             clf = encoder_classifier(encoder, task.nb_classes, head=probe.head, device_type=args.device)
             victims[task.name] = (clf, task, clf.predict(task.x_test, batch_size=512).argmax(1))
         surrogate = surrogate_classifier(encoder, x_sur, seed=args.seed)
