@@ -27,13 +27,17 @@ def add_attack_arguments(parser) -> None:
     parser.add_argument("--gen-epochs", type=int, default=10, help="AdvEncoder epochs (official 20)")
     parser.add_argument("--uap-iter", type=int, default=1, help="ART UniversalPerturbation max_iter")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", default="evaluations/cache", help="folder of the cached DAEs (.npy)")
     add_device_argument(parser)
 
 
 def add_device_argument(parser) -> None:
     """``--device cpu|gpu`` (ART's ``device_type``; "gpu" falls back to the CPU when CUDA is absent, as in ART)."""
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="device_type of every estimator")
+
+
+def add_cache_argument(parser) -> None:
+    """``--cache``: the folder of the DAEs ``cached_daes`` crafts once and reuses."""
+    parser.add_argument("--cache", default="evaluations/cache", help="folder of the cached DAEs (.npy)")
 
 
 def add_task_epochs_argument(parser) -> None:

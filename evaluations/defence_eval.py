@@ -25,6 +25,7 @@ from common import (
     ENCODER_ATTACKS,
     ResumableCSV,
     add_attack_arguments,
+    add_cache_argument,
     add_task_epochs_argument,
     cached_daes,
     fresh_victim,
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--out", default="evaluations/results/defences_64.csv")
     add_attack_arguments(parser)
     add_task_epochs_argument(parser)
+    add_cache_argument(parser)
     args = parser.parse_args()
     aa_encoders = args.encoders[:1] if args.aa_encoders is None else args.aa_encoders
 

@@ -37,6 +37,7 @@ from art.estimators.classification import PyTorchClassifier
 from common import (
     ENCODER_ATTACKS,
     add_attack_arguments,
+    add_cache_argument,
     add_task_epochs_argument,
     cached_daes,
     fresh_victim,
@@ -82,6 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true")
     add_attack_arguments(parser)
     add_task_epochs_argument(parser)
+    add_cache_argument(parser)
     return parser.parse_args()
 
 
