@@ -74,6 +74,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     from art_ssl.models import build_encoder
     from art_ssl.ssl import pretrain
 
+    if not args.out.endswith(".safetensors"):
+        raise SystemExit(f"art-ssl pretrain: --out must name a .safetensors file, got {args.out!r}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before training, not after it
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
     torch.manual_seed(args.seed)
     kwargs = {"in_channels": task.x_train.shape[1], "width": args.width, "stem_stride": args.stem_stride}

@@ -28,7 +28,7 @@ def test_zoo_lists_encoders(capsys):
 
 
 def test_pretrain_writes_loadable_safetensors(tmp_path, capsys):
-    out = tmp_path / "enc.safetensors"
+    out = tmp_path / "new_folder" / "enc.safetensors"  # the folder is made (before training)
     args = ["pretrain", "--method", "byol", "--n-train", "256", "--epochs", "1", "--batch-size", "128", "--width", "4",
             "--size", "32", "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
@@ -40,6 +40,8 @@ def test_pretrain_writes_loadable_safetensors(tmp_path, capsys):
 def test_bad_cli_arguments_exit_with_usage():
     with pytest.raises(SystemExit):
         main(["probe", "--data", "imagenet"])
+    with pytest.raises(SystemExit, match="safetensors"):  # refused before any training
+        main(["pretrain", "--out", "encoder.pt"])
 
 
 def test_audit_writes_results_report_and_figures(tmp_path, capsys):

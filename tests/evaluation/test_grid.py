@@ -159,3 +159,16 @@ def test_unreadable_results_file_is_refused(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ValueError, match="not a readable CSV|key columns"):
         ResultStore(path, ("encoder",))
+
+
+def test_autoattack_and_torchattacks_cells(tmp_path):
+    """AutoAttack (pyautoattack's run_standard_evaluation and ART's AutoAttack) and a torchattacks attack as audit
+    cells: each is a row of its own and each breaks the undefended downstream model at 8/255."""
+    attacks = ("autoattack", "art_autoattack", "torchattacks:APGD")
+    config = GridConfig(encoders=("simclr_r18",), **{**TINY, "attacks": attacks, "whitebox_n": 12})
+    frame = run_grid(config, tmp_path / "r.csv", progress=False).set_index("attack")
+    assert set(frame.index) == set(attacks) and (frame.status == "ok").all()
+    assert (frame.n_test == 12).all()  # white-box cells attack the first `whitebox_n` test images
+    for attack in attacks:
+        assert frame.loc[attack, "RA"] <= frame.loc[attack, "BA"] - 0.3, attack
+        assert frame.loc[attack, "attack_seconds"] > 0
