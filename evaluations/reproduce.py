@@ -21,8 +21,11 @@ Profiles (every setting below is a command-line option of the step's script, pri
 
 The encoders come from the shipped zoo; ``--zoo`` first re-trains them (``pretrain_zoo.py``, ``backdoor_zoo.py``,
 which overwrite ``art_ssl/zoo``: bench and full only). Every step's command, time and exit status go to
-``reproduce_log.csv`` in the output folder; a step already logged as finished with the same command is skipped, so
-an interrupted run continues where it stopped (``--force`` runs everything again). Needs the full Fashion-MNIST:
+``reproduce_log.csv`` in the output folder (summed up in ``reproduce_log.md``); a step already logged as finished
+with the same command is skipped, so an interrupted run continues where it stopped. A new run (no log in the
+folder, or ``--force``) first removes what an earlier one left there: the results that scripts resume from and,
+outside bench, the folder's DAE cache and checkpoints (bench reuses ``evaluations/cache`` and
+``evaluations/checkpoints``, which are not committed). Needs the full Fashion-MNIST:
 ``apt-get install dataset-fashion-mnist``.
 """
 
@@ -41,6 +44,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("quick", "bench", "full")
+# skip the rows already in their --out (so does the audit, in its --out folder)
+RESUMABLE = ("attack_eval.py", "defence_eval.py", "backdoor_eval.py")
 ZOO = {"simclr_r18": ("simclr", 0), "simclr_r18_s1": ("simclr", 1), "barlow_twins_r18": ("barlow_twins", 0),
        "moco_r18": ("moco", 0)}  # fmt: skip
 
@@ -103,6 +108,12 @@ class Step:
     name: str
     argv: list[str]  # after the Python interpreter
     keep: tuple[Path, Path] | None = None  # (file the step writes, copy of it among the results) once it succeeds
+
+    @property
+    def fresh(self) -> list[Path]:
+        """Results this step's script appends to and resumes from (removed when a new run starts)."""
+        resumable = self.argv[0].rsplit("/", 1)[-1] in RESUMABLE or self.argv[:3] == ["-m", "art_ssl", "audit"]
+        return [Path(self.argv[self.argv.index("--out") + 1])] if resumable else []
 
     @property
     def command(self) -> str:
@@ -233,7 +244,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     log = out / "reproduce_log.csv"
-    done = set() if args.force else finished(log)
+    if args.force or not log.exists():  # a new run: nothing is kept from an earlier one
+        log.unlink(missing_ok=True)
+        stale = [path for step in steps for path in step.fresh]
+        if args.profile != "bench" and args.only is None and not args.skip:  # its own DAE cache and checkpoints
+            stale += [out / "cache", out / "checkpoints"]
+        for path in stale:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    done = finished(log)
     start_all = time.perf_counter()
     for i, step in enumerate(steps, 1):
         if step.command in done:

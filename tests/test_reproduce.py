@@ -107,3 +107,19 @@ def test_readme_tables_match_committed_results(monkeypatch):
     assert set(tables) == {"zoo", "attacks", "defences"}
     for name, table in tables.items():
         assert f"<!-- table:{name} -->\n{table}\n<!-- /table:{name} -->" in readme
+
+
+def test_new_run_starts_from_nothing(reproduce, monkeypatch, tmp_path):
+    """Scripts resume from their --out CSV: a new run must not mistake an earlier run's rows for finished work."""
+    script = tmp_path / "attack_eval.py"  # stands in for a resumable script
+    script.write_text("import pathlib, sys\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+                      "sys.exit(4 if out.exists() else out.write_text('new') and 0)\n")  # fmt: skip
+    out = tmp_path / "results"
+    (out / "cache").mkdir(parents=True)
+    (out / "attacks_64.csv").write_text("stale")
+    steps = [reproduce.Step("attacks", [str(script), "--out", str(out / "attacks_64.csv")])]
+    monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False: steps)
+    assert reproduce.main(["--profile", "quick", "--out", str(out)]) == 0
+    assert (out / "attacks_64.csv").read_text() == "new" and not (out / "cache").exists()
+    assert reproduce.main(["--profile", "quick", "--out", str(out)]) == 0  # finished: skipped, not re-run
+    assert reproduce.main(["--profile", "quick", "--out", str(out), "--force"]) == 0  # --force: removed, re-run
