@@ -32,6 +32,8 @@ outside bench, the folder's DAE cache and checkpoints (bench reuses ``evaluation
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -208,9 +210,12 @@ def summarise(log: Path, profile: str) -> str:
     table = last[["step", "seconds", "returncode", "command"]].copy()
     table["minutes"] = (table.pop("seconds") / 60).round(1)
     total = table["minutes"].sum()
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     text = (f"`python evaluations/reproduce.py --profile {profile}`: {len(table)} steps, {total:.1f} minutes in all "
-            f"(sum of each step's last run).\n\n" + table[["step", "minutes", "returncode", "command"]]
-            .to_markdown(index=False) + "\n")  # fmt: skip
+            f"(sum of each step's last run) on {os.cpu_count()} CPU cores ({platform.machine()}), {gpu}.\n\n"
+            + table[["step", "minutes", "returncode", "command"]].to_markdown(index=False) + "\n")  # fmt: skip
     log.with_suffix(".md").write_text(text)
     return text
 
