@@ -84,23 +84,27 @@ def plot_ba_ra(frame: pd.DataFrame, path: Path) -> bool:
 
 def plot_ra_vs_eps(frame: pd.DataFrame, path: Path) -> bool:
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     frame = _ok(frame).dropna(subset=["RA"])
     if frame.empty or frame["eps_255"].nunique() < 2:
         return False
     panels = _panels(frame)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    styles = ["-", "--", ":", "-."]
+    # one colour per attack and one line style per defence, the same in every panel
+    colours = {a: plt.cm.tab10(i % 10) for i, a in enumerate(dict.fromkeys(frame["attack"]))}
+    styles = dict(zip(dict.fromkeys(frame["defence"]), ["-", "--", ":", "-."] * 8, strict=False))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 1.8, 4), squeeze=False)
     for ax, ((enc, task), group) in zip(axes[0], panels, strict=True):
-        for d_i, (defence, by_def) in enumerate(group.groupby("defence", sort=False)):
-            for attack, curve in by_def.groupby("attack", sort=False):
-                curve = curve.groupby("eps_255")["RA"].mean()
-                ax.plot(curve.index, curve.values, styles[d_i % 4], marker="o", label=f"{attack} ({defence})")
+        for (defence, attack), curve in group.groupby(["defence", "attack"], sort=False):
+            curve = curve.groupby("eps_255")["RA"].mean()
+            ax.plot(curve.index, curve.values, styles[defence], color=colours[attack], marker="o")
         ax.set_xlabel("eps (1/255)")
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(0, 1)
         ax.set_title(f"{enc} / {task}", fontsize=9)
-        ax.legend(fontsize=7)
+    handles = [Line2D([], [], color=c, marker="o", label=a) for a, c in colours.items()]
+    handles += [Line2D([], [], color="0.3", linestyle=st, label=f"defence: {d}") for d, st in styles.items()]
+    axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return _save(fig, path)
 
 
@@ -110,18 +114,20 @@ def plot_perturbations(folder: Path, path: Path) -> bool:
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if not files:
         return False
-    cols = min(6, len(files))
-    rows = int(np.ceil(len(files) / cols))
+    learnt = []
+    for file in files:
+        with np.load(file) as data:
+            learnt.append((json.loads(str(data["meta"])), data["noise"][0]))
+    learnt.sort(key=lambda m: (m[0]["encoder"], m[0]["attack"], m[0]["eps_255"]))  # grouped, not by file name
+    cols = min(6, len(learnt))
+    rows = int(np.ceil(len(learnt) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, file in zip(axes.flat, files, strict=False):
-        with np.load(file) as data:
-            noise = data["noise"][0]
-            meta = json.loads(str(data["meta"]))
+    for ax, (meta, noise) in zip(axes.flat, learnt, strict=False):
         image = noise.transpose(1, 2, 0)
         span = np.abs(image).max() or 1.0
-        image = (image / span + 1) / 2
+        image = (image / span + 1) / 2  # -eps -> black, +eps -> white
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{meta['attack']} {meta['eps_255']:g}/255\n{meta['encoder']}\nfooling "
                      f"{meta['fooling_rate']:.2f}", fontsize=7)  # fmt: skip
@@ -136,13 +142,17 @@ def plot_asr(frame: pd.DataFrame, path: Path) -> bool:
     frame = _ok(frame).dropna(subset=["ASR"])
     if frame.empty:
         return False
-    labels = [f"{r.encoder}\n{r.task}\n{r.defence}" for r in frame.itertuples()]
-    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(frame)), 3.8))
-    ax.bar(range(len(frame)), frame["ASR"], color="tab:red", label="ASR")
-    ax.bar(range(len(frame)), frame["BA"], width=0.3, color="0.3", label="BA")
-    ax.set_xticks(range(len(frame)), labels, fontsize=7)
+    shared = [c for c in ("encoder", "task") if frame[c].nunique() == 1]  # named once, in the title
+    labels = ["\n".join(str(getattr(r, c)) for c in ("encoder", "task", "defence") if c not in shared)
+              for r in frame.itertuples()]  # fmt: skip
+    x, width = np.arange(len(frame)), 0.38
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(frame)), 3.8))
+    ax.bar(x - width / 2, frame["ASR"], width, color="tab:red", label="ASR")
+    ax.bar(x + width / 2, frame["BA"], width, color="0.3", label="BA")
+    ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate")
+    ax.set_title("backdoor trigger\n" + " / ".join(str(frame[c].iloc[0]) for c in shared), fontsize=8)
     ax.legend(fontsize=7)
     return _save(fig, path)
 
