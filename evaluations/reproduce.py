@@ -235,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         args.profile = "full" if torch.cuda.is_available() else "quick"
-    out = Path(args.out) if args.out else Path("evaluations/results") / {"bench": "", "quick": "quick",
-                                                                        "full": "full"}[args.profile]  # fmt: skip
+    sub = {"bench": "", "quick": "quick", "full": "full"}[args.profile]
+    out = Path(args.out).resolve() if args.out else ROOT / "evaluations" / "results" / sub
+    if out.is_relative_to(ROOT):  # the steps run in the repository root: commands stay portable
+        out = out.relative_to(ROOT)
     steps = plan(args.profile, out, zoo=args.zoo)
     names = [step.name for step in steps]
     for name in [*(args.only or []), *args.skip]:
@@ -247,14 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"# {st.name}\n{st.command}" for st in steps))
         return 0
 
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "reproduce_log.csv"
+    (ROOT / out).mkdir(parents=True, exist_ok=True)
+    log = ROOT / out / "reproduce_log.csv"
     if args.force or not log.exists():  # a new run: nothing is kept from an earlier one
         log.unlink(missing_ok=True)
         stale = [path for step in steps for path in step.fresh]
         if args.profile != "bench" and args.only is None and not args.skip:  # its own DAE cache and checkpoints
             stale += [out / "cache", out / "checkpoints"]
-        for path in stale:
+        for path in (ROOT / path for path in stale):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     done = finished(log)
     start_all = time.perf_counter()
@@ -271,15 +273,15 @@ def main(argv: list[str] | None = None) -> int:
                       "command": step.command})  # fmt: skip
         print(f"[{i}/{len(steps)}] {step.name}: exit {returncode} after {seconds / 60:.1f} min", flush=True)
         if returncode == 0 and step.keep:
-            shutil.copyfile(*step.keep)
+            shutil.copyfile(*(ROOT / path for path in step.keep))
         if returncode != 0:
             print(f"reproduce: step {step.name} failed; fix it and run the same command again to continue",
                   file=sys.stderr)  # fmt: skip
             return returncode
     if args.profile != "bench":
-        stamp(out, args.profile)
+        stamp(ROOT / out, args.profile)
     print(summarise(log, args.profile))
-    print(f"reproduce: done in {(time.perf_counter() - start_all) / 60:.1f} min; tables in {out}")
+    print(f"reproduce: done in {(time.perf_counter() - start_all) / 60:.1f} min; tables in {ROOT / out}")
     return 0
 
 
