@@ -86,10 +86,12 @@ def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_sur
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    # every attack setting is in the name: a DAE made with other budgets (e.g. --gen-epochs) is never reused
+    budget = f"st{args.sign_step:g}_g{args.gen_ngf}x{args.gen_nz_batch}x{args.gen_epochs}_u{args.uap_iter}"
     noises, surrogate = {}, None
     for attack in attacks:
         for eps_255 in eps_list:
-            path = cache / f"{enc_label}_{attack}_eps{eps_255:g}_n{args.surrogate_n}_s{args.seed}.npy"
+            path = cache / f"{enc_label}_{attack}_eps{eps_255:g}_n{args.surrogate_n}_s{args.seed}_{budget}.npy"
             if not path.exists():
                 surrogate = surrogate or surrogate_classifier(public, x_surrogate, seed=args.seed)
                 np.save(path, learn_noise(attack, public, surrogate, eps_255 / 255, x_surrogate, args)[0])
