@@ -1,6 +1,7 @@
 """A downstream model = pre-trained encoder + head, wrapped as an ART ``PyTorchClassifier``."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -67,9 +68,16 @@ def encoder_classifier(
     device_type: str = "gpu",
     mlp_hidden: tuple[int, ...] = (512, 512),
     mlp_dropout: float = 0.5,
+    copy_encoder: bool = True,
 ) -> PyTorchClassifier:
     """
     Put a head on an encoder and wrap the result as an ART ``PyTorchClassifier`` (model: :class:`EncoderWithHead`).
+
+    The classifier works on a deep copy of the encoder module (``copy_encoder=True``, the default): freezing or
+    training it never changes the caller's module (its weights, ``requires_grad`` flags, train/eval mode), and a
+    call that fails leaves it as it was. The trained encoder is ``classifier.model.encoder``. With
+    ``copy_encoder=False`` the module is used in place (no copy, less memory) and freezing sets its
+    ``requires_grad`` flags.
 
     :param encoder: ``nn.Module`` or :class:`PyTorchEncoder` (whose input shape, clip values and preprocessing are
                     reused unless given here).
@@ -85,7 +93,16 @@ def encoder_classifier(
     :param device_type: ``"gpu"`` or ``"cpu"``.
     :param mlp_hidden: Hidden sizes of the ``"mlp"`` head.
     :param mlp_dropout: Dropout of the ``"mlp"`` head.
+    :param copy_encoder: Work on a copy of the encoder module (see above).
     """
+    if isinstance(nb_classes, bool) or not isinstance(nb_classes, int) or nb_classes < 2:
+        raise ValueError(f"`nb_classes` must be an int >= 2, got {nb_classes!r}.")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"`learning_rate` must be a number > 0, got {learning_rate!r}.")
+    if not isinstance(freeze_encoder, bool):
+        raise TypeError(f"`freeze_encoder` must be a bool, got {freeze_encoder!r}.")
+    if not isinstance(copy_encoder, bool):
+        raise TypeError(f"`copy_encoder` must be a bool, got {copy_encoder!r}.")
     if isinstance(encoder, PyTorchEncoder):
         input_shape = input_shape or encoder.input_shape
         preprocessing = encoder.preprocessing if preprocessing is None else preprocessing
@@ -94,12 +111,10 @@ def encoder_classifier(
     elif isinstance(encoder, nn.Module):
         if input_shape is None:
             raise ValueError("`input_shape` (C, H, W) is required when `encoder` is an nn.Module.")
-        module = encoder
+        module = copy.deepcopy(encoder) if copy_encoder else encoder  # probed below: moved to the CPU, run
         embedding_dim = PyTorchEncoder(module, tuple(input_shape), device_type="cpu").embedding_dim
     else:
         raise TypeError(f"`encoder` must be an nn.Module or a PyTorchEncoder, got {type(encoder).__name__}.")
-    if isinstance(nb_classes, bool) or not isinstance(nb_classes, int) or nb_classes < 2:
-        raise ValueError(f"`nb_classes` must be an int >= 2, got {nb_classes!r}.")
     if isinstance(head, str):
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {HEADS} or an nn.Module, got {head!r}.")
@@ -112,8 +127,8 @@ def encoder_classifier(
         head_module = head
     else:
         raise TypeError(f"`head` must be 'linear', 'mlp' or an nn.Module, got {type(head).__name__}.")
-    if learning_rate <= 0:
-        raise ValueError(f"`learning_rate` must be > 0, got {learning_rate}.")
+    if copy_encoder and isinstance(encoder, PyTorchEncoder):
+        module = copy.deepcopy(module)
     model = EncoderWithHead(module, head_module, freeze_encoder=freeze_encoder)
     if optimizer is None:
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=learning_rate)

@@ -4,7 +4,9 @@ fooling rate, times, seed, versions), appended to a results file as each cell fi
 
 Work is grouped so nothing is computed twice: each universal perturbation once per (encoder, attack, eps, seed),
 from the attacker's unlabelled images; each downstream model once per (encoder, task, defence, seed) job, which then
-faces every attack of its cells. A killed run restarted on the same file skips the finished cells. Jobs run in this
+faces every attack of its cells. Every row and cached perturbation is keyed by a hash of everything that produced
+it (see :func:`run_grid`): a killed run restarted on the same file skips the finished cells, a run with other
+settings never takes the old ones for its own. Jobs run in this
 process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install art_ssl[ray]``).
 
     >>> from art_ssl.evaluation import GridConfig, run_grid
@@ -13,13 +15,17 @@ process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install 
 """
 from __future__ import annotations
 
-import copy
+import errno
 import functools
+import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from art_ssl.evaluation.keys import array_key, encoder_key, hash_json
 from art_ssl.evaluation.registry import (
     DEFENCES,
     AttackSettings,
@@ -35,7 +42,7 @@ from art_ssl.evaluation.registry import (
     make_universal_attack,
     whitebox_adversarial,
 )
-from art_ssl.evaluation.store import ResultStore
+from art_ssl.evaluation.store import ResultStore, ResultsWriteError, check_output_folder, file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +58,27 @@ BACKENDS = ("local", "ray")
 class GridConfig:
     """
     What to audit. Names: encoders as zoo names or files (:func:`~art_ssl.evaluation.sources.load_encoder_spec`),
-    tasks as data specs (:func:`~art_ssl.evaluation.sources.load_data_spec`), attacks and defences from
-    :mod:`art_ssl.evaluation.registry`.
+    tasks as data specs (:func:`~art_ssl.evaluation.sources.load_data_spec`; ``_`` and ``-`` are one spelling),
+    attacks and defences from :mod:`art_ssl.evaluation.registry`. Every setting is checked here, before any encoder
+    is loaded; repeated names, budgets or seeds are dropped (a warning is logged) so no cell runs twice.
 
-    :param encoders: Encoders to audit. :param tasks: Downstream tasks.
+    :param encoders: Encoders to audit.
+    :param tasks: Downstream tasks.
     :param attacks: Universal (crafted on the encoder), white-box (on the downstream model) and ``"badencoder"``
                     (the recorded trigger of a backdoored zoo encoder; ASR).
     :param defences: How the downstream model is trained (``"none"``: a head on the frozen encoder).
-    :param eps: Budgets in 1/255 units (ignored by ``"badencoder"``).
-    :param seeds: One run of every cell per seed.
-    :param size: Image side. :param n_train: Downstream training images (``None``: all). :param n_test: Test images.
-    :param epochs: Defence epochs. :param batch_size: Batch size. :param pgd_steps: PGD steps inside the defences.
-    :param whitebox_n: Test images under white-box attacks (they cost a forward/backward per step and image).
+    :param eps: Budgets in 1/255 units, in (0, 255] (ignored by ``"badencoder"``).
+    :param seeds: One run of every cell per seed (non-negative ints).
+    :param size: Image side (>= 8).
+    :param n_train: Downstream training images (``None``: all; else >= 1).
+    :param n_test: Downstream test images (``None``: all; else >= 1).
+    :param epochs: Defence epochs (>= 1).
+    :param batch_size: Batch size (>= 1).
+    :param pgd_steps: PGD steps inside the defences (>= 1).
+    :param whitebox_n: Test images under white-box attacks (>= 1; they cost a forward/backward per step and image).
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
-    :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
+    :param attack_settings: Settings of the universal attacks.
+    :param device_type: ``"cpu"``, ``"gpu"`` or ``"auto"`` (the GPU when CUDA is available).
     :param verbose: Progress bars inside trainers.
     """
 
@@ -87,26 +101,55 @@ class GridConfig:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("encoders", "tasks", "attacks", "defences", "eps", "seeds"):
+        from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
+
+        for name in AXES:
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
                 raise TypeError(f"`{name}` must be a tuple of values, got {value!r}.")
-            object.__setattr__(self, name, tuple(value))
-        from art_ssl.evaluation.sources import check_data_spec, check_encoder_spec
-
-        for encoder in self.encoders:
-            check_encoder_spec(encoder)
-        for task in self.tasks:
-            check_data_spec(task)
+            for item in value:
+                if name in ("eps", "seeds"):
+                    _check_number(name, item, integer=name == "seeds")
+                elif not isinstance(item, str) or not item:
+                    raise TypeError(f"`{name}` must hold non-empty strings, got {item!r}.")
+        object.__setattr__(self, "tasks", tuple(canonical_data_spec(t) for t in self.tasks))
+        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        for name in AXES:
+            value = tuple(getattr(self, name))
+            unique = tuple(dict.fromkeys(value))
+            if len(unique) < len(value):
+                repeated = sorted({v for v in value if value.count(v) > 1})
+                logger.warning("`%s` repeats %s; each runs once.", name, repeated)
+            object.__setattr__(self, name, unique)
         for attack in self.attacks:
-            attack_kind(attack)
+            check_attack_name(attack)
         unknown = [d for d in self.defences if d not in DEFENCES]
         if unknown:
             raise ValueError(f"Unknown defence(s) {unknown}; choose from {DEFENCES}.")
-        if any(isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 255 for e in self.eps):
-            raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {self.eps!r}.")
-        if self.device_type not in ("cpu", "gpu"):
-            raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {self.device_type!r}.")
+        bad_eps = [e for e in self.eps if not (np.isfinite(e) and 0 < e <= 255)]
+        if bad_eps:
+            raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {bad_eps}.")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"`seeds` must be non-negative ints, got {list(self.seeds)}.")
+        _check_int("size", self.size, 8)
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        for name in ("epochs", "batch_size", "pgd_steps", "whitebox_n", "surrogate_n"):
+            _check_int(name, getattr(self, name), 1)
+        if {"uapepgd", "art_uap"} & set(self.attacks) and self.surrogate_n < 10:
+            raise ValueError(f"`surrogate_n` must be >= 10 for 'uapepgd'/'art_uap' (the attacker's surrogate "
+                             f"classifier clusters them into 10 pseudo-classes), got {self.surrogate_n}.")  # fmt: skip
+        _check_attack_settings(self.attack_settings)
+        if self.device_type not in ("cpu", "gpu", "auto"):
+            raise ValueError(f"`device_type` must be 'cpu', 'gpu' or 'auto', got {self.device_type!r}.")
+        if self.device_type == "auto":
+            object.__setattr__(self, "device_type", "gpu" if torch.cuda.is_available() else "cpu")
+        if not isinstance(self.verbose, bool):
+            raise TypeError(f"`verbose` must be a bool, got {self.verbose!r}.")
+        for encoder in self.encoders:  # files last: a typo in a number is reported before a missing file
+            check_encoder_spec(encoder)
 
     def cells(self) -> list[dict]:
         """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
@@ -126,6 +169,60 @@ class GridConfig:
                             out += [{"encoder": encoder, "task": task, "defence": defence, "attack": attack,
                                      "eps_255": float(e), "seed": seed} for e in budgets]  # fmt: skip
         return out
+
+
+AXES = ("encoders", "tasks", "attacks", "defences", "eps", "seeds")
+# Settings that change the downstream models and their evaluation but not a universal perturbation (which depends
+# on the encoder, the attacker's images and the attack settings only). Any other GridConfig field, present or
+# added later, enters the perturbation's key: a new setting is safe by default.
+DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n")
+# Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
+NOT_KEYED = ("device_type", "verbose")
+
+
+def _check_number(name: str, value: object, integer: bool) -> None:
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"`{name}` must hold {'ints' if integer else 'numbers'}, got {value!r}.")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+
+
+def _check_attack_settings(settings: AttackSettings) -> None:
+    if not isinstance(settings, AttackSettings):
+        raise TypeError(f"`attack_settings` must be an AttackSettings, got {type(settings).__name__}.")
+    for name in ("surrogate_n", "sign_epochs", "gen_ngf", "gen_nz_batch", "gen_epochs", "uap_iter"):
+        _check_int(f"attack_settings.{name}", getattr(settings, name), 1)
+    _check_int("attack_settings.seed", settings.seed, 0)
+    step = settings.sign_step
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not np.isfinite(step) or step <= 0:
+        raise ValueError(f"`attack_settings.sign_step` must be a finite number > 0, got {step!r}.")
+
+
+def check_attack_name(name: str) -> str:
+    """The kind of attack ``name`` (:func:`~art_ssl.evaluation.registry.attack_kind`), after checking that a
+    ``torchattacks:<Name>`` names a real torchattacks attack class. :raises ValueError: an unknown name."""
+    kind = attack_kind(name)
+    if name.startswith("torchattacks:"):
+        try:
+            import torchattacks
+        except ImportError as err:
+            raise ValueError(f"Attack {name!r} needs torchattacks: pip install torchattacks.") from err
+        attack = name.split(":", 1)[1]
+        cls = getattr(torchattacks, attack, None)
+        base = torchattacks.attack.Attack
+        if not (isinstance(cls, type) and issubclass(cls, base)) or attack in ("Attack", "MultiAttack", "VANILA"):
+            names = sorted(n for n in dir(torchattacks) if isinstance(getattr(torchattacks, n), type)
+                           and issubclass(getattr(torchattacks, n), base)
+                           and n not in ("Attack", "MultiAttack", "VANILA"))  # fmt: skip
+            raise ValueError(f"Unknown attack {name!r}: torchattacks has no attack class {attack!r}; choose from "
+                             f"{names}.")  # fmt: skip
+    return kind
 
 
 def versions() -> dict[str, str]:
@@ -153,14 +250,20 @@ def _task(spec: str, size: int, channels: int, n_train: int | None, n_test: int 
     return load_data_spec(spec, size, channels, n_train, n_test, seed)
 
 
+def _surrogate_images(config: GridConfig, encoder: str, seed: int) -> np.ndarray:
+    """The attacker's unlabelled images: ``surrogate_n`` of the first task's training images, drawn with ``seed``."""
+    public = _encoder(encoder, config.size, config.device_type)
+    first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
+    n = min(config.surrogate_n, len(first.x_train))
+    return first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
+
+
 def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: float, seed: int) -> dict:
     """One universal perturbation on the public encoder from the attacker's unlabelled images."""
     from art_ssl.evaluation.surrogate import surrogate_classifier
 
     public = _encoder(encoder, config.size, config.device_type)
-    first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
-    n = min(config.surrogate_n, len(first.x_train))
-    x_sur = first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
+    x_sur = _surrogate_images(config, encoder, seed)
     surrogate = surrogate_classifier(public, x_sur, seed=seed) if attack in ("uapepgd", "art_uap") else None
     torch.manual_seed(seed)
     np.random.seed(seed)  # ART's UniversalPerturbation shuffles with numpy
@@ -174,8 +277,17 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
             "fooling_rate": float("nan") if fooling is None else float(fooling)}  # fmt: skip
 
 
+def _degenerate_logits(logits: np.ndarray, what: str) -> str | None:
+    """Why predictions ``logits`` cannot be scored (a non-``ok`` status), or ``None`` when they can."""
+    if not np.isfinite(logits).all():
+        return f"degenerate: non-finite logits on {what} (NaN or inf weights, or a preprocessing std of 0)"
+    return None
+
+
 def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dict) -> list[dict]:
-    """Train one downstream model (``job``: encoder, task, defence, seed) and evaluate it under ``cells``."""
+    """Train one downstream model (``job``: encoder, task, defence, seed) and evaluate it under ``cells``.
+    A model whose clean logits are not finite, or that predicts one class for every test image, gets rows with a
+    ``degenerate: ...`` status (never ``ok``): its numbers are not a robustness result."""
     from art_ssl.estimators import encoder_classifier
     from art_ssl.metrics import attack_success_rate, benign_accuracy, robust_accuracy
     from art_ssl.models import MLPHead
@@ -185,7 +297,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     public = _encoder(job["encoder"], config.size, config.device_type)
     task = _task(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
     torch.manual_seed(seed)
-    classifier = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
+    # encoder_classifier copies the module: the cached public encoder is never trained
+    classifier = encoder_classifier(public.model, task.nb_classes,
                                     head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
                                     freeze_encoder=False, input_shape=public.input_shape,
                                     device_type=config.device_type)  # fmt: skip
@@ -198,26 +311,40 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
                          pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
     train_seconds = time.perf_counter() - start
-    ba = benign_accuracy(classifier.predict(task.x_test, batch_size=512).argmax(1), task.y_test)
+    logits = classifier.predict(task.x_test, batch_size=512)
+    model_status = _degenerate_logits(logits, "clean test images")
+    ba = np.nan
+    if model_status is None:
+        pred = logits.argmax(1)
+        ba = benign_accuracy(pred, task.y_test)
+        if len(np.unique(pred)) == 1:
+            model_status = (f"degenerate: constant predictor (every test image is class {int(pred[0])}; "
+                            f"training diverged or the encoder's embeddings are constant)")  # fmt: skip
     rows = []
     for cell in cells:
         attack, eps = cell["attack"], cell["eps_255"] / 255
         row = {**cell, "BA": ba, "RA": np.nan, "ASR": np.nan, "fooling_rate": np.nan, "attack_seconds": np.nan,
                "train_seconds": round(train_seconds, 2), "n_train": len(task.x_train), "n_test": len(task.x_test),
                "status": "ok", **versions()}  # fmt: skip
+        if model_status is not None:
+            row["status"] = model_status
+            rows.append(row)
+            continue
         kind = attack_kind(attack)
         try:
             if kind == "universal":
-                learnt = perturbations[(cell["encoder"], attack, cell["eps_255"], cell["seed"])]
+                learnt = perturbations[cell["perturbation_key"]]
+                if not np.isfinite(learnt["noise"]).all():
+                    raise _Degenerate("degenerate: the universal perturbation holds NaN or inf")
                 x_adv = np.clip(task.x_test + learnt["noise"], 0, 1).astype(np.float32)
-                row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test)
+                row["RA"] = _accuracy_or_fail(classifier, x_adv, task.y_test, robust_accuracy)
                 row["fooling_rate"], row["attack_seconds"] = learnt["fooling_rate"], learnt["attack_seconds"]
             elif kind == "whitebox":
                 n = min(config.whitebox_n, len(task.x_test))
                 t0 = time.perf_counter()
                 x_adv = whitebox_adversarial(attack, classifier, task.x_test[:n], task.y_test[:n], eps, seed)
                 row["attack_seconds"] = time.perf_counter() - t0
-                row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test[:n])
+                row["RA"] = _accuracy_or_fail(classifier, x_adv, task.y_test[:n], robust_accuracy)
                 row["n_test"] = n
             else:
                 if job["encoder"] not in list_encoders(backdoored=True):
@@ -228,10 +355,17 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                     raise ValueError(f"{job['encoder']} has no backdoor target for task {task.name} "
                                      f"(targets: {sorted(info_task)})")  # fmt: skip
                 target = info_task[name]
-                pred = classifier.predict(target["trigger"].apply(task.x_test), batch_size=512).argmax(1)
-                row["ASR"] = attack_success_rate(pred, target["target"], task.y_test, exclude_target_class=True)
+                logits_bd = classifier.predict(target["trigger"].apply(task.x_test), batch_size=512)
+                status = _degenerate_logits(logits_bd, "triggered test images")
+                if status is not None:
+                    raise _Degenerate(status)
+                row["ASR"] = attack_success_rate(logits_bd.argmax(1), target["target"], task.y_test,
+                                                 exclude_target_class=True)  # fmt: skip
                 row["target"] = target["target"]
                 row["base_encoder"] = encoder_info(job["encoder"]).get("base_encoder")
+        except _Degenerate as err:
+            row["status"] = str(err)
+            logger.warning("cell %s: %s", cell, err)
         except (ValueError, RuntimeError) as err:
             row["status"] = f"error: {err}"
             logger.warning("cell %s failed: %s", cell, err)
@@ -239,29 +373,132 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     return rows
 
 
+class _Degenerate(Exception):
+    """A cell whose number would be meaningless; its message is the row's status."""
+
+
+def _accuracy_or_fail(classifier, x_adv: np.ndarray, y: np.ndarray, metric) -> float:
+    logits = classifier.predict(x_adv, batch_size=512)
+    status = _degenerate_logits(logits, "attacked test images")
+    if status is not None:
+        raise _Degenerate(status)
+    return metric(logits.argmax(1), y)
+
+
+# ----------------------------------------------------------------------------------------------------------- keys
+class _Keys:
+    """
+    The content keys of a grid's cells (:mod:`art_ssl.evaluation.keys`): each row's ``cell_key`` hashes the
+    encoder's weights and loading options, the task's arrays (so its spec, size, count and seed), the cell's
+    defence, attack, budget and seed, every setting of the configuration but the device and verbosity, the
+    perturbation's key for universal attacks, and the art_ssl version. Encoders and data are loaded here (once per
+    process, cached for the work), and an encoder whose embeddings of real images are not finite is refused.
+    """
+
+    def __init__(self, config: GridConfig) -> None:
+        import art_ssl
+
+        self.config, self.version = config, art_ssl.__version__
+        settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in AXES + NOT_KEYED}
+        self.settings = settings
+        self.attack_settings = {k: v for k, v in settings.items() if k not in DOWNSTREAM_ONLY}
+        self._encoders: dict[str, str] = {}
+        self._tasks: dict[tuple, str] = {}
+        self._surrogates: dict[tuple, str] = {}
+
+    def encoder(self, spec: str) -> str:
+        if spec not in self._encoders:
+            encoder = _encoder(spec, self.config.size, self.config.device_type)
+            probe = _task(self.config.tasks[0], self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
+            embeddings = encoder.predict(probe, batch_size=8)
+            if not np.isfinite(embeddings).all():
+                raise ValueError(f"Encoder {spec!r} gives non-finite embeddings (NaN or inf) on real images: its "
+                                 "weights or its preprocessing (a std of 0?) are broken.")  # fmt: skip
+            self._encoders[spec] = encoder_key(encoder)
+        return self._encoders[spec]
+
+    def task(self, spec: str, encoder: str, seed: int) -> str:
+        channels = _encoder(encoder, self.config.size, self.config.device_type).input_shape[0]
+        key = (spec, channels, seed)
+        if key not in self._tasks:
+            t = _task(spec, self.config.size, channels, self.config.n_train, self.config.n_test, seed)
+            self._tasks[key] = array_key(t.x_train, t.y_train, t.x_test, t.y_test)
+        return self._tasks[key]
+
+    def perturbation(self, encoder: str, attack: str, eps_255: float, seed: int) -> str:
+        key = (encoder, seed)
+        if key not in self._surrogates:
+            self._surrogates[key] = array_key(_surrogate_images(self.config, encoder, seed))
+        return "p" + hash_json({"encoder": self.encoder(encoder), "surrogate_images": self._surrogates[key],
+                                "attack": attack, "eps_255": float(eps_255), "seed": seed,
+                                "settings": self.attack_settings, "art_ssl": self.version})  # fmt: skip
+
+    def annotate(self, cell: dict) -> dict:
+        """``cell`` with its ``cell_key``, ``encoder_key`` and (universal attacks) ``perturbation_key``."""
+        universal = attack_kind(cell["attack"]) == "universal"
+        pkey = self.perturbation(cell["encoder"], cell["attack"], cell["eps_255"], cell["seed"]) if universal else ""
+        description = {"encoder": self.encoder(cell["encoder"]),
+                       "task": [cell["task"], self.task(cell["task"], cell["encoder"], cell["seed"])],
+                       **{k: cell[k] for k in ("defence", "attack", "eps_255", "seed")},
+                       "settings": self.settings, "perturbation": pkey, "art_ssl": self.version}  # fmt: skip
+        return {**cell, "cell_key": "c" + hash_json(description), "encoder_key": self.encoder(cell["encoder"]),
+                "perturbation_key": pkey}  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------------------------- runner
-def _perturbation_file(folder: Path, key: tuple) -> Path:
-    encoder, attack, eps_255, seed = key
-    return folder / f"{Path(str(encoder)).stem}_{attack}_eps{eps_255:g}_s{seed}.npz"
+def _perturbation_file(folder: Path, need: tuple) -> Path:
+    pkey, encoder, attack, eps_255, seed = need
+    return folder / f"{Path(str(encoder)).stem}_{attack}_eps{eps_255:g}_s{seed}_{pkey}.npz"
 
 
-def _save_perturbation(folder: Path, key: tuple, learnt: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"encoder": key[0], "attack": key[1], "eps_255": key[2], "seed": key[3],
+def _save_perturbation(folder: Path, need: tuple, learnt: dict) -> None:
+    """Write atomically (a unique temporary file, then ``os.replace``); on failure remove the temporary file and
+    raise :class:`ResultsWriteError` (the results written so far stay)."""
+    pkey, encoder, attack, eps_255, seed = need
+    meta = {"key": pkey, "encoder": encoder, "attack": attack, "eps_255": eps_255, "seed": seed,
+            "noise_sha256": hashlib.sha256(np.ascontiguousarray(learnt["noise"]).tobytes()).hexdigest(),
             "fooling_rate": learnt["fooling_rate"], "attack_seconds": learnt["attack_seconds"]}  # fmt: skip
-    path = _perturbation_file(folder, key)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, noise=learnt["noise"], meta=json.dumps(meta))
-    tmp.replace(path)
+    path = _perturbation_file(folder, need)
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, noise=learnt["noise"], meta=json.dumps(meta))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise ResultsWriteError(err.errno, f"Could not save the perturbation '{path}': {reason}. The results "
+                                "written so far are kept; a restarted run resumes.") from err  # fmt: skip
 
 
-def _load_perturbation(folder: Path, key: tuple) -> dict | None:
-    path = _perturbation_file(folder, key)
+def _load_perturbation(folder: Path, need: tuple, shape: tuple[int, ...] | None = None) -> dict | None:
+    """The cached perturbation of ``need``, or ``None`` when there is none or it cannot be trusted: its recorded
+    key differs, its noise does not match its recorded hash, or it is not finite, of shape ``shape`` and within the
+    budget."""
+    path = _perturbation_file(folder, need)
     if not path.exists():
         return None
-    with np.load(path) as data:
-        meta = json.loads(str(data["meta"]))
-        return {"noise": data["noise"], "fooling_rate": meta["fooling_rate"], "attack_seconds": meta["attack_seconds"]}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            noise = np.asarray(data["noise"], np.float32)
+        ok = (meta.get("key") == need[0]
+              and meta.get("noise_sha256") == hashlib.sha256(np.ascontiguousarray(noise).tobytes()).hexdigest()
+              and (shape is None or noise.shape == shape) and np.isfinite(noise).all()
+              and float(np.abs(noise).max(initial=0)) <= need[3] / 255 + 1e-5)  # fmt: skip
+        if ok:
+            return {"noise": noise, "fooling_rate": float(meta["fooling_rate"]),
+                    "attack_seconds": float(meta["attack_seconds"])}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
+        pass
+    logger.warning("ignoring '%s': its recorded key or contents do not match this run; learning it again", path)
+    return None
 
 
 def run_grid(
@@ -276,53 +513,78 @@ def run_grid(
     """
     Run every cell of ``config`` not yet in the results file ``out`` and return the rows of ``config``'s cells.
 
+    Resuming: a cell is identified by its ``cell_key``, a hash of everything that produced it (encoder weights and
+    loading options, the task's data, every setting, the perturbation's key, the art_ssl version; see
+    :class:`_Keys`). A rerun with the same configuration skips its finished cells; a rerun with other settings into
+    the same file computes its own cells beside the old rows, which stay in the file, and the returned frame (so
+    the report) holds only the current configuration's cells. Two runs into one file at once merge their rows
+    under a lock (:class:`~art_ssl.evaluation.store.ResultStore`); a cell both computed is kept once.
+
     :param config: The grid.
-    :param out: Results CSV; rows are appended (atomically) as each job finishes, and cells already in it are
-                skipped, so a killed run restarts where it stopped.
+    :param out: Results CSV; rows are appended (atomically) as each job finishes.
     :param backend: ``"local"`` (this process) or ``"ray"`` (one Ray task per perturbation and per job; GPU jobs
                     request a GPU).
     :param ray_address: Address of an existing Ray cluster (``"auto"``, ``"ray://host:10001"``); default a local
                         Ray instance.
     :param progress: A progress bar over jobs.
     :param on_rows: Called with each job's rows after they are written.
-    :param perturbation_dir: Where the universal perturbations are kept (``.npz`` with their fooling rate and
-                             time; default ``perturbations/`` next to ``out``); a restarted run reuses them.
-    :raises ValueError: the grid has no cells.
+    :param perturbation_dir: Where the universal perturbations are kept (``.npz`` with their key, fooling rate and
+                             time; default ``perturbations/`` next to ``out``); a restarted run reuses those whose
+                             recorded key matches.
+    :raises ValueError: the grid has no cells, or an output folder cannot be written.
     """
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
+    if not isinstance(config, GridConfig):
+        raise TypeError(f"`config` must be a GridConfig, got {type(config).__name__}.")
     cells = config.cells()
     if not cells:
         raise ValueError("The grid has no cells: give at least one encoder, task, defence, attack, budget and seed.")
-    store = ResultStore(out, KEY)
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"`out` '{out}' is a folder; pass the results file (e.g. '{out / 'results.csv'}').")
+    check_output_folder(out.parent, "out")
+    folder = out.parent / "perturbations" if perturbation_dir is None else Path(perturbation_dir)
+    check_output_folder(folder, "perturbation_dir")
+    store = ResultStore(out, ("cell_key",), legacy_columns=KEY)
+    keys = _Keys(config)
+    cells = [keys.annotate(c) for c in cells]
     todo = [c for c in cells if not store.has(**c)]
     jobs: dict[tuple, list[dict]] = {}
     for cell in todo:
         jobs.setdefault((cell["encoder"], cell["task"], cell["defence"], cell["seed"]), []).append(cell)
-    needed = sorted({(c["encoder"], c["attack"], c["eps_255"], c["seed"]) for c in todo
-                     if attack_kind(c["attack"]) == "universal"})  # fmt: skip
+    needed = sorted({(c["perturbation_key"], c["encoder"], c["attack"], c["eps_255"], c["seed"]) for c in todo
+                     if c["perturbation_key"]})  # fmt: skip
     logger.info("%d of %d cells to run in %d jobs, %d perturbations", len(todo), len(cells), len(jobs), len(needed))
-    folder = Path(out).parent / "perturbations" if perturbation_dir is None else Path(perturbation_dir)
     if jobs:
         runner = _run_local if backend == "local" else _run_ray
         runner(config, jobs, needed, store, folder, ray_address, progress, on_rows)
-    wanted = {store.key_of(c) for c in cells}  # the file may hold other grids' cells too
+    store.refresh()
+    wanted = {store.key_of(c) for c in cells}  # the file may hold other grids' (or other settings') cells too
     frame = store.frame
-    return frame[[store.key_of(r) in wanted for r in frame[list(KEY)].to_dict("records")]].reset_index(drop=True)
+    return frame[[store.key_of(r) in wanted for r in frame[["cell_key"]].to_dict("records")]].reset_index(drop=True)
 
 
 def _job_dict(key: tuple) -> dict:
     return dict(zip(("encoder", "task", "defence", "seed"), key, strict=True))
 
 
+def _noise_shape(config: GridConfig, encoder: str) -> tuple[int, ...]:
+    return (1, *_encoder(encoder, config.size, config.device_type).input_shape)
+
+
 def _run_local(config, jobs, needed, store, folder, ray_address, progress, on_rows) -> None:
     perturbations = {}
-    for key in tqdm(needed, desc="universal perturbations", disable=not progress):
-        perturbations[key] = _load_perturbation(folder, key)
-        if perturbations[key] is None:
-            perturbations[key] = learn_perturbation(config, *key)
-            _save_perturbation(folder, key, perturbations[key])
+    for need in tqdm(needed, desc="universal perturbations", disable=not progress):
+        perturbations[need[0]] = _load_perturbation(folder, need, _noise_shape(config, need[1]))
+        if perturbations[need[0]] is None:
+            perturbations[need[0]] = learn_perturbation(config, *need[1:])
+            _save_perturbation(folder, need, perturbations[need[0]])
     for key, cells in tqdm(jobs.items(), desc="downstream models", disable=not progress):
+        store.refresh()  # another run into the same file may have finished these cells meanwhile
+        cells = [c for c in cells if not store.has(**c)]
+        if not cells:
+            continue
         rows = run_job(config, _job_dict(key), cells, perturbations)
         store.append(rows)
         if on_rows is not None:
@@ -333,7 +595,7 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
     try:
         import ray
     except ImportError as err:
-        raise ImportError("The Ray backend needs Ray: pip install 'art_ssl[ray]'.") from err
+        raise ImportError("The Ray backend needs Ray: pip install ray (or pip install -e '.[ray]').") from err
     started = not ray.is_initialized()
     if started:
         ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False,
@@ -343,11 +605,11 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
         learn = ray.remote(num_gpus=gpus)(learn_perturbation)
         job_fn = ray.remote(num_gpus=gpus)(run_job)
         config_ref = ray.put(config)
-        perturbations = {key: _load_perturbation(folder, key) for key in needed}
-        refs = {key: learn.remote(config_ref, *key) for key, value in perturbations.items() if value is None}
-        for key, learnt in zip(refs, ray.get(list(refs.values())), strict=True):
-            perturbations[key] = learnt
-            _save_perturbation(folder, key, learnt)
+        perturbations = {need[0]: _load_perturbation(folder, need, _noise_shape(config, need[1])) for need in needed}
+        refs = {need: learn.remote(config_ref, *need[1:]) for need in needed if perturbations[need[0]] is None}
+        for need, learnt in zip(refs, ray.get(list(refs.values())), strict=True):
+            perturbations[need[0]] = learnt
+            _save_perturbation(folder, need, learnt)
         pert_ref = ray.put(perturbations)
         pending = {job_fn.remote(config_ref, _job_dict(key), cells, pert_ref): key for key, cells in jobs.items()}
         bar = tqdm(total=len(pending), desc="downstream models (ray)", disable=not progress)

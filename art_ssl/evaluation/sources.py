@@ -36,16 +36,25 @@ def check_encoder_spec(spec: str) -> None:
 
 def check_data_spec(spec: str) -> None:
     """Fail early on a dataset spec that :func:`load_data_spec` would refuse (unknown kind, missing folder)."""
+    canonical_data_spec(spec)
+
+
+def canonical_data_spec(spec: str) -> str:
+    """``spec`` checked (as :func:`check_data_spec`) and spelt one way: hyphens in the kind
+    (``fashion_mnist_subset`` -> ``fashion-mnist-subset``), the folder as given."""
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"`data` must be one of {DATA_KINDS}, got {spec!r}.")
-    kind, _, root = spec.partition(":")
+    kind, sep, root = spec.partition(":")
     kind = kind.replace("-", "_")
     if kind not in TASKS and kind != "folder":
         raise ValueError(f"Unknown dataset {spec!r}; choose from {DATA_KINDS}.")
     if kind in ("cifar10", "stl10", "folder") and not root:
         raise ValueError(f"`data` {spec!r} needs a folder: {kind}:ROOT.")
-    if root and not Path(root).is_dir():
+    if sep and kind not in ("cifar10", "stl10", "folder", "fashion_mnist", "mnist", "kmnist"):
+        raise ValueError(f"`data` {spec!r}: {kind} takes no folder.")
+    if root and not Path(root).expanduser().is_dir():
         raise ValueError(f"`data` {spec!r}: folder '{root}' does not exist.")
+    return kind.replace("_", "-") + (f":{root}" if root else "")
 
 
 def load_encoder_spec(spec: str, size: int = 64, device_type: str = "cpu") -> PyTorchEncoder:
@@ -113,18 +122,14 @@ def load_data_spec(
     """
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"`data` must be one of {DATA_KINDS}, got {spec!r}.")
-    kind, _, root = spec.partition(":")
+    kind, _, root = canonical_data_spec(spec).partition(":")
     kind = kind.replace("-", "_")
-    if kind in ("cifar10", "stl10", "folder") and not root:
-        raise ValueError(f"`data` {spec!r} needs a folder: {kind}:ROOT.")
     if kind == "folder":
         task = _folder_task(root, size, channels, seed)
         task = Task(task.name, *subsample(task.x_train, task.y_train, n_train, seed),
                     *subsample(task.x_test, task.y_test, n_test, seed))  # fmt: skip
-    elif kind in TASKS:
-        task = load_task(kind, size=size, root=root or None, n_train=n_train, n_test=n_test, seed=seed)
     else:
-        raise ValueError(f"Unknown dataset {spec!r}; choose from {DATA_KINDS}.")
+        task = load_task(kind, size=size, root=root or None, n_train=n_train, n_test=n_test, seed=seed)
     if channels is not None and task.x_train.shape[1] != channels:
         task = Task(task.name, _to_channels(task.x_train, channels), task.y_train, _to_channels(task.x_test, channels),
                     task.y_test)  # fmt: skip
@@ -135,10 +140,13 @@ def _folder_task(root: str | os.PathLike, size: int, channels: int | None, seed:
     mode = "L" if channels == 1 else "RGB"
     root = Path(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
-        x_train, y_train = load_image_folder(root / "train", size, mode)
-        x_test, y_test = load_image_folder(root / "test", size, mode)
+        x_train, y_train, train_classes = load_image_folder(root / "train", size, mode)
+        x_test, y_test, test_classes = load_image_folder(root / "test", size, mode)
+        if train_classes != test_classes:
+            raise ValueError(f"`data` folder '{root}': train/ and test/ must hold the same class folders, got "
+                             f"{train_classes} and {test_classes}.")  # fmt: skip
     else:
-        x, y = load_image_folder(root, size, mode)
+        x, y, _ = load_image_folder(root, size, mode)
         order = np.random.default_rng(seed).permutation(len(x))
         cut = int(round(0.8 * len(x)))
         (x_train, y_train), (x_test, y_test) = (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])

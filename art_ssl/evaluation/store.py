@@ -1,67 +1,159 @@
-"""A results file that survives being killed: rows are appended one by one, and every write is atomic."""
+"""
+A results file that survives being killed and being shared: rows are appended one job at a time, every write is
+atomic, and concurrent writers (two audits into one folder) merge their rows under a lock instead of overwriting
+each other.
+"""
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
+
+MIN_FREE_BYTES = 20 * 2**20  # results, report and perturbations of an audit need a few MB
 
 
 class ResultsWriteError(OSError):
     """Writing the results file failed (full disk, no permission); the file on disk is the last complete one."""
 
 
+def file_mode() -> int:
+    """Permissions a new file gets from the process umask (``0o666 & ~umask``), as ``open()`` would give it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def check_output_folder(folder: str | os.PathLike, name: str = "out", min_free_bytes: int = MIN_FREE_BYTES) -> Path:
+    """
+    Fail before any work on an output folder the run could not write to: create it when missing, then check that
+    it is a folder, that a file can be created in it, and that it has ``min_free_bytes`` free.
+
+    :param folder: The output folder.
+    :param name: The user's name of the parameter (``"--out"`` on the command line), used in the messages.
+    :param min_free_bytes: Free space required.
+    :raises ValueError: the folder cannot be used (the message says why and names ``name``).
+    """
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} '{path}' is a file, not a folder: pass a folder for the results.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{name} '{path}' is not writable: {err.strerror or err}.") from err
+    free = shutil.disk_usage(path).free
+    if free < min_free_bytes:
+        raise ValueError(f"{name} '{path}' has {free / 2**20:.1f} MiB free; an audit needs at least "
+                         f"{min_free_bytes / 2**20:.0f} MiB.")  # fmt: skip
+    return path
+
+
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``<folder>/.<name>.lock`` for the results file ``path``; other processes
+    block until it is released (held for one read-merge-write, milliseconds)."""
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class ResultStore:
     """
-    A CSV of finished grid cells keyed by ``key`` columns. :meth:`append` rewrites the file through a temporary file
-    in the same folder and ``os.replace`` (atomic on POSIX): a crash or a full disk in the middle of a write leaves
-    the previous complete file, never a truncated one. A restarted run asks :meth:`has` and skips what is done.
+    A CSV of finished grid cells keyed by ``key`` columns. :meth:`append` takes a lock on the folder, reads the file
+    again (another process may have added rows since), adds the new rows whose key is not there yet (the first
+    writer of a cell wins, so two runs never duplicate a cell), and replaces the file through a temporary file and
+    ``os.replace`` (atomic on POSIX): a crash or a full disk in the middle of a write leaves the previous complete
+    file, never a truncated one. A restarted run asks :meth:`has` and skips what is done. Files follow the umask.
 
     :param path: The CSV file (created with its folder when missing).
     :param key: Columns that identify a cell.
+    :param legacy_columns: When the file lacks ``key`` but has these columns, it is a results file of an older
+                           layout: its rows are kept, with an empty key, and never count as done.
     """
 
-    def __init__(self, path: str | os.PathLike, key: Sequence[str]) -> None:
-        self.path, self.key = Path(path), tuple(key)
-        if self.path.exists():
-            try:
-                self.frame = pd.read_csv(self.path)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-                raise ValueError(f"Results file '{self.path}' is not a readable CSV ({err}); move it away or pass "
-                                 "another output folder.") from err  # fmt: skip
-            missing = [k for k in self.key if k not in self.frame.columns]
-            if missing:
-                raise ValueError(f"Results file '{self.path}' lacks the key columns {missing}: it is not a results "
-                                 "file of this grid.")  # fmt: skip
-        else:
-            self.frame = pd.DataFrame(columns=list(self.key))
-        self._done = {self.key_of(row) for row in self.frame[list(self.key)].to_dict("records")}
+    def __init__(self, path: str | os.PathLike, key: Sequence[str], legacy_columns: Sequence[str] = ()) -> None:
+        self.path, self.key, self.legacy_columns = Path(path), tuple(key), tuple(legacy_columns)
+        self.frame = self._read()
+        self._done = self._keys(self.frame)
+
+    def _read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return pd.DataFrame(columns=list(self.key))
+        if self.path.is_dir():
+            raise ValueError(f"Results file '{self.path}' is a folder.")
+        try:
+            frame = pd.read_csv(self.path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise ValueError(f"Results file '{self.path}' is not a readable CSV ({err}); move it away or pass "
+                             "another output folder.") from err  # fmt: skip
+        missing = [k for k in self.key if k not in frame.columns]
+        if missing and self.legacy_columns and all(c in frame.columns for c in self.legacy_columns):
+            for k in missing:
+                frame[k] = ""
+        elif missing:
+            raise ValueError(f"Results file '{self.path}' lacks the key columns {missing}: it is not a results "
+                             "file of this grid.")  # fmt: skip
+        return frame
+
+    def _keys(self, frame: pd.DataFrame) -> set[tuple[str, ...]]:
+        return {k for k in (self.key_of(r) for r in frame[list(self.key)].to_dict("records")) if any(k)}
 
     def key_of(self, row: dict) -> tuple[str, ...]:
         """The canonical key of a row (key values as text)."""
         return tuple(_canonical(row.get(k)) for k in self.key)
 
     def has(self, **values) -> bool:
-        """Whether a row with these key values is in the file."""
+        """Whether a row with these key values is in the file (as last read or written by this store)."""
         return self.key_of(values) in self._done
 
+    def refresh(self) -> None:
+        """Read the file again, to see the rows another process has added."""
+        self.frame = self._read()
+        self._done = self._keys(self.frame)
+
     def append(self, rows: Sequence[dict]) -> None:
-        """Add ``rows`` and write the file atomically. :raises ResultsWriteError: the write failed (the file on
-        disk is unchanged, the rows stay in memory for the next successful write)."""
+        """Add ``rows`` (those whose key is not in the file yet) and write the file atomically, under the folder
+        lock. :raises ResultsWriteError: the write failed (the file on disk is unchanged)."""
         if not rows:
             return
-        new = pd.DataFrame(list(rows))
-        frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
-        self._write(frame)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = folder_lock(self.path)
+            lock.__enter__()
+        except OSError as err:
+            raise ResultsWriteError(err.errno, f"Cannot write results next to '{self.path}': {err.strerror}") from err
+        try:
+            current = self._read()
+            done = self._keys(current)
+            new = [r for r in rows if self.key_of(r) not in done]
+            if new:
+                frame = pd.DataFrame(new) if current.empty else pd.concat([current, pd.DataFrame(new)],
+                                                                          ignore_index=True)  # fmt: skip
+                self._write(frame)
+            else:
+                frame = current
+        finally:
+            lock.__exit__(None, None, None)
         self.frame = frame
-        self._done |= {self.key_of(r) for r in rows}
+        self._done = self._keys(frame)
 
     def _write(self, frame: pd.DataFrame) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         except OSError as err:
             raise ResultsWriteError(err.errno, f"Cannot write results next to '{self.path}': {err.strerror}") from err
@@ -70,6 +162,7 @@ class ResultStore:
                 frame.to_csv(f, index=False)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, file_mode())  # mkstemp makes 0600; a results file is as readable as any other
             os.replace(tmp, self.path)
         except OSError as err:
             Path(tmp).unlink(missing_ok=True)
