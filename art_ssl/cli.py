@@ -8,31 +8,126 @@
     art-ssl audit                 # reduced robustness audit of a zoo encoder -> audit/report.html
     art-ssl audit --encoder my_encoder.safetensors --data cifar10:/data/cifar-10-batches-py --attacks ssp pgd \
         --defences none trades --eps 4 10 --out my_audit
+
+Conventions: every setting is checked before any work; a user error exits with status 2 and one ``error:`` line
+(``--debug`` shows the traceback instead); ``-v``/``--debug`` go before or after the subcommand; ``--help`` shows
+every default. Heavy libraries (torch, ART, pandas) are imported only by the subcommand that runs, so ``--help`` and
+``--version`` answer at once.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from art_ssl import __version__
 
-from art_ssl.data import TASKS, load_task
-from art_ssl.evaluation.probe import linear_probe, raw_pixel_probe
-from art_ssl.ssl.methods import METHODS
-from art_ssl.zoo import encoder_info, list_encoders, load_encoder, zoo_table
+# The names the subcommands accept, kept here (no torch import) and checked against their modules by the tests.
+TASK_NAMES = ("fashion_mnist", "fashion_mnist_subset", "digits", "mnist", "kmnist", "cifar10", "stl10")
+METHOD_NAMES = ("barlow_twins", "byol", "moco", "simclr", "simsiam")
+DEVICES = ("auto", "cpu", "gpu")
+AUDIT_DEFAULTS = {
+    "encoder": ["simclr_r18", "simclr_r18_badencoder"],
+    "data": ["fashion-mnist-subset"],
+    "attacks": ["advencoder", "ssp", "pap_ugs", "pgd", "badencoder"],
+    "defences": ["none", "finetune", "trades"],
+    "eps": [4.0, 10.0],
+}
+# GridConfig's parameter names as the command line spells them, for messages raised by the library.
+_CLI_NAMES = {
+    "encoders": "--encoder", "tasks": "--data", "data": "--data", "attacks": "--attacks", "defences": "--defences",
+    "eps": "--eps", "seeds": "--seed", "size": "--size", "n_train": "--n-train", "n_test": "--n-test",
+    "epochs": "--epochs", "batch_size": "--batch-size", "pgd_steps": "--pgd-steps", "whitebox_n": "--whitebox-n",
+    "surrogate_n": "--surrogate-n", "attack_settings.gen_epochs": "--gen-epochs",
+    "attack_settings.sign_epochs": "--sign-epochs", "attack_settings.surrogate_n": "--surrogate-n",
+    "device_type": "--device", "out": "--out",
+}  # fmt: skip
 
 
+class UserError(Exception):
+    """A mistake in the command line or its inputs: reported as one ``error:`` line, exit status 2."""
+
+
+# Errors that a user's input causes (a bad value, a missing or unreadable file, a full disk): exit 2, one line.
+USER_ERRORS = (UserError, ValueError, TypeError, FileNotFoundError, PermissionError, ImportError, OSError)
+
+
+# ----------------------------------------------------------------------------------------------------------- types
+def _int_at_least(minimum: int, meaning: str = ""):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}{meaning}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{meaning}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 255], got {text!r}") from None
+    if not 0 < value <= 255:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be in (0, 255] (1/255 units), got {text}")
+    return value
+
+
+def _task_name(text: str) -> str:
+    """``fashion-mnist-subset`` and ``fashion_mnist_subset`` are one dataset."""
+    name = text.replace("-", "_")
+    if name not in TASK_NAMES:
+        choices = ", ".join(n.replace("_", "-") for n in TASK_NAMES)
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; choose from {choices} (- or _ alike)")
+    return name
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _cli_message(message: str) -> str:
+    """A library message with GridConfig's names spelt as the command line spells them, on one line."""
+    message = re.sub(r"`([\w.]+)`", lambda m: f"`{_CLI_NAMES.get(m.group(1), m.group(1))}`", str(message))
+    return " ".join(message.split())
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------------- commands
 def _probe(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    names = list_encoders() if args.encoders == ["all"] else args.encoders
+    from art_ssl.data import load_task
+    from art_ssl.evaluation.probe import linear_probe, raw_pixel_probe
+    from art_ssl.zoo import encoder_info, list_encoders, load_encoder
+
+    names = list_encoders() if args.encoders == ["all"] else list(dict.fromkeys(args.encoders))
     unknown = [n for n in names if n not in list_encoders()]
     if unknown:
-        print(f"error: unknown encoder(s) {unknown}; choose from {list_encoders()}", file=sys.stderr)
-        return 2
+        raise UserError(f"--encoders: unknown encoder(s) {unknown}; choose from {list_encoders()} or 'all'")
+    if args.csv:
+        from art_ssl.evaluation.store import check_output_folder
+
+        check_output_folder(Path(args.csv).expanduser().resolve().parent, "--csv")
+    device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train, n_test=args.n_test)
     print(
         f"Linear probe on {task.name} at {args.size}x{args.size}: {len(task.y_train)} train / {len(task.y_test)} "
@@ -42,7 +137,7 @@ def _probe(args: argparse.Namespace) -> int:
     rows = []
     for name in names:
         start = time.perf_counter()
-        encoder = load_encoder(name, device_type=args.device)
+        encoder = load_encoder(name, device_type=device)
         result = linear_probe(encoder, task.x_train, task.y_train, task.x_test, task.y_test)
         info = encoder_info(name)
         rows.append({"encoder": name, "method": info["method"], "probe_acc": result.accuracy,
@@ -62,48 +157,43 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
+    from art_ssl.zoo import zoo_table
+
     table = zoo_table()
     print(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
     return 0
 
 
 def _pretrain(args: argparse.Namespace) -> int:
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out must name a .safetensors file, got {args.out!r}")
+    from art_ssl.evaluation.store import check_output_folder
+
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise UserError(f"--out '{out}' is a folder; name a .safetensors file")
+    check_output_folder(out.resolve().parent, "--out")  # before training, not after it
     import torch
     from safetensors.torch import save_file
 
+    from art_ssl.data import load_task
     from art_ssl.models import build_encoder
     from art_ssl.ssl import pretrain
 
-    if not args.out.endswith(".safetensors"):
-        raise SystemExit(f"art-ssl pretrain: --out must name a .safetensors file, got {args.out!r}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before training, not after it
+    device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
+    if len(task.x_train) < args.batch_size:
+        logging.getLogger(__name__).warning("--batch-size %d > %d training images: one smaller batch per epoch",
+                                            args.batch_size, len(task.x_train))  # fmt: skip
     torch.manual_seed(args.seed)
     kwargs = {"in_channels": task.x_train.shape[1], "width": args.width, "stem_stride": args.stem_stride}
     encoder = build_encoder("resnet18", **kwargs)
     result = pretrain(encoder, task.x_train, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, device_type=args.device)  # fmt: skip
-    save_file({k: v.contiguous() for k, v in result.encoder.state_dict().items()}, args.out)
+                      seed=args.seed, device_type=device)  # fmt: skip
+    save_file({k: v.contiguous() for k, v in result.encoder.state_dict().items()}, str(out))
     print(result.history.to_string(index=False))
-    print(f"saved {args.out} (resnet18 {kwargs})")
+    print(f"saved {out} (resnet18 {kwargs})")
     return 0
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-AUDIT_DEFAULTS = {
-    "encoder": ["simclr_r18", "simclr_r18_badencoder"],
-    "data": ["fashion-mnist-subset"],
-    "attacks": ["advencoder", "ssp", "pap_ugs", "pgd", "badencoder"],
-    "defences": ["none", "finetune", "trades"],
-    "eps": [4.0, 10.0],
-}
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -112,113 +202,179 @@ def _audit(args: argparse.Namespace) -> int:
     from art_ssl.evaluation.grid import GridConfig, run_grid
     from art_ssl.evaluation.registry import AttackSettings
     from art_ssl.evaluation.report import summary, write_report
-    from art_ssl.evaluation.store import ResultsWriteError
+    from art_ssl.evaluation.store import check_output_folder
 
-    out = Path(args.out)
-    try:
-        config = GridConfig(
-            encoders=tuple(args.encoder), tasks=tuple(args.data), attacks=tuple(args.attacks),
-            defences=tuple(args.defences), eps=tuple(args.eps), seeds=tuple(args.seed), size=args.size,
-            n_train=args.n_train or None, n_test=args.n_test or None, epochs=args.epochs, batch_size=args.batch_size,
-            pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
-            attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
-                                           sign_epochs=args.sign_epochs),
-            device_type=args.device, verbose=args.verbose,
-        )  # fmt: skip
-        print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
-        start = time.perf_counter()
-        frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
-        paths = write_report(frame, out, asdict(config))
-    except (ValueError, TypeError, FileNotFoundError, ImportError, ResultsWriteError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    out = Path(args.out).expanduser()
+    config = GridConfig(
+        encoders=tuple(args.encoder), tasks=tuple(args.data), attacks=tuple(args.attacks),
+        defences=tuple(args.defences), eps=tuple(args.eps), seeds=tuple(args.seed), size=args.size,
+        n_train=args.n_train or None, n_test=args.n_test or None, epochs=args.epochs, batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
+        attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
+                                       sign_epochs=args.sign_epochs),
+        device_type=args.device, verbose=args.verbose,
+    )  # fmt: skip
+    check_output_folder(out, "--out")
+    print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
+    start = time.perf_counter()
+    frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
+    paths = write_report(frame, out, asdict(config))
     print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Report: {paths['report.html'].resolve()}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="art-ssl", description="ART plugin for self-supervised encoders.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
-    sub = parser.add_subparsers(dest="command", required=True)
+# ----------------------------------------------------------------------------------------------------------- parser
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after every help text; descriptions and epilogs keep their line breaks."""
 
-    probe = sub.add_parser("probe", help="linear-probe accuracy of zoo encoders")
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose epilog may be a function, called only when help is shown (the audit's lists of
+    attacks and defences need the registry, which imports ART)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+def _audit_epilog() -> str:
+    from art_ssl.evaluation.registry import DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
+    from art_ssl.evaluation.sources import DATA_KINDS
+
+    return (f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
+            f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"
+            f"defences: {', '.join(DEFENCES)}.\ndata: {', '.join(DATA_KINDS)} (- or _ alike).")  # fmt: skip
+
+
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """-v and --debug, on the main parser and on every subcommand (so they work before or after it); a
+    subcommand's copy does not reset what was given before the subcommand."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log progress")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="on an error, show the full traceback instead of one line")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="art-ssl", formatter_class=_Formatter,
+                     description="ART plugin for self-supervised encoders: audit their robustness to downstream-"
+                                 "agnostic adversarial examples and backdoors, and compare defences.")  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"art-ssl {__version__}")
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description, formatter_class=_Formatter)
+        _add_common(p, top=False)
+        return p
+
+    probe = command("probe", "linear-probe accuracy of zoo encoders",
+                    "Linear-probe accuracy of the shipped encoders on a downstream dataset (a logistic-regression "
+                    "head on frozen embeddings), beside a raw-pixel baseline.")  # fmt: skip
     probe.add_argument("--encoders", nargs="+", default=["all"], help="zoo names, or 'all'")
-    probe.add_argument("--data", default="fashion_mnist_subset", choices=TASKS)
+    probe.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
+                       help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
     probe.add_argument("--root", default=None, help="dataset folder for on-disk datasets")
-    probe.add_argument("--size", type=int, default=64)
-    probe.add_argument("--n-train", type=int, default=None)
-    probe.add_argument("--n-test", type=int, default=None)
-    probe.add_argument("--device", default="gpu", choices=["gpu", "cpu"])
+    probe.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
+    probe.add_argument("--n-train", type=_int_at_least(1), default=None, help="training images (default: all)")
+    probe.add_argument("--n-test", type=_int_at_least(1), default=None, help="test images (default: all)")
+    probe.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     probe.add_argument("--no-baseline", action="store_true", help="skip the raw-pixel probe")
     probe.add_argument("--csv", default=None, help="also write the table to this CSV file")
     probe.set_defaults(func=_probe)
 
-    zoo = sub.add_parser("zoo", help="list the shipped encoders")
+    zoo = command("zoo", "list the shipped encoders",
+                  "List the encoders shipped in the package: SSL method, architecture, recorded probe accuracy, "
+                  "and the backdoored copies with their targets.")  # fmt: skip
     zoo.set_defaults(func=_zoo)
 
-    pre = sub.add_parser("pretrain", help="pre-train a ResNet-18 encoder with an SSL method")
-    pre.add_argument("--method", default="simclr", choices=sorted(METHODS))
-    pre.add_argument("--data", default="fashion_mnist_subset", choices=TASKS)
-    pre.add_argument("--root", default=None)
-    pre.add_argument("--size", type=int, default=64)
-    pre.add_argument("--n-train", type=int, default=None)
-    pre.add_argument("--epochs", type=int, default=10)
-    pre.add_argument("--batch-size", type=int, default=256)
-    pre.add_argument("--width", type=int, default=16)
-    pre.add_argument("--stem-stride", type=int, default=2, choices=[1, 2])
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--device", default="gpu", choices=["gpu", "cpu"])
+    pre = command("pretrain", "pre-train a ResNet-18 encoder with an SSL method",
+                  "Pre-train a small ResNet-18 encoder with a self-supervised method on a dataset's training images "
+                  "(labels unused) and save its weights as safetensors, loadable by `art-ssl audit --encoder`.")
+    pre.add_argument("--method", default="simclr", choices=METHOD_NAMES, help="SSL method")
+    pre.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
+                     help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
+    pre.add_argument("--root", default=None, help="dataset folder for on-disk datasets")
+    pre.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
+    pre.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
+    pre.add_argument("--epochs", type=_int_at_least(1), default=10, help="pre-training epochs")
+    pre.add_argument("--batch-size", type=_int_at_least(2), default=256, help="batch size (contrastive: >= 2)")
+    pre.add_argument("--width", type=_int_at_least(1), default=16, help="ResNet-18 base width (zoo: 16)")
+    pre.add_argument("--stem-stride", type=int, default=2, choices=[1, 2], help="stride of the first convolution")
+    pre.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initialisation and the batches")
+    pre.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     pre.add_argument("--out", required=True, help="output .safetensors file")
     pre.set_defaults(func=_pretrain)
 
-    from art_ssl.evaluation.registry import DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
-    from art_ssl.evaluation.sources import DATA_KINDS
-
-    audit = sub.add_parser(
-        "audit", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="robustness audit of encoders: attacks x defences downstream -> results.csv, report.md/.html",
-        description="Audit pre-trained encoders: for each downstream task and defence (how the downstream model is "
-                    "trained), the benign accuracy (BA), the robust accuracy (RA) under downstream-agnostic universal "
-                    "perturbations crafted on the encoder alone and under white-box attacks on the downstream model, "
-                    "and the backdoor attack success rate (ASR) of backdoored zoo encoders. Finished cells are "
-                    "appended to OUT/results.csv; run the same command again to resume. Without arguments: a reduced "
-                    "audit of simclr_r18 and its backdoored copy on the shipped Fashion-MNIST subset (~10 min on 2 "
-                    "CPU cores).",
-        epilog=f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
-               f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"
-               f"defences: {', '.join(DEFENCES)}.\ndata: {', '.join(DATA_KINDS)}.",
-    )  # fmt: skip
+    audit = command(
+        "audit", "robustness audit of encoders: attacks x defences downstream -> results.csv, report.md/.html",
+        "Audit pre-trained encoders: for each downstream task and defence (how the downstream model is trained), "
+        "the benign accuracy (BA), the robust accuracy (RA) under downstream-agnostic universal perturbations "
+        "crafted on the encoder alone and under white-box attacks on the downstream model, and the backdoor attack "
+        "success rate (ASR) of backdoored zoo encoders. Finished cells are appended to OUT/results.csv, each keyed "
+        "by a hash of everything that produced it; run the same command again to resume. A rerun with other "
+        "settings computes its own cells beside the old rows, and its report shows only them. Without arguments: a "
+        "reduced audit of simclr_r18 and its backdoored copy on the shipped Fashion-MNIST subset (~10 min on 2 CPU "
+        "cores).",
+    )
+    audit.epilog = _audit_epilog
     audit.add_argument("--encoder", nargs="+", default=AUDIT_DEFAULTS["encoder"],
                        help="zoo names, .safetensors files of the zoo architecture, or TorchScript files")
     audit.add_argument("--data", nargs="+", default=AUDIT_DEFAULTS["data"], help="downstream datasets (see below)")
-    audit.add_argument("--attacks", nargs="+", default=AUDIT_DEFAULTS["attacks"])
-    audit.add_argument("--defences", nargs="+", default=AUDIT_DEFAULTS["defences"])
-    audit.add_argument("--eps", nargs="+", type=float, default=AUDIT_DEFAULTS["eps"], help="budgets in 1/255 units")
+    audit.add_argument("--attacks", nargs="+", default=AUDIT_DEFAULTS["attacks"],
+                       help="attacks (see below; repeated names run once)")
+    audit.add_argument("--defences", nargs="+", default=AUDIT_DEFAULTS["defences"],
+                       help="how the downstream model is trained (see below; none: a head on the frozen encoder)")
+    audit.add_argument("--eps", nargs="+", type=_budget, default=AUDIT_DEFAULTS["eps"],
+                       help="budgets in 1/255 units, in (0, 255]")
     audit.add_argument("--out", default="audit", help="output folder (results.csv, report.md, report.html, PNGs)")
-    audit.add_argument("--n-train", type=int, default=2000, help="downstream training images (0: all)")
-    audit.add_argument("--n-test", type=int, default=1000, help="downstream test images (0: all)")
-    audit.add_argument("--epochs", type=int, default=2, help="epochs of each defence (a frozen-encoder head: >= 10)")
-    audit.add_argument("--batch-size", type=int, default=256)
-    audit.add_argument("--pgd-steps", type=int, default=5, help="PGD steps inside adversarial defences")
-    audit.add_argument("--whitebox-n", type=int, default=100, help="test images under white-box attacks")
-    audit.add_argument("--surrogate-n", type=int, default=2000, help="attacker's unlabelled images")
-    audit.add_argument("--gen-epochs", type=int, default=5, help="AdvEncoder generator epochs (official 20)")
-    audit.add_argument("--sign-epochs", type=int, default=3, help="PAP/SSP passes over the attacker's images")
-    audit.add_argument("--size", type=int, default=64, help="image side (the papers' 64)")
-    audit.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
-    audit.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install art_ssl[ray]")
+    audit.add_argument("--n-train", type=_int_at_least(0, " (0: all)"), default=2000,
+                       help="downstream training images (0: all)")
+    audit.add_argument("--n-test", type=_int_at_least(0, " (0: all)"), default=1000,
+                       help="downstream test images (0: all)")
+    audit.add_argument("--epochs", type=_int_at_least(1), default=2,
+                       help="epochs of each defence (a frozen-encoder head: >= 10)")
+    audit.add_argument("--batch-size", type=_int_at_least(1), default=256, help="batch size of the defences")
+    audit.add_argument("--pgd-steps", type=_int_at_least(1), default=5, help="PGD steps inside adversarial defences")
+    audit.add_argument("--whitebox-n", type=_int_at_least(1), default=100, help="test images under white-box attacks")
+    audit.add_argument("--surrogate-n", type=_int_at_least(1), default=2000, help="attacker's unlabelled images")
+    audit.add_argument("--gen-epochs", type=_int_at_least(1), default=5,
+                       help="AdvEncoder generator epochs (official 20)")
+    audit.add_argument("--sign-epochs", type=_int_at_least(1), default=3,
+                       help="PAP/SSP passes over the attacker's images")
+    audit.add_argument("--size", type=_int_at_least(8), default=64, help="image side (the papers' 64)")
+    audit.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0], help="one run per seed")
+    audit.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
+    audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: one Ray task per job")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
     audit.set_defaults(func=_audit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a user error, with one ``error:`` line on stderr)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
-    np.set_printoptions(precision=4)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("error: interrupted; finished cells are kept, the same command resumes", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"error: {_cli_message(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # an internal failure: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"error: internal error ({type(err).__name__}: {_cli_message(err)}); rerun with --debug for the "
+              "traceback", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,12 +9,32 @@ from scipy.stats import rankdata
 
 
 def to_labels(y: np.ndarray, name: str = "y") -> np.ndarray:
-    """Class labels from labels ``(N,)`` or scores ``(N, C)``."""
+    """
+    Class labels from labels ``(N,)`` or scores ``(N, C)`` (C >= 2, arg-maxed).
+
+    :raises ValueError: another shape, scores with NaN or inf (an arg-max would call them class 0), a single score
+                        column, or 1-D values that are not integer labels (such as probabilities or margins).
+    """
     y = np.asarray(y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise ValueError(f"`{name}` must be numeric labels (N,) or scores (N, C), got dtype {y.dtype}.")
     if y.ndim == 2:
+        if y.shape[1] < 2:
+            raise ValueError(f"`{name}` scores (N, C) need C >= 2 columns, got shape {y.shape}.")
+        if not np.isfinite(y).all():
+            raise ValueError(f"`{name}` holds NaN or infinite scores: no class can be read from them.")
         return np.argmax(y, axis=1)
     if y.ndim != 1:
         raise ValueError(f"`{name}` must be labels (N,) or scores (N, C), got shape {y.shape}.")
+    if y.dtype == bool:
+        raise ValueError(f"`{name}` must be integer class labels, got booleans.")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.isfinite(y).all() or not np.all(np.mod(y, 1) == 0):
+            raise ValueError(f"`{name}` 1-D values must be integer class labels, got non-integer or NaN values "
+                             "(pass scores as (N, C), or arg-max them first).")  # fmt: skip
+        y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"`{name}` holds negative class labels (min {y.min()}).")
     return y
 
 
@@ -67,6 +87,8 @@ def attack_success_rate(
     :param y_true: True classes of the inputs.
     :param exclude_target_class: Leave out inputs of the target class.
     """
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target < 0:
+        raise ValueError(f"`target` must be a class label (an int >= 0), got {target!r}.")
     y_pred = to_labels(y_pred, "y_pred")
     if exclude_target_class:
         if y_true is None:
@@ -105,6 +127,8 @@ def detection_auroc(scores: np.ndarray, is_adv_true: np.ndarray) -> float:
     positive = np.asarray(is_adv_true).astype(bool).ravel()
     if scores.shape != positive.shape:
         raise ValueError(f"`scores` and `is_adv_true` must be equal length, got {scores.size} and {positive.size}.")
+    if not np.isfinite(scores).all():
+        raise ValueError("`scores` holds NaN or infinite values: a ranking of them means nothing.")
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("`is_adv_true` must contain both adversarial and clean inputs.")

@@ -44,7 +44,15 @@ def to_float_nchw(images: np.ndarray, size: int | tuple[int, int] | None = None,
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4:
         raise ValueError(f"`images` must be 3-D or 4-D, got shape {images.shape}.")
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    if images.dtype == np.uint8:
+        scale = 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        scale = 1.0  # float images are taken as [0, 1] pixels, never rescaled by a guess
+        if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
+            raise ValueError(f"`images` of dtype {images.dtype} must hold finite pixels in [0, 1], got "
+                             f"[{np.nanmin(images):.4g}, {np.nanmax(images):.4g}]; scale them first.")  # fmt: skip
+    else:
+        raise ValueError(f"`images` must be uint8 (0..255) or float in [0, 1], got dtype {images.dtype}.")
     if out_size is None or tuple(images.shape[2:]) == out_size:
         return np.ascontiguousarray(images, dtype=np.float32) / np.float32(scale)
     out = np.empty((images.shape[0], images.shape[1], *out_size), dtype=np.float32)
@@ -75,10 +83,12 @@ def subsample(
     x: np.ndarray, y: np.ndarray, n: int | None, seed: int = 0, stratified: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Take ``n`` samples (class-balanced when ``stratified``) with a seeded generator; ``None`` keeps all."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer))):
+        raise TypeError(f"`n` must be None or a positive int, got {n!r}.")
+    if n is not None and n <= 0:
+        raise ValueError(f"`n` must be positive, got {n}.")
     if n is None or n >= len(y):
         return x, y
-    if n <= 0:
-        raise ValueError(f"`n` must be positive, got {n}.")
     rng = np.random.default_rng(seed)
     if not stratified:
         idx = np.sort(rng.choice(len(y), size=n, replace=False))

@@ -29,12 +29,18 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             batch = _ArrayOnlyUnpickler(f, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64)
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch.get(b"labels", batch.get(b"fine_labels")))
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"'{path}' is not a CIFAR-10 python batch: {err}") from err
+    if data.dtype != np.uint8 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"'{path}' holds data of dtype {data.dtype} and labels of dtype {labels.dtype}; a CIFAR-10 "
+                         "batch holds uint8 pixels and integer labels.")  # fmt: skip
+    labels = labels.astype(np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
         raise ValueError(f"'{path}' has data {data.shape} and labels {labels.shape}; expected (N, 3072) and (N,).")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES)):
+        raise ValueError(f"'{path}' has labels in [{labels.min()}, {labels.max()}]; CIFAR-10 labels lie in [0, 10).")
     return data.reshape(-1, 3, 32, 32), labels
 
 

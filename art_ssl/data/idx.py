@@ -29,10 +29,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"'{path}' is not an IDX file (bad magic number).")
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES or not 1 <= data[3] <= 4:
+        raise ValueError(f"'{path}' is not an IDX file (bad magic number {data[:4].hex()}).")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"'{path}' is truncated: its header needs {header} bytes, the file has {len(data)}.")
     shape = tuple(int(s) for s in np.frombuffer(data[4:header], dtype=">u4"))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
@@ -50,7 +52,7 @@ def _find(root: Path, stem: str) -> Path:
 
 def load_idx_dataset(
     root: str | os.PathLike, split: str = "train", size: int | tuple[int, int] | None = None, n: int | None = None,
-    seed: int = 0,
+    seed: int = 0, nb_classes: int | None = 10,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """
     Load an MNIST-format dataset from ``root`` (files ``train-images-idx3-ubyte[.gz]`` etc.).
@@ -60,14 +62,27 @@ def load_idx_dataset(
     :param size: Output side length (e.g. 64) or ``(H, W)``; ``None`` keeps 28x28.
     :param n: Keep a class-balanced, seeded subset of this many samples; ``None`` keeps all.
     :param seed: Seed of the subset.
+    :param nb_classes: Labels must lie in ``[0, nb_classes)`` (10 for the MNIST family; ``None``: any >= 0).
     :return: ``x`` float32 (N, 1, H, W) in [0, 1] and ``y`` int64 (N,).
     """
     check_split(split)
     root = Path(root)
     images = read_idx(_find(root, f"{_PREFIX[split]}-images-idx3-ubyte"))
-    labels = read_idx(_find(root, f"{_PREFIX[split]}-labels-idx1-ubyte")).astype(np.int64)
+    labels = read_idx(_find(root, f"{_PREFIX[split]}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise ValueError(f"IDX files in '{root}' disagree: images {images.shape}, labels {labels.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"IDX labels in '{root}' must be integers, got dtype {labels.dtype}.")
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or (nb_classes is not None and labels.max() >= nb_classes)):
+        raise ValueError(f"IDX labels in '{root}' must lie in [0, {nb_classes}), got [{labels.min()}, "
+                         f"{labels.max()}].")  # fmt: skip
+    if images.dtype != np.uint8:  # float images must already be [0, 1] pixels; other integers have no scale
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"IDX images in '{root}' must be uint8 (or float in [0, 1]), got {images.dtype}.")
+        if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
+            raise ValueError(f"IDX images in '{root}' are {images.dtype} in [{images.min():.4g}, "
+                             f"{images.max():.4g}]; float IDX images must lie in [0, 1].")  # fmt: skip
     images, labels = subsample(images, labels, n, seed)
     return to_float_nchw(images, size), labels
 

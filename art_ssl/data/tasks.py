@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from art_ssl.data._common import subsample
+from art_ssl.data._common import check_size, subsample
 from art_ssl.data.cifar import load_cifar10
 from art_ssl.data.digits import load_digits
 from art_ssl.data.idx import load_fashion_mnist, load_fashion_mnist_subset, load_kmnist, load_mnist
@@ -32,9 +32,44 @@ class Task:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    def __post_init__(self) -> None:
+        """Refuse a task whose numbers would be meaningless: images not float NCHW in [0, 1] or not finite, labels
+        that are not ints in ``[0, nb_classes)``, fewer than 2 classes, or a class with no training image."""
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, np.ndarray) or x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+                raise ValueError(f"Task {self.name!r}: `x_{split}` must be a float array (N, C, H, W), got "
+                                 f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}.")  # fmt: skip
+            if len(x) == 0:
+                raise ValueError(f"Task {self.name!r}: `x_{split}` is empty.")
+            if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+                raise ValueError(f"Task {self.name!r}: `x_{split}` must hold finite pixels in [0, 1], got "
+                                 f"[{np.nanmin(x):.4g}, {np.nanmax(x):.4g}].")  # fmt: skip
+            if not isinstance(y, np.ndarray) or y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"Task {self.name!r}: `y_{split}` must be {len(x)} integer labels, got "
+                                 f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}.")  # fmt: skip
+            if y.min() < 0:
+                raise ValueError(f"Task {self.name!r}: `y_{split}` holds negative labels (min {y.min()}).")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(f"Task {self.name!r}: train images {self.x_train.shape[1:]} and test images "
+                             f"{self.x_test.shape[1:]} differ in shape.")  # fmt: skip
+        classes = np.unique(self.y_train)
+        if len(classes) < 2:
+            raise ValueError(f"Task {self.name!r} has {len(classes)} class(es) {classes.tolist()} in its training "
+                             "split: a classification task needs at least 2.")  # fmt: skip
+        nb_classes = int(classes.max()) + 1
+        if len(classes) != nb_classes:
+            missing = sorted(set(range(nb_classes)) - set(classes.tolist()))
+            raise ValueError(f"Task {self.name!r}: labels must be 0..K-1 with every class in the training split; "
+                             f"classes {missing[:10]} of 0..{nb_classes - 1} have no training image (labels not "
+                             "remapped, or too few training images for the classes).")  # fmt: skip
+        if self.y_test.max() >= nb_classes:
+            raise ValueError(f"Task {self.name!r}: test labels up to {self.y_test.max()} lie outside the training "
+                             f"split's classes [0, {nb_classes}).")  # fmt: skip
+
     @property
     def nb_classes(self) -> int:
-        return int(max(self.y_train.max(), self.y_test.max())) + 1
+        return int(self.y_train.max()) + 1
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -56,8 +91,18 @@ def load_task(
     :param n_test: Same for the test split.
     :param seed: Seed of the subsets.
     """
+    if isinstance(name, str):
+        name = name.replace("-", "_")  # fashion-mnist-subset and fashion_mnist_subset are one task
     if name not in TASKS:
         raise ValueError(f"`name` must be one of {TASKS}, got {name!r}.")
+    for param, value in (("n_train", n_train), ("n_test", n_test)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise TypeError(f"`{param}` must be None or an int >= 1, got {value!r}.")
+        if value is not None and value < 1:
+            raise ValueError(f"`{param}` must be None or an int >= 1, got {value}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")
+    check_size(size)
     if name == "fashion_mnist_subset":
         splits = [load_fashion_mnist_subset(s, size) for s in ("train", "test")]
         splits = [subsample(*splits[0], n_train, seed), subsample(*splits[1], n_test, seed)]

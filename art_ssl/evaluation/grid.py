@@ -112,7 +112,7 @@ class GridConfig:
                     _check_number(name, item, integer=name == "seeds")
                 elif not isinstance(item, str) or not item:
                     raise TypeError(f"`{name}` must hold non-empty strings, got {item!r}.")
-        object.__setattr__(self, "tasks", tuple(canonical_data_spec(t) for t in self.tasks))
+        object.__setattr__(self, "tasks", tuple(_named("tasks", canonical_data_spec, t) for t in self.tasks))
         object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         for name in AXES:
@@ -123,10 +123,10 @@ class GridConfig:
                 logger.warning("`%s` repeats %s; each runs once.", name, repeated)
             object.__setattr__(self, name, unique)
         for attack in self.attacks:
-            check_attack_name(attack)
+            _named("attacks", check_attack_name, attack)
         unknown = [d for d in self.defences if d not in DEFENCES]
         if unknown:
-            raise ValueError(f"Unknown defence(s) {unknown}; choose from {DEFENCES}.")
+            raise ValueError(f"`defences`: Unknown defence(s) {unknown}; choose from {DEFENCES}.")
         bad_eps = [e for e in self.eps if not (np.isfinite(e) and 0 < e <= 255)]
         if bad_eps:
             raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {bad_eps}.")
@@ -149,7 +149,7 @@ class GridConfig:
         if not isinstance(self.verbose, bool):
             raise TypeError(f"`verbose` must be a bool, got {self.verbose!r}.")
         for encoder in self.encoders:  # files last: a typo in a number is reported before a missing file
-            check_encoder_spec(encoder)
+            _named("encoders", check_encoder_spec, encoder)
 
     def cells(self) -> list[dict]:
         """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
@@ -178,6 +178,16 @@ AXES = ("encoders", "tasks", "attacks", "defences", "eps", "seeds")
 DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n")
 # Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
 NOT_KEYED = ("device_type", "verbose")
+
+
+def _named(name: str, check: Callable, value: object):
+    """``check(value)``, with a ``ValueError`` message prefixed by the parameter's name (unless it names it)."""
+    try:
+        return check(value)
+    except ValueError as err:
+        if str(err).startswith("`"):
+            raise
+        raise ValueError(f"`{name}`: {err}") from None
 
 
 def _check_number(name: str, value: object, integer: bool) -> None:
