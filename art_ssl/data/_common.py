@@ -48,9 +48,11 @@ def to_float_nchw(images: np.ndarray, size: int | tuple[int, int] | None = None,
         scale = 255.0
     elif np.issubdtype(images.dtype, np.floating):
         scale = 1.0  # float images are taken as [0, 1] pixels, never rescaled by a guess
-        if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
+        if images.size and not np.isfinite(images).all():
+            raise ValueError(f"`images` of dtype {images.dtype} must hold finite pixels, got NaN or inf.")
+        if images.size and (images.min() < 0 or images.max() > 1):
             raise ValueError(f"`images` of dtype {images.dtype} must hold finite pixels in [0, 1], got "
-                             f"[{np.nanmin(images):.4g}, {np.nanmax(images):.4g}]; scale them first.")  # fmt: skip
+                             f"[{images.min():.4g}, {images.max():.4g}]; scale them first.")  # fmt: skip
     else:
         raise ValueError(f"`images` must be uint8 (0..255) or float in [0, 1], got dtype {images.dtype}.")
     if out_size is None or tuple(images.shape[2:]) == out_size:

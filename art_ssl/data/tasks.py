@@ -42,9 +42,11 @@ class Task:
                                  f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}.")  # fmt: skip
             if len(x) == 0:
                 raise ValueError(f"Task {self.name!r}: `x_{split}` is empty.")
-            if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            if not np.isfinite(x).all():
+                raise ValueError(f"Task {self.name!r}: `x_{split}` must hold finite pixels, got NaN or inf.")
+            if x.min() < 0 or x.max() > 1:
                 raise ValueError(f"Task {self.name!r}: `x_{split}` must hold finite pixels in [0, 1], got "
-                                 f"[{np.nanmin(x):.4g}, {np.nanmax(x):.4g}].")  # fmt: skip
+                                 f"[{x.min():.4g}, {x.max():.4g}].")  # fmt: skip
             if not isinstance(y, np.ndarray) or y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
                 raise ValueError(f"Task {self.name!r}: `y_{split}` must be {len(x)} integer labels, got "
                                  f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}.")  # fmt: skip
@@ -113,4 +115,9 @@ def load_task(
         loader = _LOADERS[name]
         splits = [loader(s, size, root=root, n=k, seed=seed) for s, k in (("train", n_train), ("test", n_test))]
     (x_train, y_train), (x_test, y_test) = splits
-    return Task(name, x_train, y_train, x_test, y_test)
+    try:
+        return Task(name, x_train, y_train, x_test, y_test)
+    except ValueError as err:
+        if n_train is not None and "training" in str(err):
+            raise ValueError(f"{err} `n_train`={n_train} may be too few images for the task's classes.") from None
+        raise

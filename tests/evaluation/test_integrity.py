@@ -1,0 +1,222 @@
+"""Audit integrity: content keys, settings-keyed resume, trusted caches only, concurrent writers, output faults,
+degenerate results, and no hidden mutation of the caller's encoder."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from art_ssl.evaluation import grid as grid_module
+from art_ssl.evaluation.grid import GridConfig, run_grid
+from art_ssl.evaluation.keys import encoder_key
+from art_ssl.evaluation.sources import load_encoder_spec
+from art_ssl.evaluation.store import ResultStore, check_output_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = {"tasks": ("fashion-mnist-subset",), "attacks": ("ssp", "pgd"), "defences": ("none",), "eps": (8.0,),
+        "size": 32, "n_train": 60, "n_test": 30, "whitebox_n": 10, "surrogate_n": 40}  # fmt: skip
+
+
+@pytest.fixture
+def fake_work(monkeypatch):
+    """Count the work instead of doing it: rows carry a number that says which call made them."""
+    calls = {"jobs": 0, "perturbations": 0}
+
+    def learn(config, encoder, attack, eps_255, seed):
+        calls["perturbations"] += 1
+        return {"noise": np.zeros((1, 1, config.size, config.size), np.float32), "attack_seconds": 0.0,
+                "fooling_rate": 0.0}  # fmt: skip
+
+    def job(config, job, cells, perturbations):
+        calls["jobs"] += 1
+        return [{**c, "BA": 0.5, "RA": 0.25, "n_train": config.n_train, "call": calls["jobs"], "status": "ok"}
+                for c in cells]  # fmt: skip
+
+    monkeypatch.setattr(grid_module, "learn_perturbation", learn)
+    monkeypatch.setattr(grid_module, "run_job", job)
+    return calls
+
+
+def test_other_settings_compute_their_own_cells_and_report_only_them(tmp_path, fake_work):
+    out = tmp_path / "results.csv"
+    config = GridConfig(encoders=("simclr_r18",), **FAST)
+    first = run_grid(config, out, progress=False)
+    assert len(first) == 2 and fake_work == {"jobs": 1, "perturbations": 1}
+    assert run_grid(config, out, progress=False).equals(first) and fake_work["jobs"] == 1  # same settings: resume
+    for change in ({"n_train": 50}, {"epochs": 3}, {"attack_settings": replace(config.attack_settings, sign_epochs=7)},
+                   {"size": 28}, {"surrogate_n": 30}):  # fmt: skip
+        jobs = fake_work["jobs"]
+        frame = run_grid(replace(config, **change), out, progress=False)
+        assert fake_work["jobs"] == jobs + 1, change  # never the old rows for the new settings
+        assert len(frame) == 2 and (frame.call == jobs + 1).all(), change  # only the current configuration's cells
+    assert len(pd.read_csv(out)) == 12  # the old rows stay in the file
+    # the perturbation is keyed by what shapes it, not by the downstream settings
+    assert fake_work["perturbations"] == 4  # first, sign_epochs, size, surrogate_n (not n_train, not epochs)
+
+
+def test_encoders_are_keyed_by_content_not_file_name(tmp_path):
+    from safetensors.torch import save_file
+
+    encoder = load_encoder_spec("simclr_r18", size=32)
+    state = {k: v.contiguous() for k, v in encoder.model.state_dict().items()}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_file(state, str(tmp_path / "a" / "enc.safetensors"))
+    state = {k: (v + 0.01 if v.is_floating_point() else v) for k, v in state.items()}
+    save_file(state, str(tmp_path / "b" / "enc.safetensors"))
+    a, b = (encoder_key(load_encoder_spec(str(tmp_path / d / "enc.safetensors"), size=32)) for d in "ab")
+    assert a != b  # one file name, other weights
+    assert a == encoder_key(encoder)  # the zoo's weights under another name: the same encoder
+    assert encoder_key(load_encoder_spec("simclr_r18", size=64)) != a  # another input size is another encoder
+
+
+def test_a_cached_perturbation_with_another_key_is_never_used(tmp_path, fake_work):
+    out = tmp_path / "results.csv"
+    config = GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("ssp",)})
+    run_grid(config, out, progress=False)
+    (cached,) = (tmp_path / "perturbations").glob("*.npz")
+    assert oct(cached.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # files follow the umask
+    with np.load(cached) as data:
+        meta = json.loads(str(data["meta"]))
+    planted = {"noise": np.full((1, 1, 32, 32), 8 / 255, np.float32), "meta": json.dumps({**meta, "key": "other"})}
+    np.savez(cached, **planted)  # planted under the right name with another recorded key
+    out.unlink()
+    run_grid(config, out, progress=False)
+    assert fake_work["perturbations"] == 2  # learnt again, not trusted
+    with np.load(cached) as data:
+        np.savez(cached, noise=data["noise"] + 1e-3, meta=str(data["meta"]))  # right key, altered noise
+    out.unlink()
+    run_grid(config, out, progress=False)
+    assert fake_work["perturbations"] == 3
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_two_processes_appending_to_one_results_file_lose_no_row(tmp_path):
+    """Two real processes append 40 rows each, one at a time, into one file: all 80 rows survive."""
+    script = textwrap.dedent("""
+        import sys
+        from art_ssl.evaluation.store import ResultStore
+        store = ResultStore(sys.argv[1], ("cell_key",))
+        for i in range(40):
+            store.append([{"cell_key": f"k{sys.argv[2]}{i}", "writer": sys.argv[2], "value": i}])
+    """)
+    out = tmp_path / "results.csv"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(out), w], env=env) for w in "ab"]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    frame = pd.read_csv(out)
+    assert len(frame) == 80 and frame.cell_key.is_unique and sorted(frame.writer.unique()) == ["a", "b"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_a_cell_written_by_another_run_meanwhile_is_kept_once(tmp_path):
+    path = tmp_path / "results.csv"
+    mine, theirs = ResultStore(path, ("cell_key",)), ResultStore(path, ("cell_key",))
+    theirs.append([{"cell_key": "k1", "RA": 0.1}])
+    mine.append([{"cell_key": "k1", "RA": 0.9}, {"cell_key": "k2", "RA": 0.2}])  # k1 is already there: kept once
+    frame = pd.read_csv(path)
+    assert frame.cell_key.tolist() == ["k1", "k2"] and frame.RA.tolist() == [0.1, 0.2]
+
+
+def test_output_folder_faults_are_found_before_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="out '.*' is a file"):
+        check_output_folder(blocker)
+    with pytest.raises(ValueError, match="--out '.*' is not writable"):
+        check_output_folder(blocker / "sub", "--out")
+    with pytest.raises(ValueError, match="needs at least"):
+        check_output_folder(tmp_path, min_free_bytes=2**62)
+    config = GridConfig(encoders=("simclr_r18",), **FAST)
+    with pytest.raises(ValueError, match="`out` '.*' is a folder"):
+        run_grid(config, tmp_path, progress=False)
+
+
+def test_a_failed_perturbation_write_removes_its_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    need = ("pkey", "simclr_r18", "ssp", 8.0, 0)
+    learnt = {"noise": np.zeros((1, 1, 8, 8), np.float32), "fooling_rate": 0.0, "attack_seconds": 0.0}
+    with pytest.raises(grid_module.ResultsWriteError, match="disk is full"):
+        grid_module._save_perturbation(tmp_path, need, learnt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_encoder_with_nan_weights_is_refused_before_work(tmp_path, fake_work):
+    from safetensors.torch import save_file
+
+    encoder = load_encoder_spec("simclr_r18", size=32)
+    state = {k: v.contiguous() for k, v in encoder.model.state_dict().items()}
+    state = {k: (torch.full_like(v, float("nan")) if k.endswith("weight") else v) for k, v in state.items()}
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    config = GridConfig(encoders=(str(tmp_path / "nan.safetensors"),), **FAST)
+    with pytest.raises(ValueError, match="non-finite embeddings"):
+        run_grid(config, tmp_path / "results.csv", progress=False)
+    assert fake_work == {"jobs": 0, "perturbations": 0}
+
+
+def test_degenerate_models_never_get_an_ok_row():
+    logits = np.array([[np.nan, 1.0], [0.0, 1.0]])
+    assert grid_module._degenerate_logits(logits, "x").startswith("degenerate: non-finite")
+    assert grid_module._degenerate_logits(np.eye(2), "x") is None
+
+
+def test_a_constant_predictor_is_flagged(monkeypatch):
+    """A real job whose trained model predicts one class everywhere (its head zeroed, bias to class 3)."""
+    config = GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)})
+
+    class Constant:
+        def __init__(self, name, classifier, *args, **kwargs):
+            self.classifier = classifier
+
+        def fit(self, x, y):
+            head = self.classifier.model.head
+            for p in head.parameters():
+                torch.nn.init.zeros_(p)
+            list(head.parameters())[-1].data[3] = 1.0
+
+    monkeypatch.setattr(grid_module, "make_defence_trainer", Constant)
+    job = {"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "seed": 0}
+    cell = {**job, "attack": "pgd", "eps_255": 8.0, "perturbation_key": ""}
+    (row,) = grid_module.run_job(config, job, [cell], {})
+    assert row["status"].startswith("degenerate: constant predictor") and np.isnan(row["RA"])
+
+
+def test_encoder_classifier_leaves_the_callers_encoder_alone():
+    from art_ssl.estimators import PyTorchEncoder, encoder_classifier
+    from art_ssl.models import SmallCNN
+
+    model = SmallCNN(1, (8,), 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    clf = encoder_classifier(model, 3, input_shape=(1, 28, 28), device_type="cpu")  # frozen encoder
+    assert all(p.requires_grad for p in model.parameters()) and model.training
+    assert not any(p.requires_grad for p in clf.model.encoder.parameters())
+    encoder = PyTorchEncoder(model, (1, 28, 28), device_type="cpu")
+    encoder_classifier(encoder, 3, device_type="cpu")
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="nb_classes"):  # a failed call changes nothing either
+        encoder_classifier(model, 1, input_shape=(1, 28, 28), device_type="cpu")
+    with pytest.raises(ValueError, match="head"):
+        encoder_classifier(model, 3, head="conv", input_shape=(1, 28, 28), device_type="cpu")
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    shared = encoder_classifier(model, 3, input_shape=(1, 28, 28), copy_encoder=False, device_type="cpu")
+    assert shared.model.encoder is model  # opt-in: in place
