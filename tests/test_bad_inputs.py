@@ -512,7 +512,7 @@ CLI_CASES = {
     "audit-encoder-missing": (["audit", "--encoder", "{tmp}/missing.safetensors"], "`--encoder`: .*neither"),
     "audit-out-file": (["audit", "--attacks", "pgd", "--out", "{tmp}/a_file"], "--out '.*a_file' is a file"),
     "audit-out-under-file": (["audit", "--attacks", "pgd", "--out", "{tmp}/a_file/sub"], "--out '.*' is a file"),
-    "audit-unknown-flag": (["audit", "--epoch", "3"], "unrecognized arguments: --epoch"),
+    "audit-unknown-flag": (["audit", "--n-trains", "3"], "unrecognized arguments: --n-trains"),
     "probe-data": (["probe", "--data", "imagenet"], "--data: unknown dataset 'imagenet'"),
     "probe-size": (["probe", "--size", "0"], "--size: must be >= 8"),
     "probe-n-train": (["probe", "--n-train", "0"], "--n-train: must be >= 1"),

@@ -41,8 +41,12 @@ def check_output_folder(folder: str | os.PathLike, name: str = "out", min_free_b
     :raises ValueError: the folder cannot be used (the message says why and names ``name``).
     """
     path = Path(folder).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{name} '{path}' is a file, not a folder: pass a folder for the results.")
+    for ancestor in (path, *path.parents):  # the first part of the path that exists must be a folder
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                where = "" if ancestor == path else f" ('{ancestor}' is a file)"
+                raise ValueError(f"{name} '{path}' is a file, not a folder{where}: pass a folder for the results.")
+            break
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)

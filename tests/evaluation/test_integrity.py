@@ -137,8 +137,14 @@ def test_output_folder_faults_are_found_before_work(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="out '.*' is a file"):
         check_output_folder(blocker)
-    with pytest.raises(ValueError, match="--out '.*' is not writable"):
+    with pytest.raises(ValueError, match="--out '.*sub' is a file, not a folder \\('.*file' is a file\\)"):
         check_output_folder(blocker / "sub", "--out")
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    if not os.access(read_only, os.W_OK):  # root writes anywhere
+        with pytest.raises(ValueError, match="--out '.*' is not writable"):
+            check_output_folder(read_only, "--out")
     with pytest.raises(ValueError, match="needs at least"):
         check_output_folder(tmp_path, min_free_bytes=2**62)
     config = GridConfig(encoders=("simclr_r18",), **FAST)
