@@ -226,7 +226,13 @@ def _audit(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------------- parser
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after every help text; descriptions and epilogs keep their line breaks."""
+    """Defaults shown after every help text (but ``None`` and switches, whose help says what off means);
+    descriptions and epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--encoders", nargs="+", default=["all"], help="zoo names, or 'all'")
     probe.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
                        help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
-    probe.add_argument("--root", default=None, help="dataset folder for on-disk datasets")
+    probe.add_argument("--root", default=None, help="dataset folder for on-disk datasets (default: the loader's)")
     probe.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
     probe.add_argument("--n-train", type=_int_at_least(1), default=None, help="training images (default: all)")
     probe.add_argument("--n-test", type=_int_at_least(1), default=None, help="test images (default: all)")
     probe.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     probe.add_argument("--no-baseline", action="store_true", help="skip the raw-pixel probe")
-    probe.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    probe.add_argument("--csv", default=None, help="also write the table to this CSV file (default: no file)")
     probe.set_defaults(func=_probe)
 
     zoo = command("zoo", "list the shipped encoders",
@@ -296,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--method", default="simclr", choices=METHOD_NAMES, help="SSL method")
     pre.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
                      help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
-    pre.add_argument("--root", default=None, help="dataset folder for on-disk datasets")
+    pre.add_argument("--root", default=None, help="dataset folder for on-disk datasets (default: the loader's)")
     pre.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
     pre.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
     pre.add_argument("--epochs", type=_int_at_least(1), default=10, help="pre-training epochs")

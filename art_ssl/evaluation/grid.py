@@ -180,10 +180,10 @@ DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "wh
 NOT_KEYED = ("device_type", "verbose")
 
 
-def _named(name: str, check: Callable, value: object):
-    """``check(value)``, with a ``ValueError`` message prefixed by the parameter's name (unless it names it)."""
+def _named(name: str, check: Callable, *values: object):
+    """``check(*values)``, with a ``ValueError`` message prefixed by the parameter's name (unless it names it)."""
     try:
-        return check(value)
+        return check(*values)
     except ValueError as err:
         if str(err).startswith("`"):
             raise
@@ -418,8 +418,12 @@ class _Keys:
 
     def encoder(self, spec: str) -> str:
         if spec not in self._encoders:
-            encoder = _encoder(spec, self.config.size, self.config.device_type)
-            probe = _task(self.config.tasks[0], self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
+            encoder = _named("encoders", _encoder, spec, self.config.size, self.config.device_type)
+            first = self.config.tasks[0]
+            try:
+                probe = _task(first, self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
+            except (ValueError, FileNotFoundError) as err:
+                raise type(err)(f"`tasks` {first!r}: {err}") from err
             embeddings = encoder.predict(probe, batch_size=8)
             if not np.isfinite(embeddings).all():
                 raise ValueError(f"Encoder {spec!r} gives non-finite embeddings (NaN or inf) on real images: its "
@@ -431,7 +435,15 @@ class _Keys:
         channels = _encoder(encoder, self.config.size, self.config.device_type).input_shape[0]
         key = (spec, channels, seed)
         if key not in self._tasks:
-            t = _task(spec, self.config.size, channels, self.config.n_train, self.config.n_test, seed)
+            try:
+                t = _task(spec, self.config.size, channels, self.config.n_train, self.config.n_test, seed)
+            except (ValueError, FileNotFoundError) as err:  # name the setting: a run may have several tasks
+                raise type(err)(f"`tasks` {spec!r}: {err}") from err
+            for name, split in (("n_train", t.x_train), ("n_test", t.x_test)):
+                wanted = getattr(self.config, name)
+                if wanted is not None and len(split) < wanted:
+                    logger.warning("`%s`=%d but task %r has %d such images: all of them are used (the rows' %s "
+                                   "column says so)", name, wanted, spec, len(split), name)  # fmt: skip
             self._tasks[key] = array_key(t.x_train, t.y_train, t.x_test, t.y_test)
         return self._tasks[key]
 

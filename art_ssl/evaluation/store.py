@@ -80,7 +80,8 @@ class ResultStore:
     """
     A CSV of finished grid cells keyed by ``key`` columns. :meth:`append` takes a lock on the folder, reads the file
     again (another process may have added rows since), adds the new rows whose key is not there yet (the first
-    writer of a cell wins, so two runs never duplicate a cell), and replaces the file through a temporary file and
+    writer of a cell wins, so two runs never duplicate a cell; a row whose ``status`` starts with ``error`` does not
+    count as finished and is replaced by a new row of its cell), and replaces the file through a temporary file and
     ``os.replace`` (atomic on POSIX): a crash or a full disk in the middle of a write leaves the previous complete
     file, never a truncated one. A restarted run asks :meth:`has` and skips what is done. Files follow the umask.
 
@@ -115,7 +116,17 @@ class ResultStore:
         return frame
 
     def _keys(self, frame: pd.DataFrame) -> set[tuple[str, ...]]:
-        return {k for k in (self.key_of(r) for r in frame[list(self.key)].to_dict("records")) if any(k)}
+        """Keys of the finished rows: a row whose ``status`` starts with ``error`` (a failure, perhaps transient)
+        is not finished, so a rerun computes it again and its new row replaces it."""
+        failed = self._failed(frame)
+        rows = frame[list(self.key)].to_dict("records")
+        return {k for k, bad in zip((self.key_of(r) for r in rows), failed, strict=True) if any(k) and not bad}
+
+    @staticmethod
+    def _failed(frame: pd.DataFrame) -> list[bool]:
+        if "status" not in frame.columns:
+            return [False] * len(frame)
+        return frame["status"].astype(str).str.startswith("error").tolist()
 
     def key_of(self, row: dict) -> tuple[str, ...]:
         """The canonical key of a row (key values as text)."""
@@ -145,7 +156,11 @@ class ResultStore:
             current = self._read()
             done = self._keys(current)
             new = [r for r in rows if self.key_of(r) not in done]
-            if new:
+            if new:  # failed rows of these cells give way to the new ones
+                replaced = {self.key_of(r) for r in new}
+                keep = [not (bad and self.key_of(r) in replaced) for r, bad in
+                        zip(current[list(self.key)].to_dict("records"), self._failed(current), strict=True)]
+                current = current[keep].reset_index(drop=True)
                 frame = pd.DataFrame(new) if current.empty else pd.concat([current, pd.DataFrame(new)],
                                                                           ignore_index=True)  # fmt: skip
                 self._write(frame)

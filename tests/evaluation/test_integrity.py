@@ -226,3 +226,14 @@ def test_encoder_classifier_leaves_the_callers_encoder_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     shared = encoder_classifier(model, 3, input_shape=(1, 28, 28), copy_encoder=False, device_type="cpu")
     assert shared.model.encoder is model  # opt-in: in place
+
+
+def test_failed_rows_are_retried_and_replaced(tmp_path):
+    path = tmp_path / "results.csv"
+    store = ResultStore(path, ("cell_key",))
+    store.append([{"cell_key": "k1", "RA": float("nan"), "status": "error: out of memory"},
+                  {"cell_key": "k2", "RA": 0.2, "status": "degenerate: constant predictor"}])  # fmt: skip
+    assert not store.has(cell_key="k1") and store.has(cell_key="k2")  # an error is retried, a degenerate cell is not
+    store.append([{"cell_key": "k1", "RA": 0.4, "status": "ok"}])
+    frame = pd.read_csv(path)
+    assert sorted(frame.cell_key) == ["k1", "k2"] and frame.set_index("cell_key").loc["k1", "RA"] == 0.4
