@@ -14,6 +14,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from art_ssl.core.amp import amp_dtype, autocast_forward, check_amp
+from art_ssl.core.checkpoint import (
+    checkpoint_path,
+    data_checksum,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from art_ssl.core.device import resolve_device, seed_everything
 from art_ssl.ssl.augment import ssl_augmentation
 from art_ssl.ssl.methods import METHODS, SSLMethod
@@ -75,6 +84,8 @@ def pretrain(
     method_kwargs: dict[str, Any] | None = None,
     epoch_callback: Callable[[int, nn.Module, pd.DataFrame], None] | None = None,
     channels_last: bool = True,
+    amp: bool | str = "auto",
+    checkpoint_dir: str | None = None,
     verbose: bool = True,
 ) -> PretrainResult:
     """
@@ -102,6 +113,11 @@ def pretrain(
     :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint).
     :param channels_last: Train in channels-last memory format (~1.4x faster convolutions on our CPUs); the
                           returned encoder is back in the default format.
+    :param amp: Mixed precision of the networks' forward passes (``True``, ``False`` or ``"auto"``: bf16 only where
+                measured faster), see :mod:`art_ssl.core.amp`; the losses stay float32.
+    :param checkpoint_dir: Folder for ``pretrain.pt``, written after every epoch; a run started again with the same
+                           folder, settings and data continues after the last saved epoch and ends with the weights
+                           of an uninterrupted run (``epoch_callback`` is not repeated for the epochs already done).
     :param verbose: Show a progress bar.
     """
     if not isinstance(encoder, nn.Module):
@@ -130,8 +146,11 @@ def pretrain(
         raise ValueError(f"`optimizer` must be 'adam' or 'sgd', got {optimizer!r}.")
     if lr <= 0 or weight_decay < 0:
         raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
+    check_amp("amp", amp)
+    ckpt_file = checkpoint_path(checkpoint_dir, "pretrain.pt")
 
     device = resolve_device(device_type)
+    dtype = amp_dtype(device, amp)
     generator = seed_everything(seed)
     encoder.to(device)
     if isinstance(method, SSLMethod):
@@ -151,9 +170,22 @@ def pretrain(
     steps_per_epoch = len(x) // batch_size
     total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     history: list[dict[str, float]] = []
+    fingerprint = {
+        "method": name, "nb_epochs": nb_epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+        "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "lr_schedule": lr_schedule, "seed": seed,
+        "amp": str(amp), "data": data_checksum(x),
+    }  # fmt: skip
+    first_epoch, step = 1, 0
+    resumed = load_checkpoint(ckpt_file, fingerprint)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["generator"])
+        set_rng_state(resumed["rng"])
+        history, step, first_epoch = resumed["history"], resumed["step"], resumed["epoch"] + 1
+        logger.info("%s: resumed from %s after epoch %d", name, ckpt_file, resumed["epoch"])
     model.train()
-    step = 0
-    for epoch in range(1, nb_epochs + 1):
+    for epoch in range(first_epoch, nb_epochs + 1):
         start, losses = time.perf_counter(), []
         order = torch.randperm(len(x), generator=generator)
         bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{nb_epochs}", disable=not verbose)
@@ -165,7 +197,8 @@ def pretrain(
             with torch.no_grad():
                 v1 = aug(batch).contiguous(memory_format=memory_format)
                 v2 = aug(batch).contiguous(memory_format=memory_format)
-            loss = model(v1, v2)
+            with autocast_forward(model.children(), device, dtype):
+                loss = model(v1, v2)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
@@ -179,6 +212,12 @@ def pretrain(
         epoch_loss = torch.stack(losses).mean().item()
         history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
         logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, epoch_loss, history[-1]["seconds"])
+        if ckpt_file is not None:
+            save_checkpoint(ckpt_file, {
+                "fingerprint": fingerprint, "epoch": epoch, "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "generator": generator.get_state(), "rng": rng_state(),
+                "history": history,
+            })  # fmt: skip
         if epoch_callback is not None:
             epoch_callback(epoch, encoder, pd.DataFrame(history))
     model.cpu().to(memory_format=torch.contiguous_format)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 
+from art_ssl.core.amp import amp_dtype, autocast_forward, to_float
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_seed
 from art_ssl.core.hooks import layer_outputs, resolve_layer
 from art_ssl.core.kmeans import assign, spherical_kmeans
@@ -81,6 +82,7 @@ class UniversalPerturbationMixin:
         if self.max_iter is not None:
             check_positive_int("max_iter", self.max_iter)
         check_bool("clip", self.clip)
+        amp_dtype(self.estimator.device, getattr(self, "amp", False))
         check_seed(self.seed)
         check_bool("verbose", self.verbose)
 
@@ -100,6 +102,7 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
 
     attack_params = EvasionAttack.attack_params + [
         "eps", "norm", "step_size", "batch_size", "nb_epochs", "max_iter", "clip", "nb_clusters", "seed", "verbose",
+        "amp",
     ]  # fmt: skip
     _estimator_requirements = (PyTorchEncoder,)
     _update = "sign"  # "adam" for generator-parametrised perturbations
@@ -118,6 +121,7 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         nb_clusters: int = 10,
         seed: int = 0,
         verbose: bool = True,
+        amp: bool | str = "auto",
     ) -> None:
         """
         :param estimator: The public encoder.
@@ -132,6 +136,10 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         :param nb_clusters: Clusters of the label-free fooling rate.
         :param seed: Seed of the initialisation, the shuffling and any sampling.
         :param verbose: Show a progress bar.
+        :param amp: Mixed precision of the encoder's forward passes while learning the perturbation (``True``,
+                    ``False`` or ``"auto"``: bf16 only where measured faster; see :mod:`art_ssl.core.amp`); the
+                    objective, the perturbation and its updates stay float32. Subclasses take it through
+                    ``set_params(amp=...)``.
         """
         super().__init__(estimator=estimator)
         self.eps = eps
@@ -144,6 +152,7 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         self.nb_clusters = nb_clusters
         self.seed = seed
         self.verbose = verbose
+        self.amp = amp
         self.noise: np.ndarray | None = None
         self.mask: np.ndarray | None = None
         self.history: list[float] = []
@@ -168,7 +177,8 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
             torch.manual_seed(self.seed)
             source = self._make_source(tuple(x.shape[1:]), generator)
         device = self.estimator.device
-        with evaluating(self.estimator.model):
+        dtype = amp_dtype(device, self.amp)
+        with evaluating(self.estimator.model), autocast_forward([self.estimator.model], device, dtype):
             result = learn_universal(
                 x, self._objective(generator), source, self._update, self.step_size, self.nb_epochs, self.batch_size,
                 generator, device, self._clip_values, self.max_iter, self._adam_betas, stop=kwargs.get("stop"),
@@ -204,7 +214,7 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         x_pre, _ = self.estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
         if layers is None:
             return self.estimator.model(x_pre)
-        return layer_outputs(self.estimator.model, x_pre, layers)
+        return to_float(layer_outputs(self.estimator.model, x_pre, layers))  # float32 also under autocast
 
     def _embed(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         out = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,15 @@ from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 from tqdm.auto import tqdm
 
+from art_ssl.core.amp import amp_dtype, autocast_forward
+from art_ssl.core.checkpoint import (
+    checkpoint_path,
+    data_checksum,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from art_ssl.core.checks import (
     check_bool,
     check_images,
@@ -65,7 +74,7 @@ class EncoderHeadTrainer(Trainer):
         pgd_steps: int,
         random_start: str | None,
         validation_pgd_steps: int = 10,
-        amp: bool = False,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
@@ -96,6 +105,7 @@ class EncoderHeadTrainer(Trainer):
         self.verbose = verbose
         self.history_: pd.DataFrame | None = None
         self._generator = torch.Generator()
+        self._checkpoint_dir: str | None = None
         self._check_params()
 
     # ------------------------------------------------------------------ checks
@@ -117,8 +127,9 @@ class EncoderHeadTrainer(Trainer):
             raise ValueError(f"`validation_pgd_steps` must be an int >= 0, got {self.validation_pgd_steps!r}.")
         if self.random_start not in RANDOM_STARTS:
             raise ValueError(f"`random_start` must be one of {RANDOM_STARTS}, got {self.random_start!r}.")
-        for name in ("train_encoder", "amp", "channels_last", "verbose"):
+        for name in ("train_encoder", "channels_last", "verbose"):
             check_bool(name, getattr(self, name))
+        amp_dtype(self.device, self.amp)  # ValueError for a bad value, or amp=True where it cannot run
         check_seed(self.seed)
 
     # ------------------------------------------------------------------ torch helpers
@@ -137,10 +148,10 @@ class EncoderHeadTrainer(Trainer):
         """Logits of pixel-space inputs (normalisation applied, differentiable in ``x``)."""
         return self.model(self._preprocess(x))
 
-    def _autocast(self):
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
+    def _autocast(self) -> AbstractContextManager:
+        """The network (encoder and head) under the mixed-precision policy of :mod:`art_ssl.core.amp`; losses and
+        PGD steps computed on its outputs stay float32."""
+        return autocast_forward([self.model.encoder, self.model.head], self.device, amp_dtype(self.device, self.amp))
 
     def _pgd(
         self,
@@ -213,6 +224,7 @@ class EncoderHeadTrainer(Trainer):
         nb_epochs: int | None = None,
         batch_size: int | None = None,
         verbose: bool | None = None,
+        checkpoint_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         """
@@ -224,12 +236,21 @@ class EncoderHeadTrainer(Trainer):
         :param nb_epochs: Overrides the constructor's ``nb_epochs``.
         :param batch_size: Overrides the constructor's ``batch_size``.
         :param verbose: Overrides the constructor's ``verbose``.
+        :param checkpoint_dir: Folder where the whole training state is saved after every epoch (one file per
+                               training stage); calling ``fit`` again with the same folder, settings and data (e.g.
+                               after the process was killed) continues after the last saved epoch and ends with the
+                               weights and ``history_`` of an uninterrupted run.
         """
         nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
+        checkpoint_path(checkpoint_dir, "check")  # TypeError / ValueError before any work
+        self._checkpoint_dir = checkpoint_dir
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
         self._generator = seed_everything(int(self.seed))
-        self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+        try:
+            self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+        finally:
+            self._checkpoint_dir = None
         self.model.eval()
 
     def _fit_settings(
@@ -285,8 +306,21 @@ class EncoderHeadTrainer(Trainer):
             self.model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
-        rows, step = [], 0
-        for epoch in range(1, nb_epochs + 1):
+        rows, step, first_epoch = [], 0, 1
+        ckpt_file = checkpoint_path(self._checkpoint_dir, f"{type(self).__name__}-stage-{stage or 'main'}.pt")
+        fingerprint = self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
+        resumed = load_checkpoint(ckpt_file, fingerprint)
+        if resumed is not None:
+            first_epoch, step, rows = resumed["epoch"] + 1, resumed["step"], resumed["history"]
+            self.model.load_state_dict(resumed["model"])
+            if reset_optimizers is None:  # otherwise the next epoch starts with fresh optimisers, as it would have
+                for name, optimizer in optimizers.items():
+                    optimizer.load_state_dict(resumed["optimizers"][name])
+                for scheduler, state in zip(schedulers, resumed["schedulers"], strict=True):
+                    scheduler.load_state_dict(state)
+            self._generator.set_state(resumed["generator"])
+            set_rng_state(resumed["rng"])
+        for epoch in range(first_epoch, nb_epochs + 1):
             if reset_optimizers is not None and epoch > 1:
                 optimizers = reset_optimizers()
                 schedulers = []
@@ -316,9 +350,23 @@ class EncoderHeadTrainer(Trainer):
             if val is not None:
                 row.update(self._validate(*val, batch_size))
             rows.append(row)
+            if ckpt_file is not None:
+                save_checkpoint(ckpt_file, {
+                    "fingerprint": fingerprint, "epoch": epoch, "step": step, "history": rows,
+                    "model": self.model.state_dict(), "generator": self._generator.get_state(), "rng": rng_state(),
+                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                    "schedulers": [sch.state_dict() for sch in schedulers],
+                })  # fmt: skip
         self.model.eval()
         self.model.to(memory_format=torch.contiguous_format)
         return pd.DataFrame(rows)
+
+    def _fingerprint(self, x, y, val, nb_epochs: int, batch_size: int, stage: str | None, lr_decay: float) -> dict:
+        """What a checkpoint must match to be resumed: the trainer, its parameters, the stage and the data."""
+        params = {name: repr(getattr(self, name)) for name in self.trainer_params if name != "verbose"}
+        data = data_checksum(x, y) + ([] if val is None else data_checksum(*val))
+        return {"trainer": type(self).__name__, "params": params, "stage": str(stage), "nb_epochs": nb_epochs,
+                "batch_size": batch_size, "lr_decay": float(lr_decay), "data": data}  # fmt: skip
 
     @torch.no_grad()
     def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
@@ -365,7 +413,7 @@ class BetaRegularisedTrainer(EncoderHeadTrainer):
         step_size: float = 0.007,
         pgd_steps: int = 10,
         validation_pgd_steps: int = 10,
-        amp: bool = False,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,

@@ -29,7 +29,8 @@ class FineTuningTrainer(EncoderHeadTrainer):
     :param encoder_lr: Encoder learning rate. :param head_lr: Head learning rate.
     :param weight_decay: Weight decay of both optimisers. :param lr_decay: ``ExponentialLR`` factor per epoch.
     :param validation_pgd_steps: PGD steps of the per-epoch ``val_ra`` (0: benign accuracy only).
-    :param amp: bf16 autocast on CUDA (ignored on CPU).
+    :param amp: Mixed precision: ``True``, ``False`` or ``"auto"`` (bf16 where measured faster), see
+                :mod:`art_ssl.core.amp`.
     :param channels_last: Train in channels-last memory format (faster convolutions); the model is returned in the
                           default format.
     :param seed: Seeds shuffling, random starts and dropout. :param verbose: Progress bars.
@@ -52,7 +53,7 @@ class FineTuningTrainer(EncoderHeadTrainer):
         step_size: float = 2 / 255,
         pgd_steps: int = 10,
         validation_pgd_steps: int = 10,
-        amp: bool = False,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,

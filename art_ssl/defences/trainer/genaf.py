@@ -104,7 +104,7 @@ class GenAFTrainer(EncoderHeadTrainer):
         sensitivity_batch_size: int = 512,
         reset_stage2_optimizer: bool = True,
         validation_pgd_steps: int = 10,
-        amp: bool = False,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,

@@ -55,7 +55,8 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
     :param nb_epochs: Epochs. :param batch_size: Batch size.
     :param train_encoder: Fine-tune the encoder too (the paper fine-tunes the whole model).
     :param eps: Budget of the optional per-epoch validation PGD (``validation_pgd_steps``, default 0: BA only).
-    :param amp: bf16 autocast on CUDA. :param channels_last: Channels-last training. :param seed: Seed.
+    :param amp: Mixed precision (see :mod:`art_ssl.core.amp`). :param channels_last: Channels-last training.
+    :param seed: Seed.
     :param verbose: Progress bars.
     """
 
@@ -79,7 +80,7 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
         train_encoder: bool = True,
         eps: float = 8 / 255,
         validation_pgd_steps: int = 0,
-        amp: bool = False,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
