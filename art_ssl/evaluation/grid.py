@@ -35,6 +35,7 @@ from art_ssl.evaluation.registry import (
     make_universal_attack,
     whitebox_adversarial,
 )
+from art_ssl.evaluation.sources import EncoderOptions
 from art_ssl.evaluation.store import ResultStore
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class GridConfig:
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
     :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
     :param verbose: Progress bars inside trainers.
+    :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
     """
 
     encoders: tuple[str, ...]
@@ -85,6 +87,7 @@ class GridConfig:
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
     device_type: str = "cpu"
     verbose: bool = False
+    encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
 
     def __post_init__(self) -> None:
         for name in ("encoders", "tasks", "attacks", "defences", "eps", "seeds"):
@@ -138,11 +141,11 @@ def versions() -> dict[str, str]:
 
 # ----------------------------------------------------------------------------------------------------------- work
 @functools.lru_cache(maxsize=4)
-def _encoder(spec: str, size: int, device_type: str):
+def _encoder(spec: str, size: int, device_type: str, options: EncoderOptions | None = None):
     """Encoders are loaded once per process (jobs deep-copy the model before training it)."""
     from art_ssl.evaluation.sources import load_encoder_spec
 
-    return load_encoder_spec(spec, size, device_type)
+    return load_encoder_spec(spec, size, device_type, options)
 
 
 @functools.lru_cache(maxsize=4)
@@ -157,7 +160,7 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
     """One universal perturbation on the public encoder from the attacker's unlabelled images."""
     from art_ssl.evaluation.surrogate import surrogate_classifier
 
-    public = _encoder(encoder, config.size, config.device_type)
+    public = _encoder(encoder, config.size, config.device_type, config.encoder_options)
     first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
     n = min(config.surrogate_n, len(first.x_train))
     x_sur = first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
@@ -182,7 +185,7 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders
 
     seed = job["seed"]
-    public = _encoder(job["encoder"], config.size, config.device_type)
+    public = _encoder(job["encoder"], config.size, config.device_type, config.encoder_options)
     task = _task(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
     torch.manual_seed(seed)
     classifier = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,

@@ -157,6 +157,9 @@ def load_encoder(
         raise TypeError(f"`trust_code` must be a bool, got {trust_code!r}.")
     if input_shape is not None and (len(tuple(input_shape)) != 3 or min(input_shape) < 1):
         raise ValueError(f"`input_shape` must be (C, H, W) with positive sides, got {input_shape!r}.")
+    if isinstance(preprocessing, (tuple, list)) and len(preprocessing) == 2:
+        channels = int(input_shape[0]) if input_shape is not None else None
+        preprocessing = tuple(_per_channel(v, channels) for v in preprocessing)
     if source in _metadata():
         if arch is not None or key_prefix is not None:
             raise ValueError(f"`arch`/`key_prefix` do not apply to the zoo encoder {source!r}.")
@@ -189,8 +192,11 @@ def _default_shape(loaded) -> tuple[int, int, int]:
     return (channels, side, side)
 
 
-def _per_channel(values, channels: int) -> np.ndarray:
+def _per_channel(values, channels: int | None) -> np.ndarray:
+    """(C, 1, 1) so that ART's normalisation broadcasts over channels of NCHW images, not over their width."""
     array = np.asarray(values, dtype=np.float32).reshape(-1)
+    if channels is None:
+        channels = array.size
     if array.size == 1:
         array = np.repeat(array, channels)
     if array.size != channels:
