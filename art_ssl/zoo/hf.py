@@ -73,12 +73,14 @@ def load_hf_vision(folder: str | os.PathLike, pooling: str | None = None) -> tup
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
     model_type = config.get("model_type", "")
-    if model_type == "clip":
-        backbone = transformers.CLIPVisionModel.from_pretrained(str(folder), local_files_only=True)
-        vision = config.get("vision_config", {})
-    else:
-        backbone = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
-        vision = config
+    # ViT's pooler is a classification layer, unused here and absent from SSL checkpoints: not built, not missed.
+    kwargs = {"add_pooling_layer": False} if model_type == "vit" else {}
+    cls = transformers.CLIPVisionModel if model_type == "clip" else transformers.AutoModel
+    backbone, loading = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True, **kwargs)
+    vision = config.get("vision_config", {}) if model_type == "clip" else config
+    missing = sorted(loading.get("missing_keys", []))
+    if missing:  # transformers would initialise them at random and carry on: a silent wrong encoder
+        raise ValueError(f"'{folder}' lacks weights of its model: missing {missing[:12]} ({len(missing)}).")
     if not hasattr(backbone.config, "image_size") and not hasattr(getattr(backbone.config, "vision_config", None),
                                                                       "image_size"):  # fmt: skip
         raise ValueError(f"'{folder}' holds a {model_type!r} model, not a vision model (ViT, DINOv2, CLIP).")
