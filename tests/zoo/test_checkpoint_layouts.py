@@ -95,7 +95,7 @@ def test_moco_v2_pth_tar_ignores_the_key_encoder_and_queue(tmp_path):
     model = randomise_bn(build_encoder("resnet18"))
     state = {f"module.encoder_q.{k}": v for k, v in model.state_dict().items()}
     state |= {f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in model.state_dict().items()}
-    state |= {"module.encoder_q.fc.0.weight": torch.randn(512, 512), "module.encoder_q.fc.2.weight": torch.randn(128, 512),
+    state |= {"module.encoder_q.fc.0.weight": torch.randn(8, 512), "module.encoder_q.fc.2.weight": torch.randn(8, 8),
               "module.queue": torch.randn(128, 4096), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}  # fmt: skip
     torch.save({"epoch": 200, "arch": "resnet18", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
                tmp_path / "moco_v2_200ep.pth.tar")  # fmt: skip
