@@ -5,6 +5,7 @@
     art-ssl probe --data fashion_mnist --n-train 60000
     art-ssl zoo                   # list the shipped encoders and their recorded accuracies
     art-ssl pretrain --method simclr --epochs 10 --out my_encoder.safetensors
+    art-ssl convert moco_v2_800ep.pth.tar --out moco.safetensors --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225
     art-ssl audit                 # reduced robustness audit of a zoo encoder -> audit/report.html
     art-ssl audit --encoder my_encoder.safetensors --data cifar10:/data/cifar-10-batches-py --attacks ssp pgd \
         --defences none trades --eps 4 10 --out my_audit
@@ -174,11 +175,11 @@ def _pretrain(args: argparse.Namespace) -> int:
         raise UserError(f"--out '{out}' is a folder; name a .safetensors file")
     check_output_folder(out.resolve().parent, "--out")  # before training, not after it
     import torch
-    from safetensors.torch import save_file
 
     from art_ssl.data import load_task
     from art_ssl.models import build_encoder
     from art_ssl.ssl import pretrain
+    from art_ssl.zoo import save_encoder
 
     device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
@@ -186,14 +187,75 @@ def _pretrain(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning("--batch-size %d > %d training images: one smaller batch per epoch",
                                             args.batch_size, len(task.x_train))  # fmt: skip
     torch.manual_seed(args.seed)
-    kwargs = {"in_channels": task.x_train.shape[1], "width": args.width, "stem_stride": args.stem_stride}
-    encoder = build_encoder("resnet18", **kwargs)
-    result = pretrain(encoder, task.x_train, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
+    import numpy as np
+
+    x = task.x_train if args.channels is None else np.repeat(task.x_train[:, :1], args.channels, axis=1)
+    kwargs = {"in_channels": x.shape[1]}
+    if args.arch == "zoo_resnet18":
+        kwargs |= {"width": args.width, "stem_stride": args.stem_stride}
+    encoder = build_encoder(args.arch, **kwargs)
+    result = pretrain(encoder, x, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
                       seed=args.seed, device_type=device)  # fmt: skip
-    save_file({k: v.contiguous() for k, v in result.encoder.state_dict().items()}, str(out))
+    save_encoder(result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:],
+                 method=args.method)  # fmt: skip
     print(result.history.to_string(index=False))
-    print(f"saved {out} (resnet18 {kwargs})")
+    print(f"saved {out} ({args.arch} {kwargs}, input {tuple(x.shape[1:])}, {args.method}; metadata in the file)")
     return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """Any checkpoint load_encoder reads -> a .safetensors file with its metadata (arch, input, mean/std)."""
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out must name a .safetensors file, got {args.out!r}")
+    from art_ssl.evaluation.store import check_output_folder
+
+    out = Path(args.out).expanduser()
+    check_output_folder(out.resolve().parent, "--out")
+    mean_std = _mean_std(args)
+    from art_ssl.zoo import load_encoder, save_encoder
+
+    encoder = load_encoder(args.source, "cpu", arch=args.arch, key_prefix=args.key_prefix,
+                           input_shape=tuple(args.input_shape) if args.input_shape else None,
+                           preprocessing=mean_std, trust_code=args.trust_code)  # fmt: skip
+    arch, arch_kwargs = _arch_of(encoder.model)
+    save_encoder(encoder.model, str(out), arch=arch, arch_kwargs=arch_kwargs, input_shape=encoder.input_shape,
+                 mean=None if mean_std is None else mean_std[0], std=None if mean_std is None else mean_std[1],
+                 method=args.method)  # fmt: skip
+    print(f"saved {out}: {arch} {arch_kwargs}, input {encoder.input_shape}, embedding {encoder.embedding_dim}")
+    return 0
+
+
+def _arch_of(model) -> tuple[str, dict]:
+    from art_ssl.models import ResNet18, TorchvisionResNet
+
+    if isinstance(model, TorchvisionResNet):
+        name = f"resnet{model.depth}" + ("_cifar" if model.stem_kind == "cifar" else "")
+        kwargs = {"in_channels": model.in_channels}
+        if model.stem_kind == "cifar" and model.stem_padding != 1:
+            kwargs["stem_padding"] = model.stem_padding
+        return name, kwargs
+    if isinstance(model, ResNet18):
+        return "zoo_resnet18", {"in_channels": model.in_channels, "width": model.width,
+                                "stem_stride": model.stem_stride}  # fmt: skip
+    raise UserError(f"only ResNet encoders convert to .safetensors, not {type(model).__name__}")
+
+
+def _mean_std(args: argparse.Namespace):
+    if (args.mean is None) != (args.std is None):
+        raise UserError("--mean and --std must be given together")
+    return None if args.mean is None else (tuple(args.mean), tuple(args.std))
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how to read an encoder file without art_ssl metadata (art_ssl.zoo.load_encoder)."""
+    parser.add_argument("--arch", default=None, help="architecture of checkpoint files: resnet18, resnet18_cifar, "
+                        "resnet34[_cifar], resnet50[_cifar], zoo_resnet18:width=W,stem_stride=S (default: metadata, "
+                        "else read off the weights)")  # fmt: skip
+    parser.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel normalisation mean")
+    parser.add_argument("--std", type=float, nargs="+", default=None, help="per-channel normalisation std")
+    parser.add_argument("--key-prefix", default=None, help="prefix of the backbone's keys (default: detected)")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow TorchScript files: loading one RUNS THE CODE stored in the file")  # fmt: skip
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -202,6 +264,7 @@ def _audit(args: argparse.Namespace) -> int:
     from art_ssl.evaluation.grid import GridConfig, run_grid
     from art_ssl.evaluation.registry import AttackSettings
     from art_ssl.evaluation.report import summary, write_report
+    from art_ssl.evaluation.sources import EncoderOptions
     from art_ssl.evaluation.store import check_output_folder
 
     out = Path(args.out).expanduser()
@@ -213,6 +276,9 @@ def _audit(args: argparse.Namespace) -> int:
         attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
                                        sign_epochs=args.sign_epochs),
         device_type=args.device, verbose=args.verbose,
+        encoder_options=EncoderOptions(arch=args.arch, mean=args.mean and tuple(args.mean),
+                                       std=args.std and tuple(args.std), key_prefix=args.key_prefix,
+                                       trust_code=args.trust_code),
     )  # fmt: skip
     check_output_folder(out, "--out")
     print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
@@ -307,12 +373,30 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
     pre.add_argument("--epochs", type=_int_at_least(1), default=10, help="pre-training epochs")
     pre.add_argument("--batch-size", type=_int_at_least(2), default=256, help="batch size (contrastive: >= 2)")
-    pre.add_argument("--width", type=_int_at_least(1), default=16, help="ResNet-18 base width (zoo: 16)")
-    pre.add_argument("--stem-stride", type=int, default=2, choices=[1, 2], help="stride of the first convolution")
+    pre.add_argument("--arch", default="zoo_resnet18", choices=["zoo_resnet18", "resnet18", "resnet18_cifar",
+                     "resnet34", "resnet34_cifar", "resnet50", "resnet50_cifar"],
+                     help="architecture (torchvision key layout for resnetNN[_cifar])")  # fmt: skip
+    pre.add_argument("--channels", type=int, default=None, choices=[1, 3],
+                     help="repeat grey images to this many channels (default: the dataset's)")  # fmt: skip
+    pre.add_argument("--width", type=_int_at_least(1), default=16, help="zoo_resnet18 only: base width (zoo: 16)")
+    pre.add_argument("--stem-stride", type=int, default=2, choices=[1, 2],
+                     help="zoo_resnet18 only: stride of the first convolution")
     pre.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initialisation and the batches")
     pre.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     pre.add_argument("--out", required=True, help="output .safetensors file")
     pre.set_defaults(func=_pretrain)
+
+    conv = command("convert", "checkpoint (solo-learn, MoCo, BadEncoder, ...) -> .safetensors with metadata",
+                   "Read an encoder checkpoint in any layout `art_ssl.zoo.load_encoder` knows and write it as a "
+                   ".safetensors file whose metadata (architecture, input shape, mean/std, SSL method) lets "
+                   "`art-ssl audit --encoder` load it with no other flag.")  # fmt: skip
+    conv.add_argument("source", help="checkpoint file (.pt/.pth/.pth.tar/.ckpt/.safetensors)")
+    conv.add_argument("--out", required=True, help="output .safetensors file")
+    conv.add_argument("--input-shape", type=int, nargs=3, default=None, metavar=("C", "H", "W"),
+                      help="input shape (default: metadata, else the architecture's usual input)")  # fmt: skip
+    conv.add_argument("--method", default=None, help="SSL method that trained it (recorded in the metadata)")
+    _add_encoder_options(conv)
+    conv.set_defaults(func=_convert)
 
     audit = command(
         "audit", "robustness audit of encoders: attacks x defences downstream -> results.csv, report.md/.html",
@@ -327,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.epilog = _audit_epilog
     audit.add_argument("--encoder", nargs="+", default=AUDIT_DEFAULTS["encoder"],
-                       help="zoo names, .safetensors files of the zoo architecture, or TorchScript files")
+                       help="zoo names, checkpoint files (.safetensors, .pt, .pth, .pth.tar, .ckpt) or Hugging Face "
+                            "model folders; see --arch/--mean/--std/--key-prefix/--trust-code")  # fmt: skip
     audit.add_argument("--data", nargs="+", default=AUDIT_DEFAULTS["data"], help="downstream datasets (see below)")
     audit.add_argument("--attacks", nargs="+", default=AUDIT_DEFAULTS["attacks"],
                        help="attacks (see below; repeated names run once)")
@@ -355,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: one Ray task per job")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
+    _add_encoder_options(audit)
     audit.set_defaults(func=_audit)
     return parser
 

@@ -42,6 +42,7 @@ from art_ssl.evaluation.registry import (
     make_universal_attack,
     whitebox_adversarial,
 )
+from art_ssl.evaluation.sources import EncoderOptions
 from art_ssl.evaluation.store import ResultStore, ResultsWriteError, check_output_folder, file_mode
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class GridConfig:
     :param attack_settings: Settings of the universal attacks.
     :param device_type: ``"cpu"``, ``"gpu"`` or ``"auto"`` (the GPU when CUDA is available).
     :param verbose: Progress bars inside trainers.
+    :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
     """
 
     encoders: tuple[str, ...]
@@ -99,6 +101,7 @@ class GridConfig:
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
     device_type: str = "cpu"
     verbose: bool = False
+    encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
 
     def __post_init__(self) -> None:
         from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
@@ -245,11 +248,11 @@ def versions() -> dict[str, str]:
 
 # ----------------------------------------------------------------------------------------------------------- work
 @functools.lru_cache(maxsize=4)
-def _encoder(spec: str, size: int, device_type: str):
+def _encoder(spec: str, size: int, device_type: str, options: EncoderOptions | None = None):
     """Encoders are loaded once per process (jobs deep-copy the model before training it)."""
     from art_ssl.evaluation.sources import load_encoder_spec
 
-    return load_encoder_spec(spec, size, device_type)
+    return load_encoder_spec(spec, size, device_type, options)
 
 
 @functools.lru_cache(maxsize=4)
@@ -262,7 +265,7 @@ def _task(spec: str, size: int, channels: int, n_train: int | None, n_test: int 
 
 def _surrogate_images(config: GridConfig, encoder: str, seed: int) -> np.ndarray:
     """The attacker's unlabelled images: ``surrogate_n`` of the first task's training images, drawn with ``seed``."""
-    public = _encoder(encoder, config.size, config.device_type)
+    public = _encoder(encoder, config.size, config.device_type, config.encoder_options)
     first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
     n = min(config.surrogate_n, len(first.x_train))
     return first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
@@ -272,7 +275,7 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
     """One universal perturbation on the public encoder from the attacker's unlabelled images."""
     from art_ssl.evaluation.surrogate import surrogate_classifier
 
-    public = _encoder(encoder, config.size, config.device_type)
+    public = _encoder(encoder, config.size, config.device_type, config.encoder_options)
     x_sur = _surrogate_images(config, encoder, seed)
     surrogate = surrogate_classifier(public, x_sur, seed=seed) if attack in ("uapepgd", "art_uap") else None
     torch.manual_seed(seed)
@@ -304,7 +307,7 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders
 
     seed = job["seed"]
-    public = _encoder(job["encoder"], config.size, config.device_type)
+    public = _encoder(job["encoder"], config.size, config.device_type, config.encoder_options)
     task = _task(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
     torch.manual_seed(seed)
     # encoder_classifier copies the module: the cached public encoder is never trained
@@ -418,7 +421,8 @@ class _Keys:
 
     def encoder(self, spec: str) -> str:
         if spec not in self._encoders:
-            encoder = _named("encoders", _encoder, spec, self.config.size, self.config.device_type)
+            encoder = _named("encoders", _encoder, spec, self.config.size, self.config.device_type,
+                             self.config.encoder_options)
             first = self.config.tasks[0]
             try:
                 probe = _task(first, self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
@@ -432,7 +436,8 @@ class _Keys:
         return self._encoders[spec]
 
     def task(self, spec: str, encoder: str, seed: int) -> str:
-        channels = _encoder(encoder, self.config.size, self.config.device_type).input_shape[0]
+        config = self.config
+        channels = _encoder(encoder, config.size, config.device_type, config.encoder_options).input_shape[0]
         key = (spec, channels, seed)
         if key not in self._tasks:
             try:
@@ -592,7 +597,7 @@ def _job_dict(key: tuple) -> dict:
 
 
 def _noise_shape(config: GridConfig, encoder: str) -> tuple[int, ...]:
-    return (1, *_encoder(encoder, config.size, config.device_type).input_shape)
+    return (1, *_encoder(encoder, config.size, config.device_type, config.encoder_options).input_shape)
 
 
 def _run_local(config, jobs, needed, store, folder, ray_address, progress, on_rows) -> None:

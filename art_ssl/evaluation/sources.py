@@ -1,37 +1,70 @@
 """
-Where an audit's encoder and data come from: an encoder by zoo name or file (safetensors or TorchScript, never an
-unpickled checkpoint), a dataset by name or ``kind:ROOT`` (``cifar10:/data/cifar-10-batches-py``).
+Where an audit's encoder and data come from: an encoder by zoo name, checkpoint file or model folder
+(:func:`art_ssl.zoo.load_encoder`), a dataset by name or ``kind:ROOT`` (``cifar10:/data/cifar-10-batches-py``).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from art_ssl.data import TASKS, load_task
 from art_ssl.data._common import subsample
 from art_ssl.data.folder import load_image_folder
 from art_ssl.data.tasks import Task
 from art_ssl.estimators.encoder import PyTorchEncoder
-from art_ssl.zoo import ZOO_ARCH, build_from_info, list_encoders, load_encoder, load_state_dict
+from art_ssl.zoo import list_encoders, load_encoder
 
 DATA_KINDS = ("fashion-mnist", "fashion-mnist-subset", "digits", "mnist", "kmnist", "cifar10:ROOT", "stl10:ROOT",
               "folder:ROOT")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EncoderOptions:
+    """
+    How to read encoder files that do not describe themselves (see :func:`art_ssl.zoo.load_encoder`); zoo names and
+    art_ssl's own ``.safetensors`` files need none of it.
+
+    :param arch: Architecture name (``resnet18_cifar``, ``resnet50``, ...). :param key_prefix: Backbone key prefix.
+    :param mean: Per-channel normalisation mean on [0, 1] pixels. :param std: Its std (with ``mean``).
+    :param trust_code: Allow TorchScript files, whose code runs on load.
+    """
+
+    arch: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    key_prefix: str | None = None
+    trust_code: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("`mean` and `std` must be given together.")
+        if self.mean is not None:
+            object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+            object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+            if len(self.mean) != len(self.std) or min(self.std) <= 0:
+                raise ValueError(f"`mean`/`std` need as many values (std > 0), got {self.mean} / {self.std}.")
+        if self.trust_code not in (True, False):
+            raise TypeError(f"`trust_code` must be a bool, got {self.trust_code!r}.")
+
+
 def check_encoder_spec(spec: str) -> None:
     """Fail early, before any work, on an encoder that :func:`load_encoder_spec` cannot load."""
+    from art_ssl.zoo.loader import FILE_SUFFIXES
+
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"Encoder must be a zoo name or a file path, got {spec!r}.")
     if spec in list_encoders():
         return
     path = Path(spec)
+    if path.is_dir() and (path / "config.json").is_file():
+        return
     if not path.is_file():
         raise ValueError(f"Encoder {spec!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
-    if path.suffix not in (".safetensors", ".pt", ".pth", ".ts"):
-        raise ValueError(f"Unsupported encoder file '{path}': use .safetensors (zoo architecture) or TorchScript .pt.")
+    if not spec.endswith(FILE_SUFFIXES):
+        raise ValueError(f"Unsupported encoder file '{path}': use one of {FILE_SUFFIXES} or a model folder.")
 
 
 def check_data_spec(spec: str) -> None:
@@ -57,55 +90,27 @@ def canonical_data_spec(spec: str) -> str:
     return kind.replace("_", "-") + (f":{root}" if root else "")
 
 
-def load_encoder_spec(spec: str, size: int = 64, device_type: str = "cpu") -> PyTorchEncoder:
+def load_encoder_spec(
+    spec: str, size: int = 64, device_type: str = "cpu", options: EncoderOptions | None = None
+) -> PyTorchEncoder:  # fmt: skip
     """
-    An encoder from a zoo name, a ``.safetensors`` file of the zoo's architecture (ResNet-18, width 16, stride-2
-    stem; the input channels are read from the weights), or a TorchScript file (``.pt``/``.pth``/``.ts``, saved
-    with ``torch.jit.save``). Pickled checkpoints are refused: loading one runs arbitrary code.
+    An encoder from a zoo name, a checkpoint file or a model folder, through :func:`art_ssl.zoo.load_encoder`
+    (pickles read with ``weights_only=True`` only; TorchScript only with ``options.trust_code``), at ``size`` x
+    ``size`` inputs (the audit's image side; the encoders are fully convolutional or interpolate positions).
 
-    :raises ValueError: unknown name, unreadable or mismatching weights, or an unsupported file type.
+    :raises ValueError: unknown name, unsafe or unreadable file, weights that do not fit.
     """
-    if spec in list_encoders():
-        encoder = load_encoder(spec, device_type)
-        if tuple(encoder.input_shape[1:]) != (size, size):  # fully convolutional: any size runs
-            encoder = PyTorchEncoder(encoder.model, (encoder.input_shape[0], size, size), device_type=device_type)
-        return encoder
-    path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"Encoder {spec!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
-    if path.suffix == ".safetensors":
-        state = load_state_dict(path)
-        convs = [k for k, v in state.items() if k.endswith("weight") and v.ndim == 4]
-        stem = [state[k] for k in sorted(convs, key=lambda k: not k.startswith("stem."))]  # the input layer first
-        if not stem:
-            raise ValueError(f"'{path}' holds no convolution weights: not an encoder of the zoo's architecture.")
-        kwargs = {**ZOO_ARCH[1], "in_channels": int(stem[0].shape[1])}
-        model = build_from_info({"arch": ZOO_ARCH[0], "arch_kwargs": kwargs}, state)
-        return PyTorchEncoder(model, (kwargs["in_channels"], size, size), device_type=device_type)
-    if path.suffix in (".pt", ".pth", ".ts"):
-        try:
-            model = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(
-                f"'{path}' is not a TorchScript module ({err.__class__.__name__}). art_ssl never unpickles "
-                "checkpoints: save the encoder with torch.jit.save(torch.jit.script(model), path), or its "
-                "state_dict with safetensors."
-            ) from err
-        channels = _input_channels(model, size)
-        return PyTorchEncoder(model.eval(), (channels, size, size), device_type=device_type)
-    raise ValueError(f"Unsupported encoder file '{path}': use .safetensors (zoo architecture) or TorchScript .pt.")
-
-
-def _input_channels(model: torch.nn.Module, size: int) -> int:
-    for channels in (3, 1):
-        try:
-            with torch.no_grad():
-                out = model(torch.zeros(2, channels, size, size))
-        except RuntimeError:
-            continue
-        if out.ndim == 2:
-            return channels
-    raise ValueError("The TorchScript encoder must map (N, 1 or 3, H, W) images to (N, D) embeddings.")
+    options = options or EncoderOptions()
+    preprocessing = None if options.mean is None else (np.asarray(options.mean, np.float32).reshape(-1, 1, 1),
+                                                       np.asarray(options.std, np.float32).reshape(-1, 1, 1))
+    extra = {} if spec in list_encoders() else {"arch": options.arch, "key_prefix": options.key_prefix,
+                                                 "trust_code": options.trust_code}  # fmt: skip
+    encoder = load_encoder(spec, device_type, preprocessing=preprocessing, **extra)
+    if tuple(encoder.input_shape[1:]) != (size, size):
+        params = encoder.get_params()
+        params["input_shape"] = (encoder.input_shape[0], size, size)
+        encoder = PyTorchEncoder(**params)
+    return encoder
 
 
 def load_data_spec(

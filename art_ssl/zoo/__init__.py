@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
 from art_ssl.estimators.encoder import PyTorchEncoder
-from art_ssl.models import build_encoder
+from art_ssl.models import ZOO_RESNET, build_encoder
+from art_ssl.zoo.metadata import read_metadata, save_encoder
+
+logger = logging.getLogger(__name__)
 
 _PACKAGE = "art_ssl.zoo"
 METADATA_FILE = "zoo.json"
 # Architecture of the shipped encoders: ResNet-18 at width 16 with a stride-2 stem (0.7M parameters, 2.8 MB), which
 # costs at 64x64 what a width-16 ResNet-18 costs at 32x32 (DESIGN §6: the benchmark runs at 64x64).
-ZOO_ARCH: tuple[str, dict[str, int]] = ("resnet18", {"in_channels": 1, "width": 16, "stem_stride": 2})
+ZOO_ARCH: tuple[str, dict[str, int]] = (ZOO_RESNET, {"in_channels": 1, "width": 16, "stem_stride": 2})
 
 
 def _metadata() -> dict[str, dict[str, Any]]:
@@ -122,23 +127,84 @@ def build_from_info(info: dict[str, Any], state_dict: dict) -> nn.Module:
     return model.eval()
 
 
-def load_encoder(name: str, device_type: str = "gpu") -> PyTorchEncoder:
+def load_encoder(
+    source: str, device_type: str = "gpu", *, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
+    preprocessing: tuple[Any, Any] | None = None, key_prefix: str | None = None, trust_code: bool = False,
+) -> PyTorchEncoder:  # fmt: skip
     """
-    Load a shipped encoder as an ART :class:`PyTorchEncoder`, offline from package data.
+    Load an encoder as an ART :class:`PyTorchEncoder` from a zoo name, a checkpoint file or a Hugging Face folder.
 
-    :param name: One of :func:`list_encoders`.
+    Files: ``.safetensors`` (art_ssl's own carry arch, input shape and normalisation in their metadata, so nothing
+    else is needed); ``.pt``/``.pth``/``.pth.tar``/``.ckpt`` in the layouts of solo-learn, lightly, MoCo v1/v2/v3,
+    BadEncoder, DataParallel or a plain (torchvision) state dict, read with ``torch.load(weights_only=True)`` only
+    (see :mod:`art_ssl.zoo.checkpoints`); a local ViT / DINOv2 / CLIP folder (``pip install art_ssl[transformers]``).
+    A TorchScript archive is a program: it loads only with ``trust_code=True``, which runs the file's code.
+
+    :param source: Zoo name (:func:`list_encoders`), file path or model folder.
     :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
+    :param arch: Architecture (``"resnet18"``, ``"resnet50_cifar"``, ..., optionally ``"name:opt=int,..."``);
+                 default: the file's metadata, else read off the weights.
+    :param input_shape: ``(C, H, W)``; default: metadata, else 32x32 for a CIFAR stem, 224x224 for an ImageNet one.
+    :param preprocessing: ``(mean, std)`` on [0, 1] pixels; default: the file's metadata or preprocessor config,
+                          else none (a warning says so for foreign checkpoints, which were usually trained normalised).
+    :param key_prefix: Prefix of the backbone's keys in the state dict (default: detected).
+    :param trust_code: Allow TorchScript (runs the file's code). Never needed for weights.
+    :raises ValueError: unknown name, unsafe file (refused before anything runs), weights that do not fit.
     """
-    info = encoder_info(name)
-    with resources.as_file(resources.files(_PACKAGE).joinpath("weights", info["file"])) as path:
-        state_dict = load_state_dict(path, info.get("sha256"))
-    model = build_from_info(info, state_dict)
-    return PyTorchEncoder(
-        model, tuple(info["input_shape"]), clip_values=(0.0, 1.0), preprocessing=None, device_type=device_type
-    )
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"`source` must be a zoo name or a path, got {source!r}.")
+    if trust_code not in (True, False):
+        raise TypeError(f"`trust_code` must be a bool, got {trust_code!r}.")
+    if input_shape is not None and (len(tuple(input_shape)) != 3 or min(input_shape) < 1):
+        raise ValueError(f"`input_shape` must be (C, H, W) with positive sides, got {input_shape!r}.")
+    if isinstance(preprocessing, (tuple, list)) and len(preprocessing) == 2:
+        channels = int(input_shape[0]) if input_shape is not None else None
+        preprocessing = tuple(_per_channel(v, channels) for v in preprocessing)
+    if source in _metadata():
+        if arch is not None or key_prefix is not None:
+            raise ValueError(f"`arch`/`key_prefix` do not apply to the zoo encoder {source!r}.")
+        info = encoder_info(source)
+        with resources.as_file(resources.files(_PACKAGE).joinpath("weights", info["file"])) as path:
+            state_dict = load_state_dict(path, info.get("sha256"))
+        model = build_from_info(info, state_dict)
+        return PyTorchEncoder(model, tuple(input_shape or info["input_shape"]), clip_values=(0.0, 1.0),
+                              preprocessing=preprocessing, device_type=device_type)  # fmt: skip
+    if not os.path.exists(source):
+        raise ValueError(f"Encoder {source!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
+    from art_ssl.zoo.loader import load_source
+
+    loaded = load_source(source, arch=arch, key_prefix=key_prefix, trust_code=trust_code, input_shape=input_shape)
+    shape = tuple(input_shape) if input_shape is not None else loaded.input_shape or _default_shape(loaded)
+    if preprocessing is None and loaded.mean is not None:
+        preprocessing = (_per_channel(loaded.mean, shape[0]), _per_channel(loaded.std, shape[0]))
+    if preprocessing is None and not loaded.info.get("metadata") and loaded.info.get("layout") != "torchscript":
+        logger.warning("%s: no normalisation is recorded; the encoder sees raw [0, 1] pixels. Pass preprocessing="
+                       "(mean, std) (CLI: --mean/--std) if it was trained on normalised images.", source)
+    return PyTorchEncoder(loaded.model, shape, clip_values=(0.0, 1.0), preprocessing=preprocessing,
+                          device_type=device_type)  # fmt: skip
+
+
+def _default_shape(loaded) -> tuple[int, int, int]:
+    kwargs = loaded.info.get("arch_kwargs", {})
+    channels = int(kwargs.get("in_channels", loaded.info.get("channels", 3)))
+    arch = loaded.info.get("arch", "")
+    side = 32 if arch.endswith("_cifar") else 64 if arch == "zoo_resnet18" else 32 if not arch else 224
+    return (channels, side, side)
+
+
+def _per_channel(values, channels: int | None) -> np.ndarray:
+    """(C, 1, 1) so that ART's normalisation broadcasts over channels of NCHW images, not over their width."""
+    array = np.asarray(values, dtype=np.float32).reshape(-1)
+    if channels is None:
+        channels = array.size
+    if array.size == 1:
+        array = np.repeat(array, channels)
+    if array.size != channels:
+        raise ValueError(f"Normalisation has {array.size} values for {channels} input channels.")
+    return array.reshape(channels, 1, 1)
 
 
 __all__ = [
     "ZOO_ARCH", "backdoor_targets", "build_from_info", "encoder_info", "list_encoders", "load_encoder",
-    "load_state_dict", "sha256_of", "zoo_table",
+    "load_state_dict", "read_metadata", "save_encoder", "sha256_of", "zoo_table",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ import torch
 from art_ssl.evaluation import grid as grid_module
 from art_ssl.evaluation.grid import KEY, GridConfig, run_grid
 from art_ssl.evaluation.registry import AttackSettings
-from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
+from art_ssl.evaluation.sources import EncoderOptions, load_data_spec, load_encoder_spec
 from art_ssl.evaluation.store import ResultStore, ResultsWriteError
 
 # Small and fast: the zoo's SimCLR encoder at 32x32, 400 / 200 images, one universal and one white-box attack.
@@ -116,7 +116,10 @@ def test_sources_reject_unknown_and_unsafe_inputs(tmp_path):
         load_encoder_spec(str(garbage))
     pickled = tmp_path / "model.pt"
     torch.save({"weight": torch.zeros(3)}, pickled)
-    with pytest.raises(ValueError, match="never unpickles"):
+    with pytest.raises(ValueError, match="No encoder backbone recognised"):
+        load_encoder_spec(str(pickled))
+    torch.jit.save(torch.jit.script(torch.nn.Flatten()), str(pickled))
+    with pytest.raises(ValueError, match="trust_code=True"):
         load_encoder_spec(str(pickled))
 
 
@@ -130,7 +133,7 @@ def test_torchscript_and_safetensors_encoders_load(tmp_path):
     save_file({k: v.contiguous() for k, v in encoder.model.state_dict().items()}, str(weights))
     x = load_data_spec("fashion-mnist-subset", size=32, n_test=8).x_test
     for spec in (scripted, weights):
-        loaded = load_encoder_spec(str(spec), size=32)
+        loaded = load_encoder_spec(str(spec), size=32, options=EncoderOptions(trust_code=True))
         assert loaded.input_shape == (1, 32, 32)
         np.testing.assert_allclose(loaded.predict(x), encoder.predict(x), atol=1e-4)
 
