@@ -13,11 +13,13 @@ from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
 from art_ssl.core.modes import evaluating
-from art_ssl.core.robust_losses import genetic_regularization
+from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.warm_start import check_head_init, with_warm_start
 
 GRAPH_ON = ("logits", "features")
 STAGES = (1, 2)
+SENSITIVITY_STARTS = ("zero", "original")
 
 
 class GenAFTrainer(EncoderHeadTrainer):
@@ -70,7 +72,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         "stages", "lambda_gr", "graph_on", "gr_temperature", "gr_margin", "stage2_epochs", "stage2_lr",
         "stage2_weight_decay", "trainable_fraction", "sensitivity_samples", "sensitivity_eps",
         "sensitivity_step_size", "sensitivity_pgd_steps", "sensitivity_radius", "sensitivity_lr",
-        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer",
+        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer", "gr_reduction", "head_init",
+        "head_init_epochs", "sensitivity_start",
     ]  # fmt: skip
 
     def __init__(
@@ -108,7 +111,15 @@ class GenAFTrainer(EncoderHeadTrainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        gr_reduction: str = "sum",
+        head_init: str = "random",
+        head_init_epochs: int = 10,
+        sensitivity_start: str = "zero",
     ) -> None:
+        self.gr_reduction = gr_reduction
+        self.head_init = head_init
+        self.head_init_epochs = head_init_epochs
+        self.sensitivity_start = sensitivity_start
         self.stages = tuple(stages) if isinstance(stages, (tuple, list)) else stages
         self.lambda_gr = lambda_gr
         self.graph_on = graph_on
@@ -150,6 +161,13 @@ class GenAFTrainer(EncoderHeadTrainer):
         for name in ("stage2_epochs", "sensitivity_samples", "sensitivity_pgd_steps", "sensitivity_epochs",
                      "sensitivity_batch_size"):  # fmt: skip
             check_positive_int(name, getattr(self, name))
+        if self.gr_reduction not in GR_REDUCTIONS:
+            raise ValueError(f"`gr_reduction` must be one of {GR_REDUCTIONS}, got {self.gr_reduction!r}.")
+        check_head_init(self.head_init, self.head_init_epochs)
+        if self.sensitivity_start not in SENSITIVITY_STARTS:
+            raise ValueError(
+                f"`sensitivity_start` must be one of {SENSITIVITY_STARTS}, got {self.sensitivity_start!r}."
+            )
         if not isinstance(self.reset_stage2_optimizer, bool):
             raise ValueError(f"`reset_stage2_optimizer` must be a bool, got {self.reset_stage2_optimizer!r}.")
 
@@ -160,7 +178,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         feats_clean, logits_clean = self._features_and_logits(x)
         sample_loss = F.cross_entropy(logits_clean, y, reduction="none")
         reference, adjusted = (logits_clean, logits_adv) if self.graph_on == "logits" else (feats_clean, feats_adv)
-        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin)
+        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin,
+                                      reduction=self.gr_reduction)  # fmt: skip
         return F.cross_entropy(logits_adv, y) + self.lambda_gr * l_gr
 
     def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +189,9 @@ class GenAFTrainer(EncoderHeadTrainer):
     # ------------------------------------------------------------------ the stages
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         """Stage 1 and/or stage 2 as selected; the history gets a ``stage`` column."""
+        return with_warm_start(self, self._stages, x, y, val, nb_epochs, batch_size, verbose)
+
+    def _stages(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         histories = []
         if 1 in self.stages:
             self.model.freeze_encoder = False
@@ -231,11 +253,12 @@ class GenAFTrainer(EncoderHeadTrainer):
             model.requires_grad_(False)
             with evaluating(model):
                 original = self._mean_loss(x_probe, y_probe, bs)
+                start = 0.0 if self.sensitivity_start == "zero" else original
                 for name, module in tqdm(layers, desc="Gen-AF layer sensitivity", disable=not verbose, leave=False):
                     weight = module.weight
                     w0 = weight.detach().clone()
                     weight.requires_grad_(True)
-                    worst = original
+                    worst = start
                     for _ in range(self.sensitivity_epochs):
                         order = torch.randperm(len(x_probe), generator=self._generator).to(self.device)
                         for i in range(0, len(x_probe), bs):

@@ -1,0 +1,92 @@
+"""
+Head warm start (LP-FT: Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution", ICLR 2022): fit the head on clean data with the encoder frozen before any adversarial
+fine-tuning, so that the first adversarial steps see a head that already separates the classes.
+
+Why art_ssl offers it: with a random head, the adversarial loss of the first epochs carries almost no label signal
+(every class is equally wrong), and on our small encoders Gen-AF's stage 1, PGD-AT and MART lose the pre-trained
+features before the head learns anything (BA 0.10 after one Gen-AF epoch; see the Gen-AF docstring). ZePAD's official
+code trains its heads the same way (encoder frozen, clean data).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from art_ssl.core.checks import check_positive_int
+from art_ssl.core.modes import evaluating
+
+HEAD_INITS = ("random", "probe")
+
+
+def check_head_init(head_init: object, head_init_epochs: object) -> None:
+    """``ValueError`` naming the parameter unless ``head_init`` is one of :data:`HEAD_INITS` and the epochs > 0."""
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"`head_init` must be one of {HEAD_INITS}, got {head_init!r}.")
+    check_positive_int("head_init_epochs", head_init_epochs)
+
+
+def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int, batch_size: int, verbose: bool,
+                      stage: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """
+    Train ``trainer.model.head`` alone on the frozen encoder's clean embeddings (eval mode, embedded once: the
+    same result as re-embedding every epoch, at a fraction of the cost), with the trainer's head optimiser (Adam,
+    ``head_lr``, ``weight_decay``, ``lr_decay`` per epoch).
+
+    :param trainer: An :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer`.
+    :param x: Training images (torch, on the device). :param y: Their labels.
+    :param nb_epochs: Epochs of the head. :param batch_size: Batch size. :param verbose: Progress bars.
+    :param stage: Value of the history's ``stage`` column (``None``: no column).
+    :return: The per-epoch history (loss, learning rate, seconds).
+    """
+    model = trainer.model
+    with torch.no_grad(), evaluating(model.encoder):
+        features = torch.cat([model.encoder(trainer._preprocess(x[i : i + batch_size])).flatten(1)
+                              for i in range(0, len(x), batch_size)])  # fmt: skip
+    head = model.head
+    params = [p for p in head.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("The head has no trainable parameters.")
+    optimizers = {"head": torch.optim.Adam(params, lr=trainer.head_lr, weight_decay=trainer.weight_decay)}
+    frozen = model.freeze_encoder
+    try:
+        model.freeze_encoder = True
+        return trainer._train(features, y, None, nb_epochs, batch_size, verbose,
+                              lambda f, t: F.cross_entropy(head(f), t), optimizers, stage)  # fmt: skip
+    finally:
+        model.freeze_encoder = frozen
+
+
+def with_warm_start(trainer, run, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+    """``run(x, y, val, nb_epochs, batch_size, verbose)`` preceded by :func:`fit_head_on_clean` when
+    ``trainer.head_init == "probe"``; the history's ``stage`` column says ``"probe"`` for the head's epochs."""
+    if trainer.head_init != "probe":
+        return run(x, y, val, nb_epochs, batch_size, verbose)
+    probe = fit_head_on_clean(trainer, x, y, trainer.head_init_epochs, batch_size, verbose, stage="probe")
+    main = run(x, y, val, nb_epochs, batch_size, verbose)
+    if "stage" not in main:
+        main = main.assign(stage="train")
+    return pd.concat([probe, main], ignore_index=True)
+
+
+class HeadWarmStart:
+    """
+    Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass: the keyword-only parameters
+    ``head_init`` (``"random"``: the head as given; ``"probe"``: :func:`fit_head_on_clean` first) and
+    ``head_init_epochs`` (10), checked with the others, and a ``_run`` that honours them.
+    """
+
+    warm_start_params = ["head_init", "head_init_epochs"]
+
+    def __init__(self, *args, head_init: str = "random", head_init_epochs: int = 10, **kwargs) -> None:
+        self.head_init = head_init
+        self.head_init_epochs = head_init_epochs
+        super().__init__(*args, **kwargs)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_head_init(self.head_init, self.head_init_epochs)
+
+    def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+        return with_warm_start(self, super()._run, x, y, val, nb_epochs, batch_size, verbose)
