@@ -159,6 +159,16 @@ class ZePADTrainer(EncoderHeadTrainer):
         super().__init__(classifier, aft_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
                          step_size, pgd_steps, None, 0, False, channels_last, seed, verbose)  # fmt: skip
 
+    @classmethod
+    def official(cls, classifier: PyTorchClassifier, auxiliary_encoder: nn.Module | PyTorchEncoder | None = None,
+                 **kwargs) -> ZePADTrainer:  # fmt: skip
+        """The official build: MPAE by the official Gen-AF stage 1 (:meth:`GenAFTrainer.official`'s L_gr sum and
+        random head) and a BMP encoder other than the victim (``"auto"`` unless given); ``kwargs`` override."""
+        from art_ssl.defences.trainer.genaf import OFFICIAL
+
+        options = {**{k: v for k, v in OFFICIAL.items() if k != "sensitivity_start"}, **kwargs.pop("mpae_options", {})}
+        return cls(classifier, auxiliary_encoder, mpae_trainer="genaf", mpae_options=options, **kwargs)
+
     def _check_params(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"`fusion` must be one of {FUSIONS}, got {self.fusion!r}.")
