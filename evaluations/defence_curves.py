@@ -16,7 +16,7 @@ data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where th
         mart:random mart:probe trades:random trades:probe --out evaluations/results/baseline_curves_digits.csv
 
 Rows (one per setting and epoch, the ``probe`` epochs of the head warm start excluded) are appended to ``--out``;
-a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table of the last epoch.
+a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
 """
 from __future__ import annotations
 
@@ -36,12 +36,17 @@ from art_ssl.zoo import load_encoder
 
 
 def make_trainer(setting: str, classifier, args):
-    """``defence[:reduction]:head_init`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``)."""
+    """``defence[:reduction]:head_init[:warmK]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART)."""
     parts = setting.split(":")
+    warm = [p for p in parts if p.startswith("warm")]
+    parts = [p for p in parts if not p.startswith("warm")]
     name, head_init = parts[0], parts[-1]
     common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
               "validation_pgd_steps": args.val_pgd_steps, "seed": args.seed, "verbose": args.verbose,
               "head_init": head_init, "head_init_epochs": args.head_init_epochs}  # fmt: skip
+    if warm:
+        common["eps_warmup_epochs"] = int(warm[0][4:])
     if name in ("genaf", "genaf_l0"):
         return GenAFTrainer(classifier, stages=tuple(args.stages), gr_reduction=parts[1],
                             lambda_gr=0.0 if name == "genaf_l0" else args.lambda_gr, stage2_epochs=args.stage2_epochs,
@@ -57,9 +62,9 @@ def make_trainer(setting: str, classifier, args):
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    last = df.sort_values("epoch").groupby(["task", "encoder", "setting"], sort=False).tail(1)
-    cols = ["task", "encoder", "setting", "epoch", "val_ba", "val_ra", "seconds_total"]
-    return last[[c for c in cols if c in last]].to_markdown(index=False, floatfmt=".3f")
+    """Every epoch of every setting (the curves), in the order the settings were run."""
+    cols = ["task", "encoder", "setting", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra", "seconds_total"]
+    return df[[c for c in cols if c in df]].to_markdown(index=False, floatfmt=".3f")
 
 
 def main() -> None:

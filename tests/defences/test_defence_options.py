@@ -187,3 +187,26 @@ def test_zepad_official_preset_uses_the_official_genaf_and_a_bmp_other_than_the_
     trainer = ZePADTrainer.official(fresh_head_classifier(trained_classifier), torch.nn.Identity(), aft_epochs=2)
     assert trainer.mpae_trainer == "genaf" and trainer.aft_epochs == 2 and trainer.bmp_encoder == "auto"
     assert trainer.mpae_options == {"gr_reduction": "sum", "head_init": "random"}
+
+
+def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_classifier, fmnist28, monkeypatch):
+    from art_ssl.defences.trainer import EncoderHeadTrainer
+    from art_ssl.defences.trainer.warm_start import eps_scale
+
+    assert [eps_scale(e, 2) for e in (1, 2, 3, 4)] == [1 / 3, 2 / 3, 1.0, 1.0] and eps_scale(1, 0) == 1.0
+    trainer = FineTuningTrainer(fresh_head_classifier(trained_classifier), adversarial=True, eps=0.1, step_size=0.05,
+                                pgd_steps=3, eps_warmup_epochs=1, verbose=False)  # fmt: skip
+    x, y = trainer._check_data(fmnist28.x_train[:32], fmnist28.y_train[:32])
+    trainer._before_step(0, 1, 3, {})
+    assert float((trainer._ce_pgd(x, y) - x).abs().max()) <= 0.05 + 1e-6
+    seen, original = [], EncoderHeadTrainer._pgd
+
+    def recording(self, loss_fn, x, eps=None, **kwargs):  # the budget the base PGD is asked for
+        seen.append(self.eps if eps is None else eps)
+        return original(self, loss_fn, x, eps=eps, **kwargs)
+
+    monkeypatch.setattr(EncoderHeadTrainer, "_pgd", recording)
+    trainer._validate(x, y, 32)
+    assert seen and all(e == 0.1 for e in seen) and trainer._eps_scale == 0.5
+    with pytest.raises(ValueError, match="`eps_warmup_epochs`"):
+        TRADESTrainer(fresh_head_classifier(trained_classifier), eps_warmup_epochs=-1)

@@ -9,10 +9,10 @@ from art.estimators.classification import PyTorchClassifier
 from art_ssl.core.checks import check_bool
 from art_ssl.core.modes import evaluating
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
-from art_ssl.defences.trainer.warm_start import check_head_init, with_warm_start
+from art_ssl.defences.trainer.warm_start import EpsWarmup, check_head_init, with_warm_start
 
 
-class FineTuningTrainer(EncoderHeadTrainer):
+class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     """
     Cross-entropy fine-tuning of the encoder and head on clean data, or, with ``adversarial=True``, on PGD
     adversarial examples only (PGD-AT: Madry et al., "Towards Deep Learning Models Resistant to Adversarial
@@ -38,9 +38,12 @@ class FineTuningTrainer(EncoderHeadTrainer):
                       on clean data with the encoder frozen (LP-FT, :mod:`~.warm_start`); what keeps PGD-AT from
                       collapsing on digits (``evaluations/defence_curves.py``).
     :param head_init_epochs: Epochs of that head fit.
+    :param eps_warmup_epochs: PGD-AT's budget grows linearly over these first epochs (0: none; see
+                              :mod:`~.warm_start`).
     """
 
-    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs"]
+    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs",
+                                                       "eps_warmup_epochs"]
 
     def __init__(
         self,
@@ -63,10 +66,12 @@ class FineTuningTrainer(EncoderHeadTrainer):
         verbose: bool = True,
         head_init: str = "random",
         head_init_epochs: int = 10,
+        eps_warmup_epochs: int = 0,
     ) -> None:
         self.adversarial = adversarial
         self.head_init = head_init
         self.head_init_epochs = head_init_epochs
+        self.eps_warmup_epochs = eps_warmup_epochs
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
                          train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, channels_last,
                          seed, verbose)  # fmt: skip
@@ -74,7 +79,7 @@ class FineTuningTrainer(EncoderHeadTrainer):
     def _check_params(self) -> None:
         super()._check_params()
         check_bool("adversarial", self.adversarial)
-        check_head_init(self.head_init, self.head_init_epochs)
+        check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
 
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         if self.train_encoder or self.adversarial:

@@ -19,6 +19,7 @@ class MARTTrainer(HeadWarmStart, BetaRegularisedTrainer):
     :param head_init: ``"random"`` (the head as given, the official recipe) or ``"probe"`` (keyword only): fit the
                       head on clean data with the encoder frozen first (LP-FT, :mod:`~.warm_start`).
     :param head_init_epochs: Epochs of that head fit (keyword only).
+    :param eps_warmup_epochs: The training PGD's budget grows linearly over these first epochs (keyword only; 0).
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 
