@@ -15,7 +15,7 @@ data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where th
     python evaluations/defence_curves.py --task digits --epochs 4 --settings pgd_at:random pgd_at:probe \
         mart:random mart:probe trades:random trades:probe --out evaluations/results/baseline_curves_digits.csv
 
-Rows (one per setting and epoch, the ``probe`` epochs of the head warm start excluded) are appended to ``--out``;
+Rows (one per setting and training epoch; the head warm start's epochs are not curves) are appended to ``--out``;
 a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
 """
 from __future__ import annotations
@@ -111,8 +111,6 @@ def main() -> None:
         start = time.perf_counter()
         trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test))
         hist = trainer.history_
-        if "stage" in hist:
-            hist = hist[hist["stage"].astype(str) != "probe"]
         rows = hist.assign(task=args.task, encoder=args.encoder, setting=setting, n_train=len(task.x_train),
                            pgd_steps=args.pgd_steps, seconds_total=time.perf_counter() - start)  # fmt: skip
         rows = rows.assign(epoch=np.arange(1, len(rows) + 1))

@@ -45,6 +45,8 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs",
                                                        "eps_warmup_epochs"]
 
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
+
     def __init__(
         self,
         classifier: PyTorchClassifier,

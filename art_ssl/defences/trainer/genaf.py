@@ -97,6 +97,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         "head_init_epochs", "sensitivity_start",
     ]  # fmt: skip
 
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
+
     def __init__(
         self,
         classifier: PyTorchClassifier,

@@ -99,14 +99,13 @@ def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int,
 
 def with_warm_start(trainer, run, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
     """``run(x, y, val, nb_epochs, batch_size, verbose)`` preceded by :func:`fit_head_on_clean` when
-    ``trainer.head_init == "probe"``; the history's ``stage`` column says ``"probe"`` for the head's epochs."""
-    if trainer.head_init != "probe":
-        return run(x, y, val, nb_epochs, batch_size, verbose)
-    probe = fit_head_on_clean(trainer, x, y, trainer.head_init_epochs, batch_size, verbose, stage="probe")
-    main = run(x, y, val, nb_epochs, batch_size, verbose)
-    if "stage" not in main:
-        main = main.assign(stage="train")
-    return pd.concat([probe, main], ignore_index=True)
+    ``trainer.head_init == "probe"``. Returns ``run``'s history (the trainer's ``history_``: one row per training
+    epoch, as without the warm start); the head fit's own history goes to ``trainer.head_init_history_``
+    (``None`` without a warm start)."""
+    trainer.head_init_history_ = None
+    if trainer.head_init == "probe":
+        trainer.head_init_history_ = fit_head_on_clean(trainer, x, y, trainer.head_init_epochs, batch_size, verbose)
+    return run(x, y, val, nb_epochs, batch_size, verbose)
 
 
 class HeadWarmStart(EpsWarmup):
@@ -118,6 +117,7 @@ class HeadWarmStart(EpsWarmup):
     """
 
     warm_start_params = ["head_init", "head_init_epochs", "eps_warmup_epochs"]
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
     def __init__(self, *args, head_init: str = "random", head_init_epochs: int = 10, eps_warmup_epochs: int = 0,
                  **kwargs) -> None:  # fmt: skip
