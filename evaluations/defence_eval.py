@@ -13,6 +13,13 @@ budget and the same epochs, batch and optimisers; only the loss differs.
         --out evaluations/results/defences_curve_64.csv                  # eps curve of the best defence
     python evaluations/defence_eval.py --epochs 50 --pgd-steps 10 --n-train 0 ... # the papers' settings (GPU)
 
+Beyond the papers (issue 16, DESIGN §6), ``--dae-sources`` adds, beside the standard DAE (``standard``: crafted on
+the public encoder), an *adaptive* DAE (``adaptive``: the same attack crafted on the defended victim's own encoder,
+i.e. an attacker who knows the defence; columns ``RA_adaptive_*``) and a *transfer* DAE (``transfer``: crafted on
+``--transfer-encoder``, another zoo encoder; columns ``RA_transfer_*``):
+
+    python evaluations/defence_eval.py --dae-sources standard adaptive transfer --out ...
+
 Rows are appended to ``--out`` as they finish; a restarted run skips finished rows.
 """
 from __future__ import annotations
@@ -29,16 +36,41 @@ from common import (
     add_task_epochs_argument,
     cached_daes,
     fresh_victim,
+    learn_noise,
     load_any_encoder,
     task_epochs,
 )
 
 from art_ssl.data import load_task, subsample
+from art_ssl.estimators import PyTorchEncoder
 from art_ssl.evaluation import autoattack_accuracy
 from art_ssl.evaluation.registry import make_defence_trainer
 from art_ssl.metrics import benign_accuracy, robust_accuracy
 
 DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
+DAE_SOURCES = ("standard", "adaptive", "transfer")
+
+
+def adaptive_daes(victim, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray, args) -> dict:
+    """The DAEs of an attacker who knows the defence: each attack crafted on the defended victim's encoder (same
+    unlabelled surrogate images, label-free surrogate head on that encoder); not cached (one per trained victim)."""
+    from art_ssl.evaluation import surrogate_classifier
+
+    defended = PyTorchEncoder(victim.model.encoder.eval(), public.input_shape, clip_values=public.clip_values,
+                              preprocessing=public.preprocessing, device_type=args.device)  # fmt: skip
+    surrogate = surrogate_classifier(defended, x_surrogate, seed=args.seed)
+    return {(attack, eps_255): learn_noise(attack, defended, surrogate, eps_255 / 255, x_surrogate, args)[0]
+            for attack in attacks for eps_255 in eps_list}  # fmt: skip
+
+
+def robust_columns(victim, task, noises: dict, prefix: str = "") -> dict:
+    """``RA_{prefix}{attack}_eps{eps}`` of ``victim`` on the test set under each universal perturbation."""
+    row = {}
+    for (attack, eps_255), noise in noises.items():
+        x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
+        adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
+        row[f"RA_{prefix}{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
+    return row
 
 
 def make_trainer(name: str, classifier, args, epochs: int):
@@ -70,6 +102,10 @@ def main() -> None:
                         help="encoders whose victims also face AutoAttack (default: the first of --encoders)")
     parser.add_argument("--aa-tasks", nargs="*", default=["fashion_mnist"], help="tasks whose victims face AutoAttack")
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--dae-sources", nargs="*", default=["standard"], choices=DAE_SOURCES,
+                        help="standard (public encoder), adaptive (the defended encoder), transfer (another encoder)")
+    parser.add_argument("--transfer-encoder", default=None,
+                        help="encoder of the transfer DAEs (default: the first clean zoo encoder not attacked)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", default="evaluations/results/defences_64.csv")
     add_attack_arguments(parser)
@@ -85,6 +121,14 @@ def main() -> None:
     for enc_name in args.encoders:
         enc_label, method, public = load_any_encoder(enc_name, args.size, args.device)
         noises = cached_daes(enc_label, public, args.attacks, args.eps, x_sur, args)
+        transfer_noises = {}
+        if "transfer" in args.dae_sources:
+            from art_ssl.zoo import list_encoders
+
+            source = args.transfer_encoder or next(n for n in list_encoders(backdoored=False)
+                                                   if n not in (enc_name, enc_label) and n not in args.encoders)
+            src_label, _, src_encoder = load_any_encoder(source, args.size, args.device)
+            transfer_noises = cached_daes(src_label, src_encoder, args.attacks, args.eps, x_sur, args)
         for task_name in args.tasks:
             task = load_task(task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
                              seed=args.seed)  # fmt: skip
@@ -100,10 +144,14 @@ def main() -> None:
                 clean_pred = victim.predict(task.x_test, batch_size=512).argmax(1)
                 row = {"encoder": enc_label, "method": method, "task": task_name, "defence": defence,
                        "BA": benign_accuracy(clean_pred, task.y_test)}  # fmt: skip
-                for (attack, eps_255), noise in noises.items():
-                    x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
-                    adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
-                    row[f"RA_{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
+                if "standard" in args.dae_sources:
+                    row.update(robust_columns(victim, task, noises))
+                if "adaptive" in args.dae_sources:
+                    adaptive = adaptive_daes(victim, public, args.attacks, args.eps, x_sur, args)
+                    row.update(robust_columns(victim, task, adaptive, "adaptive_"))
+                if transfer_noises:
+                    row.update(robust_columns(victim, task, transfer_noises, "transfer_"))
+                    row["transfer_encoder"] = src_label
                 if args.aa_n and enc_name in aa_encoders and task_name in args.aa_tasks:
                     start_aa = time.perf_counter()
                     n = min(args.aa_n, len(task.x_test))

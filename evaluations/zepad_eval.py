@@ -4,14 +4,16 @@ once on the *public* victim encoder from unlabelled Fashion-MNIST at eps 10/255 
 train/test split, heads 512-512-C with dropout 0.2.
 
 For each task ZePAD is trained once (MPAE: the victim encoder and ``--auxiliary``, from another SSL method, each
-adversarially fine-tuned as Gen-AF stage 1; BMP: the clean victim encoder; every branch a head trained on clean
-data). Written tables (``--out-dir``):
+adversarially fine-tuned as Gen-AF stage 1, or ``--mpae-trainer``; BMP: ``--bmp``, by default a clean zoo
+encoder other than the victim and the auxiliary, as the official code; every branch a head trained on clean data).
+Written tables (``--out-dir``):
 
-- ``zepad_64.csv``: BA and RA under each DAE for: no defence (the BMP branch alone: the clean public encoder with
-  a head, exactly the papers' undefended victim), each MPAE branch alone, ZePAD with federal / equal / entropy
-  fusion, ZePAD without BMP, ZePAD with one MPAE encoder (the victim's), and Gen-AF (both stages) with the same
-  data and epochs. The ablations are :class:`ZePADModel` over subsets of the trained branches (what
-  ``use_bmp=False`` / ``use_auxiliary=False`` build with the same seeds).
+- ``zepad_64.csv``: BA and RA under each DAE for: no defence (the clean victim encoder with a head trained on clean
+  data, exactly the papers' undefended victim), the BMP branch alone, each MPAE branch alone, ZePAD with federal /
+  equal / entropy fusion, ZePAD without BMP, ZePAD with one MPAE encoder (the victim's), ZePAD with the clean victim
+  as BMP (the pre-issue-16 build), and Gen-AF (both stages) with the same data and epochs. The ablations are
+  :class:`ZePADModel` over subsets of the trained branches (what ``use_bmp=False`` / ``use_auxiliary=False``
+  build with the same seeds).
 - ``zepad_detection_64.csv``: the training-free detector on the clean test set versus each DAE-perturbed copy:
   accuracy at the paper's threshold 0.1 and AUROC, for the paper's signed gap and its absolute value.
 - ``zepad_transfer_64.csv``: persistent robustness, MPAE encoders fine-tuned once on one task and reused with new
@@ -49,7 +51,7 @@ from torch import nn
 from art_ssl.core.pgd import pgd_linf
 from art_ssl.data import load_task, subsample
 from art_ssl.defences.detector import ZePADDetector
-from art_ssl.defences.trainer import GenAFTrainer, ZePADModel, ZePADTrainer
+from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, ZePADModel, ZePADTrainer
 from art_ssl.evaluation import autoattack_accuracy
 from art_ssl.metrics import benign_accuracy, detection_accuracy, detection_auroc, robust_accuracy
 
@@ -58,6 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--victim", default="simclr_r18", help="the public encoder the attacker holds")
     parser.add_argument("--auxiliary", default="barlow_twins_r18", help="second MPAE encoder (another SSL method)")
+    parser.add_argument("--bmp", default="auto",
+                        help="BMP encoder: 'auto' (a different clean zoo encoder), a zoo name, or 'victim'")
+    parser.add_argument("--mpae-trainer", default="genaf", choices=["genaf", "trades", "mart", "pgd_at"])
     parser.add_argument("--tasks", nargs="*", default=["fashion_mnist", "digits"])
     parser.add_argument("--attacks", nargs="*", default=["advencoder", "pap_ugs", "ssp"], choices=ENCODER_ATTACKS)
     parser.add_argument("--eps", type=float, default=10.0, help="DAE budget, in 1/255 units")
@@ -95,18 +100,29 @@ def fused(branches: list[nn.Module], bmp: nn.Module | None, fusion: str, like: P
                              device_type="gpu" if like.device.type == "cuda" else "cpu")  # fmt: skip
 
 
-def variants(zepad: PyTorchClassifier) -> dict[str, PyTorchClassifier]:
-    """No defence, single branches, the three fusions and the two structural ablations, from one trained ZePAD."""
+def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTorchClassifier]:
+    """No defence, single branches, the three fusions and the structural ablations, from one trained ZePAD and the
+    undefended victim (clean victim encoder + clean head)."""
     model: ZePADModel = zepad.model
     mpae, bmp = list(model.mpae), model.bmp
-    out = {"none (BMP branch alone)": fused([bmp], None, "equal", zepad)}
+    out = {"none (clean victim encoder + head)": fused([undefended], None, "equal", zepad),
+           "BMP branch alone": fused([bmp], None, "equal", zepad)}  # fmt: skip
     for i, branch in enumerate(mpae):
         out[f"MPAE branch {i} alone"] = fused([branch], None, "equal", zepad)
     for rule in ("federal", "equal", "entropy"):
         out[f"ZePAD {rule}"] = fused(mpae, bmp, rule, zepad)
     out["ZePAD federal, no BMP"] = fused(mpae, None, "federal", zepad)
     out["ZePAD federal, one MPAE (victim)"] = fused(mpae[:1], bmp, "federal", zepad)
+    out["ZePAD federal, BMP = clean victim (pre-issue-16)"] = fused(mpae, undefended, "federal", zepad)
     return out
+
+
+def train_undefended(public, task, args) -> nn.Module:
+    """The papers' undefended victim: the clean public encoder, frozen, with a head trained on clean data."""
+    victim = fresh_victim(public, task.nb_classes, args)
+    FineTuningTrainer(victim, train_encoder=False, nb_epochs=args.head_epochs, batch_size=args.batch_size,
+                      validation_pgd_steps=0, seed=args.seed, verbose=args.verbose).fit(task.x_train, task.y_train)
+    return victim.model.eval()
 
 
 def ba_ra(clf: PyTorchClassifier, task, noises: dict) -> dict:
@@ -122,8 +138,9 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
     victim = fresh_victim(public, task.nb_classes, args)
     aft_epochs = task_epochs(args, task.name, args.aft_epochs)
     trainer = ZePADTrainer(victim, auxiliary_encoder=auxiliary, mpae_encoders=mpae_encoders, aft_epochs=aft_epochs,
-                           head_epochs=args.head_epochs, pgd_steps=args.pgd_steps,
-                           batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)  # fmt: skip
+                           head_epochs=args.head_epochs, pgd_steps=args.pgd_steps, bmp_encoder=args.bmp,
+                           mpae_trainer=args.mpae_trainer, batch_size=args.batch_size, seed=args.seed,
+                           verbose=args.verbose)  # fmt: skip
     trainer.fit(task.x_train, task.y_train)
     return trainer
 
@@ -227,8 +244,8 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     setting = (f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
                f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
-               f"PGD-{args.pgd_steps}, heads {args.head_epochs} "
-               f"epochs, DAEs at eps {args.eps:g}/255, seed {args.seed}")  # fmt: skip
+               f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}, "
+               f"DAEs at eps {args.eps:g}/255, seed {args.seed}")  # fmt: skip
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
     victim_label, _, public = load_any_encoder(args.victim, args.size, args.device)
@@ -243,7 +260,7 @@ def main() -> None:
         trainer = train_zepad(public, auxiliary, task, args)
         seconds = time.perf_counter() - start
         trained[name] = trainer
-        for model_name, clf in variants(trainer.get_classifier()).items():
+        for model_name, clf in variants(trainer.get_classifier(), train_undefended(public, task, args)).items():
             row = {"task": name, "model": model_name, **ba_ra(clf, task, noises)}
             if model_name == "ZePAD federal":
                 row["train_seconds"] = round(seconds, 1)

@@ -61,9 +61,22 @@ def attention_transfer(student: torch.Tensor, teacher: torch.Tensor, p: float = 
     return F.mse_loss(attention_map(student, p), attention_map(teacher, p))
 
 
-def channel_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """Knowledge distillation (Hinton et al., 2015) on feature maps: ``T^2 KL(softmax(t/T) || softmax(s/T))`` over
-    the channels at each position, mean over positions and samples."""
+def channel_kl(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.5, reduction: str = "batchmean"
+) -> torch.Tensor:
+    """
+    Knowledge distillation (Hinton et al., 2015) on feature maps: ``T^2 KL(softmax(t/T) || softmax(s/T))`` with the
+    softmax over the channels at each position.
+
+    :param reduction: ``"batchmean"`` (default, the official KD term of Han et al.'s code, ``KLDivLoss(reduction=
+                      'batchmean')`` on the 4-d map): summed over channels *and positions*, divided by the batch;
+                      ``"mean"``: summed over channels, averaged over positions and samples (H*W times smaller; what
+                      art_ssl computed before issue 16).
+    """
+    if reduction not in ("batchmean", "mean"):
+        raise ValueError(f"`reduction` must be 'batchmean' or 'mean', got {reduction!r}.")
     s = F.log_softmax(student.flatten(2) / temperature, dim=1)
     t = F.log_softmax(teacher.flatten(2) / temperature, dim=1)
-    return F.kl_div(s, t, log_target=True, reduction="none").sum(1).mean() * temperature**2
+    per_position = F.kl_div(s, t, log_target=True, reduction="none").sum(1)  # (N, H*W)
+    total = per_position.sum(1).mean() if reduction == "batchmean" else per_position.mean()
+    return total * temperature**2

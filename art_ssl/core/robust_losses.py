@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+GR_REDUCTIONS = ("sum", "batchmean", "mean")
+
 
 def trades_kl(logits_adv: torch.Tensor, logits_clean: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
     """
@@ -56,6 +58,7 @@ def genetic_regularization(
     sample_loss: torch.Tensor,
     temperature: float = 32.0,
     margin: float = 2.0,
+    reduction: str = "sum",
 ) -> torch.Tensor:
     """
     Gen-AF's genetic regularisation L_gr (Zhou et al., IEEE S&P 2024, sec. IV-B; ``utils/gr.py`` of the official
@@ -66,7 +69,10 @@ def genetic_regularization(
     - Graph P from ``adjusted``, label-adjusted before the clamp: ``d <- (1 - S) d + margin * M * S`` with
       ``S_ij = tanh((l_i + l_j) / temperature)`` from the per-sample losses ``l`` and ``M_ij = +1`` for different
       classes, ``-1`` for the same class (so classes are pulled together, others pushed apart, more for hard pairs).
-    - ``L_gr = sum_ij P log(P/Q) + (1 - P) log((1 - P)/(1 - Q))`` (summed, not averaged, as the official code).
+    - ``L_gr = sum_ij P log(P/Q) + (1 - P) log((1 - P)/(1 - Q))``, summed over the n^2 pairs as the official code
+      (``reduction="sum"``), or divided by n (``"batchmean"``: per-sample, like ``F.kl_div``'s) or by n^2
+      (``"mean"``: per pair). The sum grows as n^2 while the cross-entropy it is added to is a mean, so at the
+      official batch 256 it outweighs CE by orders of magnitude (see :class:`~art_ssl.defences.trainer.GenAFTrainer`).
 
     The official Gen-AF stage 1 passes the clean logits as ``reference`` and the adversarial logits as ``adjusted``;
     nothing is detached.
@@ -77,7 +83,10 @@ def genetic_regularization(
     :param sample_loss: (N,) per-sample losses (the clean cross-entropy in Gen-AF).
     :param temperature: Divisor inside the tanh (32).
     :param margin: Size of the label adjustment (2.0).
+    :param reduction: ``"sum"`` (official), ``"batchmean"`` or ``"mean"``.
     """
+    if reduction not in GR_REDUCTIONS:
+        raise ValueError(f"`reduction` must be one of {GR_REDUCTIONS}, got {reduction!r}.")
     eps = 1e-7
     s = torch.tanh((sample_loss[:, None] + sample_loss[None, :]) / temperature)
     m = (y[:, None] != y[None, :]).to(s.dtype) * 2 - 1
@@ -85,4 +94,5 @@ def genetic_regularization(
     p = _fuzzy_membership((1 - s) * _shifted_cosine_distance(adjusted) + margin * m * s)
     kl = p * (torch.log(p + eps) - torch.log(q + eps))
     kl_complement = (1 - p) * (torch.log(1 - p + eps) - torch.log(1 - q + eps))
-    return (kl + kl_complement).sum()
+    total = (kl + kl_complement).sum()
+    return total if reduction == "sum" else total / (len(y) if reduction == "batchmean" else len(y) ** 2)

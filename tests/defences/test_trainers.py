@@ -72,7 +72,7 @@ def test_every_trainer_is_seeded_and_records_history(trained_classifier, fmnist2
         assert torch.equal(a, b)
     history = trainer.history_
     assert {"epoch", "loss", "lr_encoder", "lr_head", "seconds", "val_ba", "val_ra"} <= set(history.columns)
-    assert np.isfinite(history["loss"]).all() and 0 <= history["val_ra"].iloc[0] <= history["val_ba"].iloc[0] + 0.2
+    assert np.isfinite(history["loss"]).all() and 0 <= history["val_ra"].iloc[-1] <= history["val_ba"].iloc[-1] + 0.2
     assert not torch.equal(weights[0][0], small_classifier(trained_classifier).model.encoder.stem[0].weight)
 
 
@@ -93,11 +93,11 @@ def test_genaf_stage2_scores_every_layer_and_trains_only_the_least_sensitive(tra
     classifier = small_classifier(trained_classifier)
     before = {n: p.detach().clone() for n, p in classifier.model.named_parameters()}
     trainer = GenAFTrainer(classifier, stages=(2,), stage2_epochs=1, sensitivity_samples=128, sensitivity_epochs=2,
-                           sensitivity_pgd_steps=2, trainable_fraction=0.4, **FAST)  # fmt: skip
+                           sensitivity_pgd_steps=2, trainable_fraction=0.4, head_init="random", **FAST)  # fmt: skip
     trainer.fit(fmnist28.x_train[:256], fmnist28.y_train[:256])
     layers = [n for n, m in classifier.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert sorted(trainer.layer_sensitivity_) == sorted(layers)
-    assert all(v >= 0 for v in trainer.layer_sensitivity_.values())
+    assert all(np.isfinite(v) for v in trainer.layer_sensitivity_.values())  # negative allowed, as official
     ranked = sorted(layers, key=trainer.layer_sensitivity_.get)
     assert trainer.trainable_layers_ == ranked[: max(1, int(0.4 * len(layers)))]
     for name, p in classifier.model.named_parameters():

@@ -6,7 +6,9 @@ is public; we follow the implementation PAP (Ban & Dong, NeurIPS 2022, github.co
 ``utils/uapepgd.py``) benchmarks against. Only images whose prediction the current universal ``delta`` has not yet
 changed are attacked; for each, an inner perturbation ``delta0 ~ U(-eps, eps)`` takes up to ``inner_steps`` sign
 steps along a momentum ``v <- momentum * v + weight_gain * (x + delta + delta0) + grad`` of the cross-entropy of the
-L2-normalised logits, stopping once the image is fooled; then ``delta <- clip(delta + delta0, -eps, eps)``. The step
+L2-normalised logits, stopping once the image is fooled (as the PAP code: the prediction is read before a step
+and tested after it, so an image always takes one step, and one more past the step that fooled it;
+``step_before_check=False`` tests before stepping instead); then ``delta <- clip(delta + delta0, -eps, eps)``. The step
 is ``step_size`` for the first ``step_decay_after`` images and ``step_size_late`` after.
 
 Batched here: a batch's still-unfooled images run the inner steps together, and ``delta`` moves by the mean of their
@@ -35,7 +37,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
 
     attack_params = EvasionAttack.attack_params + [
         "eps", "norm", "step_size", "step_size_late", "step_decay_after", "momentum", "weight_gain", "inner_steps",
-        "batch_size", "nb_epochs", "max_iter", "clip", "seed", "verbose",
+        "batch_size", "nb_epochs", "max_iter", "clip", "seed", "verbose", "step_before_check",
     ]  # fmt: skip
     _estimator_requirements = (PyTorchClassifier,)
 
@@ -56,6 +58,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         clip: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        step_before_check: bool = True,
     ) -> None:
         """
         :param estimator: The classifier (a surrogate head on the public encoder).
@@ -73,6 +76,9 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         :param clip: Clip perturbed images to the classifier's ``clip_values``.
         :param seed: Seed of the shuffling and the inner initialisations.
         :param verbose: Show a progress bar.
+        :param step_before_check: The reference order (default): every inner iteration steps, then stops the images
+                                  its pre-step prediction showed fooled. ``False``: stop before stepping (one step
+                                  fewer per image; art_ssl's order before issue 16).
         """
         super().__init__(estimator=estimator)
         self.eps = eps
@@ -89,6 +95,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         self.clip = clip
         self.seed = seed
         self.verbose = verbose
+        self.step_before_check = step_before_check
         self.noise: np.ndarray | None = None
         self.mask: np.ndarray | None = None
         self.steps = 0
@@ -154,17 +161,22 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         """Momentum sign steps on a per-image ``delta0`` until each image is fooled or ``inner_steps`` run out."""
         delta0 = uniform_noise(tuple(x_base.shape), self.eps, generator, x_base.device).requires_grad_(True)
         velocity = torch.zeros_like(x_base)
+        active = torch.ones(len(x_base), dtype=torch.bool, device=x_base.device)  # images still stepping
         for _ in range(self.inner_steps):
             x_in = x_base + delta0
             logits = self._logits(x_in)
-            still = (logits.argmax(1) == labels).detach()
-            if not still.any():
+            unfooled = (logits.argmax(1) == labels).detach()
+            if not self.step_before_check:
+                active &= unfooled
+            if not active.any():
                 break
             loss = F.cross_entropy(F.normalize(logits, dim=1), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta0)
             with torch.no_grad():
                 velocity = self.momentum * velocity + self.weight_gain * x_in + grad
-                delta0 += alpha * velocity.sign() * still.view(-1, 1, 1, 1)
+                delta0 += alpha * velocity.sign() * active.view(-1, 1, 1, 1)
+            if self.step_before_check:
+                active &= unfooled  # the reference tests the pre-step prediction after the step
         return delta0.detach()
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,5 +189,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         if self.step_size_late <= 0 or self.momentum < 0 or self.weight_gain < 0:
             raise ValueError("`step_size_late` must be > 0, `momentum` and `weight_gain` >= 0.")
         check_positive_int("inner_steps", self.inner_steps)
+        if not isinstance(self.step_before_check, bool):
+            raise ValueError(f"`step_before_check` must be a bool, got {self.step_before_check!r}.")
         if isinstance(self.step_decay_after, bool) or self.step_decay_after < 0:
             raise ValueError(f"`step_decay_after` must be a non-negative int, got {self.step_decay_after!r}.")

@@ -38,6 +38,22 @@ def freeze_batchnorm(model: nn.Module) -> None:
                 param.requires_grad_(False)
 
 
+def reference_augmentation(size: tuple[int, int], channels: int, crop: bool = False) -> nn.Module:
+    """
+    The augmentation of the reference inputs in BadEncoder's ``L1``: the official code's transform (random
+    horizontal flip, colour jitter 0.4 with p 0.8, random grey-scale p 0.2; grey-scale inputs get brightness and
+    contrast jitter only), without the random resized crop of SimCLR's pre-training augmentation unless ``crop``.
+    """
+    if crop:
+        return ssl_augmentation(size, channels)
+    import kornia.augmentation as K
+
+    if channels == 1:
+        return K.AugmentationSequential(K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.0, 0.0, p=0.8))
+    return K.AugmentationSequential(K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+                                    K.RandomGrayscale(p=0.2))  # fmt: skip
+
+
 class BadEncoder(PoisoningAttackTransformer):
     """
     BadEncoder (Jia et al., IEEE S&P 2022, Section 4, eqs. 1-4). With ``f`` the clean encoder (frozen), ``f'`` its
@@ -46,7 +62,8 @@ class BadEncoder(PoisoningAttackTransformer):
 
     - effectiveness, eq. 1: ``L0 = -mean_{x in D_s, r in R_i} s(f'(x + e_i), f'(r))``;
     - effectiveness, eq. 2: ``L1 = -mean_{r in R_i} s(f'(aug(r)), f(r))`` (the official code augments the
-      reference on the backdoored side, as in SimCLR);
+      reference on the backdoored side with flips, colour jitter and random grey-scale, *no* random resized crop:
+      :func:`reference_augmentation`; ``reference_crop=True`` adds SimCLR's crop, as art_ssl did before issue 16);
     - utility, eq. 3: ``L2 = -mean_{x in D_s} s(f'(x), f(x))``;
 
     minimised as ``L0 + lambda1 * L1 + lambda2 * L2`` (eq. 4) by SGD with BatchNorm frozen. Defaults are the
@@ -68,13 +85,14 @@ class BadEncoder(PoisoningAttackTransformer):
     :param learning_rate: SGD learning rate. :param momentum: SGD momentum. :param weight_decay: SGD weight decay.
     :param nb_epochs: Passes over the shadow data. :param batch_size: Shadow images per step.
     :param augment_reference: Augment the references in ``L1`` (official); ``False`` compares them unaugmented.
+    :param reference_crop: Add a random resized crop (scale 0.2-1) to that augmentation (not in the official code).
     :param seed: Seeds the reference choice, shuffling and augmentations.
     :param verbose: Progress bars.
     """
 
     attack_params = PoisoningAttackTransformer.attack_params + [
         "reference_inputs", "trigger", "target", "lambda1", "lambda2", "learning_rate", "momentum", "weight_decay",
-        "nb_epochs", "batch_size", "augment_reference", "seed", "verbose",
+        "nb_epochs", "batch_size", "augment_reference", "seed", "verbose", "reference_crop",
     ]  # fmt: skip
     _estimator_requirements = (PyTorchEncoder,)
 
@@ -94,6 +112,7 @@ class BadEncoder(PoisoningAttackTransformer):
         augment_reference: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        reference_crop: bool = False,
     ) -> None:
         super().__init__(classifier=estimator)
         self.reference_inputs = reference_inputs
@@ -107,6 +126,7 @@ class BadEncoder(PoisoningAttackTransformer):
         self.nb_epochs = nb_epochs
         self.batch_size = batch_size
         self.augment_reference = augment_reference
+        self.reference_crop = reference_crop
         self.seed = seed
         self.verbose = verbose
         self.reference_inputs_: list[np.ndarray] | None = None
@@ -162,6 +182,7 @@ class BadEncoder(PoisoningAttackTransformer):
         check_positive_int("nb_epochs", self.nb_epochs)
         check_positive_int("batch_size", self.batch_size)
         check_bool("augment_reference", self.augment_reference)
+        check_bool("reference_crop", self.reference_crop)
         check_bool("verbose", self.verbose)
         check_seed(self.seed)
 
@@ -210,7 +231,8 @@ class BadEncoder(PoisoningAttackTransformer):
         x_t = torch.from_numpy(x)
         refs = [torch.from_numpy(r).to(device) for r in references]
         triggers = self.triggers
-        augment = ssl_augmentation(tuple(encoder.input_shape[1:]), encoder.input_shape[0]).to(device)
+        augment = reference_augmentation(tuple(encoder.input_shape[1:]), encoder.input_shape[0],
+                                         self.reference_crop).to(device)  # fmt: skip
 
         def embed(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
             batch = encoder._apply_preprocessing(batch, y=None, fit=False, no_grad=False)[0]

@@ -9,9 +9,10 @@ from art.estimators.classification import PyTorchClassifier
 from art_ssl.core.checks import check_bool
 from art_ssl.core.modes import evaluating
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.warm_start import EpsWarmup, check_head_init, with_warm_start
 
 
-class FineTuningTrainer(EncoderHeadTrainer):
+class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     """
     Cross-entropy fine-tuning of the encoder and head on clean data, or, with ``adversarial=True``, on PGD
     adversarial examples only (PGD-AT: Madry et al., "Towards Deep Learning Models Resistant to Adversarial
@@ -34,9 +35,18 @@ class FineTuningTrainer(EncoderHeadTrainer):
     :param channels_last: Train in channels-last memory format (faster convolutions); the model is returned in the
                           default format.
     :param seed: Seeds shuffling, random starts and dropout. :param verbose: Progress bars.
+    :param head_init: ``"random"`` (the head as given) or ``"probe"``: when the encoder is trained, first fit the head
+                      on clean data with the encoder frozen (LP-FT, :mod:`~.warm_start`); what keeps PGD-AT from
+                      collapsing on digits (``evaluations/defence_curves.py``).
+    :param head_init_epochs: Epochs of that head fit.
+    :param eps_warmup_epochs: PGD-AT's budget grows linearly over these first epochs (0: none; see
+                              :mod:`~.warm_start`).
     """
 
-    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial"]
+    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs",
+                                                       "eps_warmup_epochs"]
+
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
     def __init__(
         self,
@@ -57,8 +67,14 @@ class FineTuningTrainer(EncoderHeadTrainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        head_init: str = "random",
+        head_init_epochs: int = 10,
+        eps_warmup_epochs: int = 0,
     ) -> None:
         self.adversarial = adversarial
+        self.head_init = head_init
+        self.head_init_epochs = head_init_epochs
+        self.eps_warmup_epochs = eps_warmup_epochs
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
                          train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, channels_last,
                          seed, verbose)  # fmt: skip
@@ -66,10 +82,11 @@ class FineTuningTrainer(EncoderHeadTrainer):
     def _check_params(self) -> None:
         super()._check_params()
         check_bool("adversarial", self.adversarial)
+        check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
 
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         if self.train_encoder or self.adversarial:
-            return super()._run(x, y, val, nb_epochs, batch_size, verbose)
+            return with_warm_start(self, super()._run, x, y, val, nb_epochs, batch_size, verbose)
         # Head only, on clean data: the frozen encoder (eval mode) gives the same embeddings every epoch, so embed
         # once and train the head on them (same result, a fraction of the time).
         self.model.freeze_encoder = True

@@ -13,11 +13,15 @@ from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
 from art_ssl.core.modes import evaluating
-from art_ssl.core.robust_losses import genetic_regularization
+from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.warm_start import check_head_init, with_warm_start
 
 GRAPH_ON = ("logits", "features")
 STAGES = (1, 2)
+SENSITIVITY_STARTS = ("zero", "original")
+# What the official code does where art_ssl's defaults differ (GenAFTrainer.official).
+OFFICIAL = {"gr_reduction": "sum", "head_init": "random", "sensitivity_start": "zero"}
 
 
 class GenAFTrainer(EncoderHeadTrainer):
@@ -36,9 +40,22 @@ class GenAFTrainer(EncoderHeadTrainer):
     start) of ``sensitivity_samples`` training images form a robustness probe set. For each ``Conv2d``/``Linear``
     weight alone, ``sensitivity_epochs`` passes of gradient *ascent* (SGD, ``sensitivity_lr``) on the probe set's
     cross-entropy, projected after each pass to ``||W - W0|| <= sensitivity_radius * ||W0||``; the sensitivity is
-    the largest loss reached minus the original loss (``layer_sensitivity_``). The ``trainable_fraction`` least
+    the largest loss reached minus the original loss (``layer_sensitivity_``); as the official code, the running
+    maximum starts at 0 (``sensitivity_start="zero"``), so a layer whose ascent only lowers the loss scores
+    negative; ``"original"`` starts it at the original loss (scores clipped at 0, art_ssl's pre-issue-16 rule; the
+    ranking, hence the selected layers, can differ). The ``trainable_fraction`` least
     sensitive layers (``trainable_layers_``) are then fine-tuned alone on clean data (Adam 1e-3, weight decay
     8e-4, ``stage2_epochs``; the official code re-creates Adam every epoch, ``reset_stage2_optimizer``).
+
+    **Balance of the stage-1 loss (deviation from the official code, issue 16).** The official ``L_gr`` is summed
+    over the batch's n^2 pairs (``gr_reduction="sum"``) while CE is a batch mean: at lambda 20 and batch 256 on
+    10-d logits its gradient is ~3,400x CE's on the head and ~760x on the encoder, where it points against clean CE
+    (cosine -0.37); under Adam the label signal is lost and the official loop, run on our encoders, ends its first
+    epoch at chance (BA 0.10). art_ssl's defaults therefore make L_gr a per-sample mean (``gr_reduction=
+    "batchmean"``, the reduction of every other KL term in the library) and fit the head on clean data first
+    (``head_init="probe"``, LP-FT, as ZePAD trains its heads); the measured effect of each (one epoch, 2,000
+    images, PGD-5) is in ``evaluations/results/genaf_balance.md`` (``evaluations/defence_curves.py``).
+    :meth:`official` (or ``gr_reduction="sum", head_init="random"``) is the official recipe.
 
     Deliberate differences from the official code (each a bug there, not a design choice): PGD here runs on the
     normalised model that is trained (the official PGD skips the normalisation); PGD's parameter gradients are not
@@ -63,6 +80,12 @@ class GenAFTrainer(EncoderHeadTrainer):
     :param sensitivity_lr: Ascent learning rate (1.0). :param sensitivity_epochs: Ascent passes per layer (10).
     :param sensitivity_batch_size: Batch of the ascent (512).
     :param reset_stage2_optimizer: Re-create stage 2's Adam at every epoch, as the official code.
+    :param gr_reduction: ``L_gr`` summed over pairs (``"sum"``, official), per sample (``"batchmean"``, default) or
+                         per pair (``"mean"``); see :func:`~art_ssl.core.robust_losses.genetic_regularization`.
+    :param head_init: ``"probe"`` (default): fit the head on clean data, encoder frozen, for ``head_init_epochs``
+                      before stage 1 (or stage 2 alone); ``"random"`` (official): the head as given.
+    :param head_init_epochs: Epochs of that head fit (10).
+    :param sensitivity_start: ``"zero"`` (official) or ``"original"``: where stage 2's running maximum starts.
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 
@@ -70,8 +93,11 @@ class GenAFTrainer(EncoderHeadTrainer):
         "stages", "lambda_gr", "graph_on", "gr_temperature", "gr_margin", "stage2_epochs", "stage2_lr",
         "stage2_weight_decay", "trainable_fraction", "sensitivity_samples", "sensitivity_eps",
         "sensitivity_step_size", "sensitivity_pgd_steps", "sensitivity_radius", "sensitivity_lr",
-        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer",
+        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer", "gr_reduction", "head_init",
+        "head_init_epochs", "sensitivity_start",
     ]  # fmt: skip
+
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
     def __init__(
         self,
@@ -108,7 +134,15 @@ class GenAFTrainer(EncoderHeadTrainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        gr_reduction: str = "batchmean",
+        head_init: str = "probe",
+        head_init_epochs: int = 10,
+        sensitivity_start: str = "zero",
     ) -> None:
+        self.gr_reduction = gr_reduction
+        self.head_init = head_init
+        self.head_init_epochs = head_init_epochs
+        self.sensitivity_start = sensitivity_start
         self.stages = tuple(stages) if isinstance(stages, (tuple, list)) else stages
         self.lambda_gr = lambda_gr
         self.graph_on = graph_on
@@ -133,6 +167,15 @@ class GenAFTrainer(EncoderHeadTrainer):
                          step_size, pgd_steps, None, validation_pgd_steps, amp, channels_last, seed,
                          verbose)  # fmt: skip
 
+    @classmethod
+    def official(cls, classifier: PyTorchClassifier, **kwargs) -> GenAFTrainer:
+        """
+        The official code's recipe (``gr_reduction="sum"``, ``head_init="random"``, ``sensitivity_start="zero"``,
+        and the official defaults of every other constant); ``kwargs`` override any of them (e.g. ``nb_epochs``).
+        On our small encoders its stage 1 stalls at chance (see the class docstring).
+        """
+        return cls(classifier, **{**OFFICIAL, **kwargs})
+
     def _check_params(self) -> None:
         super()._check_params()
         if not isinstance(self.stages, tuple) or not self.stages or not set(self.stages) <= set(STAGES) or len(
@@ -150,6 +193,13 @@ class GenAFTrainer(EncoderHeadTrainer):
         for name in ("stage2_epochs", "sensitivity_samples", "sensitivity_pgd_steps", "sensitivity_epochs",
                      "sensitivity_batch_size"):  # fmt: skip
             check_positive_int(name, getattr(self, name))
+        if self.gr_reduction not in GR_REDUCTIONS:
+            raise ValueError(f"`gr_reduction` must be one of {GR_REDUCTIONS}, got {self.gr_reduction!r}.")
+        check_head_init(self.head_init, self.head_init_epochs)
+        if self.sensitivity_start not in SENSITIVITY_STARTS:
+            raise ValueError(
+                f"`sensitivity_start` must be one of {SENSITIVITY_STARTS}, got {self.sensitivity_start!r}."
+            )
         if not isinstance(self.reset_stage2_optimizer, bool):
             raise ValueError(f"`reset_stage2_optimizer` must be a bool, got {self.reset_stage2_optimizer!r}.")
 
@@ -160,7 +210,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         feats_clean, logits_clean = self._features_and_logits(x)
         sample_loss = F.cross_entropy(logits_clean, y, reduction="none")
         reference, adjusted = (logits_clean, logits_adv) if self.graph_on == "logits" else (feats_clean, feats_adv)
-        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin)
+        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin,
+                                      reduction=self.gr_reduction)  # fmt: skip
         return F.cross_entropy(logits_adv, y) + self.lambda_gr * l_gr
 
     def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +221,9 @@ class GenAFTrainer(EncoderHeadTrainer):
     # ------------------------------------------------------------------ the stages
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         """Stage 1 and/or stage 2 as selected; the history gets a ``stage`` column."""
+        return with_warm_start(self, self._stages, x, y, val, nb_epochs, batch_size, verbose)
+
+    def _stages(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         histories = []
         if 1 in self.stages:
             self.model.freeze_encoder = False
@@ -231,11 +285,12 @@ class GenAFTrainer(EncoderHeadTrainer):
             model.requires_grad_(False)
             with evaluating(model):
                 original = self._mean_loss(x_probe, y_probe, bs)
+                start = 0.0 if self.sensitivity_start == "zero" else original
                 for name, module in tqdm(layers, desc="Gen-AF layer sensitivity", disable=not verbose, leave=False):
                     weight = module.weight
                     w0 = weight.detach().clone()
                     weight.requires_grad_(True)
-                    worst = original
+                    worst = start
                     for _ in range(self.sensitivity_epochs):
                         order = torch.randperm(len(x_probe), generator=self._generator).to(self.device)
                         for i in range(0, len(x_probe), bs):

@@ -7,9 +7,10 @@ import torch.nn.functional as F
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import trades_kl
 from art_ssl.defences.trainer.base import BetaRegularisedTrainer
+from art_ssl.defences.trainer.warm_start import HeadWarmStart
 
 
-class TRADESTrainer(BetaRegularisedTrainer):
+class TRADESTrainer(HeadWarmStart, BetaRegularisedTrainer):
     """
     TRADES with its original inner maximisation: PGD on ``KL(f(x) || f(x'))`` from ``x + 0.001 N(0, I)``
     (not the cross-entropy), then ``CE(f(x), y) + beta * KL(f(x) || f(x'))`` (eq. 5). Budget and steps are the
@@ -18,8 +19,14 @@ class TRADESTrainer(BetaRegularisedTrainer):
 
     :param classifier: ART ``PyTorchClassifier`` whose model is an ``EncoderWithHead``; trained in place.
     :param beta: Weight of the robust KL term.
+    :param head_init: ``"random"`` (the head as given, the official recipe) or ``"probe"`` (keyword only): fit the
+                      head on clean data with the encoder frozen first (LP-FT, :mod:`~.warm_start`).
+    :param head_init_epochs: Epochs of that head fit (keyword only).
+    :param eps_warmup_epochs: The training PGD's budget grows linearly over these first epochs (keyword only; 0).
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
+
+    trainer_params = BetaRegularisedTrainer.trainer_params + HeadWarmStart.warm_start_params
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), evaluating(self.model), self._autocast():

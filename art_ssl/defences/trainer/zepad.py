@@ -5,6 +5,8 @@ Examples" (ICLR 2026, arXiv 2602.11204; official code github.com/Lawliet0o/ZePAD
 from __future__ import annotations
 
 import copy
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,9 +20,17 @@ from art_ssl.core.fusion import FUSIONS, fuse_logits
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
 from art_ssl.defences.trainer.finetune import FineTuningTrainer
 from art_ssl.defences.trainer.genaf import GenAFTrainer
+from art_ssl.defences.trainer.mart import MARTTrainer
+from art_ssl.defences.trainer.trades import TRADESTrainer
 from art_ssl.estimators.classifier import encoder_classifier
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.models.heads import MLPHead
+
+logger = logging.getLogger(__name__)
+
+MPAE_TRAINERS = ("genaf", "trades", "mart", "pgd_at")
+# BMP candidates when ``bmp_encoder="auto"``, in order of preference (the official build's BMP is SimCLR).
+BMP_PREFERENCE = ("simclr_r18", "moco_r18", "barlow_twins_r18", "simclr_r18_s1")
 
 
 class ZePADModel(nn.Module):
@@ -58,10 +68,13 @@ class ZePADTrainer(EncoderHeadTrainer):
     ZePAD's training: each MPAE encoder (the public victim encoder and ``auxiliary_encoder``, from another SSL
     method) is adversarially fine-tuned once, as Gen-AF stage 1 (``aft_epochs``, 20 in the official code), and its
     head is discarded; then every branch gets a new head trained on clean data with its encoder frozen (Adam 5e-3,
-    weight decay 8e-4, ``ExponentialLR(0.96)``, ``head_epochs`` = 20): the two MPAE encoders and the BMP branch, the
-    *clean* public encoder. :meth:`get_classifier` returns an ART ``PyTorchClassifier`` over the fused
-    :class:`ZePADModel` (robust federal decision), so that every ART attack runs on it; :meth:`get_detector` the
-    training-free DAE detector.
+    weight decay 8e-4, ``ExponentialLR(0.96)``, ``head_epochs`` = 20): the two MPAE encoders and the BMP branch, a
+    clean public encoder *other than the victim*, as the official code builds it (victim W-MSE, auxiliary BYOL, BMP
+    SimCLR). A BMP branch on the victim's own clean encoder, the encoder the DAE was crafted on, is confidently
+    fooled by it and drags the federal decision (our table: RA 0.349 with it, 0.426 without the BMP branch), so that
+    build is kept only as the explicit ablation ``bmp_encoder="victim"`` (with a warning). :meth:`get_classifier`
+    returns an ART ``PyTorchClassifier`` over the fused :class:`ZePADModel` (robust federal decision), so that every
+    ART attack runs on it; :meth:`get_detector` the training-free DAE detector.
 
     Persistent robustness: after one :meth:`fit`, ``mpae_encoders_`` holds the fine-tuned encoders; pass them as
     ``mpae_encoders`` to a trainer for another task to train only new heads.
@@ -77,13 +90,23 @@ class ZePADTrainer(EncoderHeadTrainer):
     :param lambda_gr: Gen-AF's regulariser weight during the fine-tuning.
     :param head_hidden: Hidden sizes of the heads (the official 512-512). :param head_dropout: Their dropout (0.2).
     :param detection_threshold: Confidence gap above which :meth:`get_detector` flags an input (0.1).
+    :param bmp_encoder: The BMP branch's clean encoder (``nn.Module`` or ``PyTorchEncoder``, same input format), a zoo
+                        name, ``"auto"`` (default: the first clean zoo encoder of :data:`BMP_PREFERENCE` with the
+                        victim's input shape whose SSL method differs from the victim's and the auxiliary's when
+                        they are zoo encoders, and whose weights differ from both) or ``"victim"`` (the clean victim
+                        encoder: the pre-issue-16 build, not the official one; warns). An encoder equal to the victim
+                        warns too. Chosen in :meth:`fit`; ``bmp_encoder_`` names it.
+    :param mpae_trainer: Adversarial fine-tuning of the MPAE encoders: ``"genaf"`` (stage 1 of Gen-AF, the official
+                         choice), ``"trades"``, ``"mart"`` or ``"pgd_at"``.
+    :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
+                         "random"}`` for the official Gen-AF recipe; :meth:`official` sets them).
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`; ``eps``, ``step_size`` and
     ``pgd_steps`` are the adversarial fine-tuning's (Gen-AF's 0.03, 0.007, 10).
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
         "fusion", "k", "use_bmp", "use_auxiliary", "aft_epochs", "head_epochs", "lambda_gr", "head_hidden",
-        "head_dropout", "detection_threshold",
+        "head_dropout", "detection_threshold", "bmp_encoder", "mpae_trainer", "mpae_options",
     ]  # fmt: skip
 
     def __init__(
@@ -112,7 +135,14 @@ class ZePADTrainer(EncoderHeadTrainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        bmp_encoder: nn.Module | PyTorchEncoder | str = "auto",
+        mpae_trainer: str = "genaf",
+        mpae_options: dict[str, Any] | None = None,
     ) -> None:
+        self.bmp_encoder = bmp_encoder.model if isinstance(bmp_encoder, PyTorchEncoder) else bmp_encoder
+        self.mpae_trainer = mpae_trainer
+        self.mpae_options = {} if mpae_options is None else mpae_options
+        self.bmp_encoder_: str | None = None
         self.auxiliary_encoder = (
             auxiliary_encoder.model if isinstance(auxiliary_encoder, PyTorchEncoder) else auxiliary_encoder
         )
@@ -129,6 +159,16 @@ class ZePADTrainer(EncoderHeadTrainer):
         super().__init__(classifier, aft_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
                          step_size, pgd_steps, None, 0, False, channels_last, seed, verbose)  # fmt: skip
 
+    @classmethod
+    def official(cls, classifier: PyTorchClassifier, auxiliary_encoder: nn.Module | PyTorchEncoder | None = None,
+                 **kwargs) -> ZePADTrainer:  # fmt: skip
+        """The official build: MPAE by the official Gen-AF stage 1 (:meth:`GenAFTrainer.official`'s L_gr sum and
+        random head) and a BMP encoder other than the victim (``"auto"`` unless given); ``kwargs`` override."""
+        from art_ssl.defences.trainer.genaf import OFFICIAL
+
+        options = {**{k: v for k, v in OFFICIAL.items() if k != "sensitivity_start"}, **kwargs.pop("mpae_options", {})}
+        return cls(classifier, auxiliary_encoder, mpae_trainer="genaf", mpae_options=options, **kwargs)
+
     def _check_params(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"`fusion` must be one of {FUSIONS}, got {self.fusion!r}.")
@@ -140,6 +180,21 @@ class ZePADTrainer(EncoderHeadTrainer):
         check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
         check_positive_number("head_dropout", self.head_dropout, allow_zero=True)
         check_positive_number("detection_threshold", self.detection_threshold, allow_zero=True)
+        if self.mpae_trainer not in MPAE_TRAINERS:
+            raise ValueError(f"`mpae_trainer` must be one of {MPAE_TRAINERS}, got {self.mpae_trainer!r}.")
+        if not isinstance(self.mpae_options, dict):
+            raise TypeError(f"`mpae_options` must be a dict, got {type(self.mpae_options).__name__}.")
+        if isinstance(self.bmp_encoder, str):
+            from art_ssl.zoo import list_encoders
+
+            if self.bmp_encoder not in ("auto", "victim", *list_encoders(backdoored=False)):
+                raise ValueError(
+                    f"`bmp_encoder` must be an nn.Module, PyTorchEncoder, 'auto', 'victim' or a clean zoo name "
+                    f"{list_encoders(backdoored=False)}, got {self.bmp_encoder!r}."
+                )
+        elif not isinstance(self.bmp_encoder, nn.Module):
+            raise TypeError(f"`bmp_encoder` must be an nn.Module, PyTorchEncoder or str, got "
+                            f"{type(self.bmp_encoder).__name__}.")  # fmt: skip
         if self.head_dropout >= 1:
             raise ValueError(f"`head_dropout` must be in [0, 1), got {self.head_dropout!r}.")
         n_mpae = 2 if self.use_auxiliary else 1
@@ -193,8 +248,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             self.mpae_encoders_ = []
             for i, encoder in enumerate(sources):
                 clf = self._classifier_for(encoder, nb_classes)
-                aft = GenAFTrainer(clf, stages=(1,), nb_epochs=aft_epochs, eps=self.eps, step_size=self.step_size,
-                                   pgd_steps=self.pgd_steps, lambda_gr=self.lambda_gr, **common)  # fmt: skip
+                aft = self._mpae_fine_tuner(clf, aft_epochs, common)
                 aft.fit(x, y, validation_data=validation_data)
                 self.histories_[f"aft_{i}"] = aft.history_
                 self.mpae_encoders_.append(clf.model.encoder)
@@ -203,7 +257,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         branches = []
         named = [(f"mpae_{i}", e) for i, e in enumerate(self.mpae_encoders_)]
         if self.use_bmp:
-            named.append(("bmp", victim_encoder))
+            named.append(("bmp", self._resolve_bmp(victim_encoder)))
         for name, encoder in named:
             clf = self._classifier_for(encoder, nb_classes)
             head_trainer = FineTuningTrainer(clf, train_encoder=False, nb_epochs=self.head_epochs, **common)
@@ -219,6 +273,57 @@ class ZePADTrainer(EncoderHeadTrainer):
         )  # fmt: skip
         self.history_ = pd.concat([h.assign(phase=k) for k, h in self.histories_.items()], ignore_index=True)
 
+    def _mpae_fine_tuner(self, clf: PyTorchClassifier, nb_epochs: int, common: dict) -> EncoderHeadTrainer:
+        """The trainer of one MPAE encoder's adversarial fine-tuning (``mpae_trainer``, ``mpae_options``)."""
+        budget = {"nb_epochs": nb_epochs, "eps": self.eps, "step_size": self.step_size, "pgd_steps": self.pgd_steps}
+        kwargs = {**common, **budget, **self.mpae_options}
+        if self.mpae_trainer == "genaf":
+            return GenAFTrainer(clf, **{"stages": (1,), "lambda_gr": self.lambda_gr, **kwargs})
+        if self.mpae_trainer == "trades":
+            return TRADESTrainer(clf, **kwargs)
+        if self.mpae_trainer == "mart":
+            return MARTTrainer(clf, **kwargs)
+        return FineTuningTrainer(clf, adversarial=True, **kwargs)
+
+    def _resolve_bmp(self, victim_encoder: nn.Module) -> nn.Module:
+        """The BMP branch's clean encoder (``bmp_encoder``); sets ``bmp_encoder_`` to what was used."""
+        from art_ssl.zoo import encoder_info, list_encoders, load_encoder
+
+        choice = self.bmp_encoder
+        if isinstance(choice, nn.Module):
+            self.bmp_encoder_ = "given"
+            encoder = choice
+        elif choice == "victim":
+            self.bmp_encoder_ = "victim"
+            encoder = victim_encoder
+        elif choice != "auto":
+            self.bmp_encoder_ = choice
+            encoder = load_encoder(choice, _device_type(self._classifier)).model
+        else:
+            zoo = {name: load_encoder(name, _device_type(self._classifier)).model
+                   for name in BMP_PREFERENCE if name in list_encoders(backdoored=False)
+                   and tuple(encoder_info(name)["input_shape"]) == tuple(self._classifier.input_shape)}  # fmt: skip
+            used = [victim_encoder] + ([self.auxiliary_encoder] if self.auxiliary_encoder is not None else [])
+            methods = {encoder_info(n)["method"] for n, m in zoo.items() if any(_same_weights(m, u) for u in used)}
+            candidates = [n for n, m in zoo.items()
+                          if not any(_same_weights(m, u) for u in used) and encoder_info(n)["method"] not in methods]
+            candidates = candidates or [n for n, m in zoo.items() if not any(_same_weights(m, u) for u in used)]
+            if not candidates:
+                raise ValueError(
+                    "`bmp_encoder='auto'` found no clean zoo encoder with the victim's input shape other than the "
+                    "victim and the auxiliary encoder; pass `bmp_encoder=` (a clean public encoder)."
+                )  # fmt: skip
+            self.bmp_encoder_ = candidates[0]
+            encoder = zoo[candidates[0]]
+            logger.info("ZePAD BMP branch: zoo encoder %s", self.bmp_encoder_)
+        if encoder is victim_encoder or _same_weights(encoder, victim_encoder):
+            warnings.warn(
+                "ZePAD's BMP branch is the victim's own clean encoder, the one the DAE is crafted on; the official "
+                "build uses a different clean public encoder (`bmp_encoder=`), and a fooled BMP branch drags the "
+                "federal decision.", UserWarning, stacklevel=3,
+            )  # fmt: skip
+        return encoder
+
     def get_classifier(self) -> PyTorchClassifier:
         """The fused three-branch classifier (after :meth:`fit`)."""
         if self._fused is None:
@@ -232,6 +337,14 @@ class ZePADTrainer(EncoderHeadTrainer):
 
         threshold = self.detection_threshold if threshold is None else threshold
         return ZePADDetector(self.get_classifier(), threshold, score=score)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two encoders hold the same parameters (same keys, shapes and values)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and torch.equal(sa[k].detach().cpu(), sb[k].detach().cpu()) for k in sa
+    )
 
 
 def _device_type(classifier: PyTorchClassifier) -> str:

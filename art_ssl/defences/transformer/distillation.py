@@ -37,6 +37,11 @@ LAYER_LOSSES = {
     "mse": F.mse_loss,  # FitNet: the raw feature maps
     "kl": channel_kl,  # KD on the channel distribution at each position, T = 0.5
 }
+FOUR_STAGES = ("layer1", "layer2", "layer3", "layer4")
+# Layers of each loss when ``layers=None``: the official code's weights (opt1..opt4) are 1000 at the four stages for
+# AT / FitNet / CC, and only at layer1 for KD.
+DEFAULT_LAYERS = {"attention": FOUR_STAGES, "mse": FOUR_STAGES, "kl": ("layer1",), "cosine": FOUR_STAGES}
+KL_REDUCTIONS = ("batchmean", "mean")
 LOSSES = (*LAYER_LOSSES, "cosine")
 
 
@@ -69,8 +74,10 @@ class DistillationObjective(SimCLR):
         beta: float,
         preprocess,
         temperature: float = 0.5,
+        kl_reduction: str = "batchmean",
     ) -> None:
         super().__init__(student, feature_dim, temperature=temperature)
+        self.kl_reduction = kl_reduction
         self.teacher = teacher.requires_grad_(False)
         self.loss_name, self.layers, self.beta, self.preprocess = loss, list(layers), beta, preprocess
 
@@ -90,7 +97,8 @@ class DistillationObjective(SimCLR):
             distill = negative_cosine(z1, t1).mean()
         else:
             fn = LAYER_LOSSES[self.loss_name]
-            distill = sum(fn(student_maps[n], teacher_maps[n]) for n in self.layers)
+            kwargs = {"reduction": self.kl_reduction} if self.loss_name == "kl" else {}
+            distill = sum(fn(student_maps[n], teacher_maps[n], **kwargs) for n in self.layers)
         return contrastive + self.beta * distill
 
 
@@ -98,7 +106,8 @@ class EncoderDistillation(Transformer):
     """
     Distil a (possibly backdoored) encoder into a clean student (Han et al., arXiv 2403.03846, Section 3; official
     code wssun/SSLBackdoorMitigation). The student minimises SimCLR's NT-Xent (temperature 0.5) on two augmented
-    views plus ``beta`` times a distillation loss to the frozen teacher at ``layers`` (the four ResNet stages),
+    views plus ``beta`` times a distillation loss to the frozen teacher at ``layers`` (the four ResNet stages; for
+    ``"kl"`` layer1 only, as the official KD option),
     Adam lr 1e-3, weight decay 1e-6, batch 128: the official code's settings. The paper's best combination is the
     default: a *fine-tuned* teacher, a *warm-up* student and the *attention* loss (NAD's attention transfer).
 
@@ -110,8 +119,10 @@ class EncoderDistillation(Transformer):
       ``"random"`` (fresh weights) or ``"poisoned"`` (a copy of the given encoder); or pass any ``PyTorchEncoder``
       as ``transformed_classifier``.
     - ``loss``: ``"attention"`` (NAD, p = 2), ``"mse"`` (FitNet, raw maps), ``"kl"`` (KD over channels,
-      T = 0.5) at ``layers``, or ``"cosine"`` (negative cosine of the embeddings: what the official ``SP`` option
-      computes). The official code's AFD and CC losses are not provided.
+      T = 0.5, the official ``DistillKL``: summed over channels and positions, divided by the batch; ``kl_reduction=
+      "mean"`` averages over positions instead, H*W times smaller, as art_ssl did before issue 16) at ``layers``,
+      or ``"cosine"`` (negative cosine of the embeddings: what the official ``SP`` option computes).
+      The official code's AFD and CC losses are not provided.
 
     The official code does not contain the teacher fine-tuning or the student warm-up, and the paper's epoch counts
     for them are not public: ``teacher_epochs`` and ``warmup_epochs`` are our choices (named parameters).
@@ -120,7 +131,8 @@ class EncoderDistillation(Transformer):
     :param classifier: The encoder to clean (ART ``PyTorchEncoder``), the teacher's starting point; not modified.
     :param teacher: ``"finetuned"`` or ``"poisoned"``. :param student: ``"warmup"``, ``"random"`` or ``"poisoned"``.
     :param loss: ``"attention"``, ``"mse"``, ``"kl"`` or ``"cosine"``.
-    :param layers: Module names of the feature maps compared by the layer losses.
+    :param layers: Module names of the feature maps compared by the layer losses (``None``: the official layers of
+                   ``loss``, :data:`DEFAULT_LAYERS`).
     :param beta: Weight of the distillation term (default per ``loss``, see above).
     :param data_fraction: Fraction of the clean images given to :meth:`fit` / ``__call__`` that is used (seeded
                           subsample; the paper uses 5% of the pre-training set).
@@ -130,11 +142,13 @@ class EncoderDistillation(Transformer):
                            ``"warmup"`` student.
     :param seed: Seeds the subsample, the fresh weights, augmentations and shuffling.
     :param verbose: Progress bars.
+    :param kl_reduction: ``"batchmean"`` (official) or ``"mean"``, for ``loss="kl"``
+                         (:func:`~art_ssl.core.losses.channel_kl`).
     """
 
     params = [
         "teacher", "student", "loss", "layers", "beta", "data_fraction", "nb_epochs", "batch_size", "learning_rate",
-        "weight_decay", "teacher_epochs", "warmup_epochs", "seed", "verbose",
+        "weight_decay", "teacher_epochs", "warmup_epochs", "seed", "verbose", "kl_reduction",
     ]  # fmt: skip
 
     def __init__(
@@ -143,7 +157,7 @@ class EncoderDistillation(Transformer):
         teacher: str = "finetuned",
         student: str = "warmup",
         loss: str = "attention",
-        layers: Sequence[str] = ("layer1", "layer2", "layer3", "layer4"),
+        layers: Sequence[str] | None = None,
         beta: float | None = None,
         data_fraction: float = 1.0,
         nb_epochs: int = 500,
@@ -154,6 +168,7 @@ class EncoderDistillation(Transformer):
         warmup_epochs: int = 20,
         seed: int = 0,
         verbose: bool = True,
+        kl_reduction: str = "batchmean",
     ) -> None:
         if not isinstance(classifier, PyTorchEncoder):
             raise TypeError(f"`classifier` must be an art_ssl PyTorchEncoder, got {type(classifier).__name__}.")
@@ -161,6 +176,9 @@ class EncoderDistillation(Transformer):
         self.teacher = teacher
         self.student = student
         self.loss = loss
+        self.kl_reduction = kl_reduction
+        if layers is None and loss in DEFAULT_LAYERS:
+            layers = DEFAULT_LAYERS[loss]
         self.layers = tuple(layers) if isinstance(layers, (list, tuple)) else layers
         self.beta = beta
         self.data_fraction = data_fraction
@@ -200,6 +218,8 @@ class EncoderDistillation(Transformer):
         check_positive_number("weight_decay", self.weight_decay, allow_zero=True)
         check_bool("verbose", self.verbose)
         check_seed(self.seed)
+        if self.kl_reduction not in KL_REDUCTIONS:
+            raise ValueError(f"`kl_reduction` must be one of {KL_REDUCTIONS}, got {self.kl_reduction!r}.")
 
     @property
     def _beta(self) -> float:
@@ -280,6 +300,7 @@ class EncoderDistillation(Transformer):
             objective = DistillationObjective(
                 student, self.teacher_, feature_dim_of(student, encoder.input_shape), self.loss, self.layers,
                 self._beta, lambda t: encoder._apply_preprocessing(t, y=None, fit=False, no_grad=False)[0],
+                kl_reduction=self.kl_reduction,
             )  # fmt: skip
         result = pretrain(student, x, method=objective, nb_epochs=self.nb_epochs,
                           batch_size=min(self.batch_size, len(x)), optimizer="adam", lr=self.learning_rate,

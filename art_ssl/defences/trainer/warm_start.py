@@ -1,0 +1,134 @@
+"""
+Head warm start (LP-FT: Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution", ICLR 2022): fit the head on clean data with the encoder frozen before any adversarial
+fine-tuning, so that the first adversarial steps see a head that already separates the classes.
+
+Why art_ssl offers it: with a random head, the adversarial loss of the first epochs carries almost no label signal
+(every class is equally wrong), and on our small encoders Gen-AF's stage 1, PGD-AT and MART lose the pre-trained
+features before the head learns anything (BA 0.10 after one Gen-AF epoch; see the Gen-AF docstring). ZePAD's official
+code trains its heads the same way (encoder frozen, clean data).
+
+Also here: a budget warm-up (``eps_warmup_epochs``, curriculum adversarial training, Cai et al., IJCAI 2018): the
+training PGD's ``eps`` and step grow linearly over the first epochs (epoch ``e <= k`` uses ``e / (k + 1)`` of
+them), for losses with no clean term (PGD-AT, MART) whose head otherwise settles on the class prior before the
+encoder becomes robust. Validation always uses the full budget.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from art_ssl.core.checks import check_positive_int
+from art_ssl.core.modes import evaluating
+
+HEAD_INITS = ("random", "probe")
+
+
+def check_head_init(head_init: object, head_init_epochs: object, eps_warmup_epochs: object = 0) -> None:
+    """``ValueError`` naming the parameter unless ``head_init`` is one of :data:`HEAD_INITS`, the epochs > 0 and
+    ``eps_warmup_epochs`` an int >= 0."""
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"`head_init` must be one of {HEAD_INITS}, got {head_init!r}.")
+    check_positive_int("head_init_epochs", head_init_epochs)
+    if isinstance(eps_warmup_epochs, bool) or not isinstance(eps_warmup_epochs, int) or eps_warmup_epochs < 0:
+        raise ValueError(f"`eps_warmup_epochs` must be an int >= 0, got {eps_warmup_epochs!r}.")
+
+
+def eps_scale(epoch: int, warmup_epochs: int) -> float:
+    """Fraction of the PGD budget used in ``epoch`` (from 1) under a ``warmup_epochs`` linear warm-up."""
+    return 1.0 if epoch > warmup_epochs else epoch / (warmup_epochs + 1)
+
+
+class EpsWarmup:
+    """
+    Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass with an ``eps_warmup_epochs``
+    attribute: the training PGD runs at :func:`eps_scale` of ``eps`` and ``step_size``; validation at the full budget.
+    """
+
+    _eps_scale = 1.0
+
+    def _before_step(self, step: int, epoch: int, nb_epochs: int, optimizers: dict) -> None:
+        super()._before_step(step, epoch, nb_epochs, optimizers)
+        self._eps_scale = eps_scale(epoch, self.eps_warmup_epochs)
+
+    def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
+        if eps is None and self._eps_scale < 1.0:
+            eps = self.eps * self._eps_scale
+            step_size = (self.step_size if step_size is None else step_size) * self._eps_scale
+        return super()._pgd(loss_fn, x, eps=eps, step_size=step_size, steps=steps, random_start=random_start)
+
+    def _validate(self, x, y, batch_size: int) -> dict[str, float]:
+        scale, self._eps_scale = self._eps_scale, 1.0
+        try:
+            return super()._validate(x, y, batch_size)
+        finally:
+            self._eps_scale = scale
+
+
+def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int, batch_size: int, verbose: bool,
+                      stage: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """
+    Train ``trainer.model.head`` alone on the frozen encoder's clean embeddings (eval mode, embedded once: the
+    same result as re-embedding every epoch, at a fraction of the cost), with the trainer's head optimiser (Adam,
+    ``head_lr``, ``weight_decay``, ``lr_decay`` per epoch).
+
+    :param trainer: An :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer`.
+    :param x: Training images (torch, on the device). :param y: Their labels.
+    :param nb_epochs: Epochs of the head. :param batch_size: Batch size. :param verbose: Progress bars.
+    :param stage: Value of the history's ``stage`` column (``None``: no column).
+    :return: The per-epoch history (loss, learning rate, seconds).
+    """
+    model = trainer.model
+    with torch.no_grad(), evaluating(model.encoder):
+        features = torch.cat([model.encoder(trainer._preprocess(x[i : i + batch_size])).flatten(1)
+                              for i in range(0, len(x), batch_size)])  # fmt: skip
+    head = model.head
+    params = [p for p in head.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("The head has no trainable parameters.")
+    optimizers = {"head": torch.optim.Adam(params, lr=trainer.head_lr, weight_decay=trainer.weight_decay)}
+    frozen = model.freeze_encoder
+    try:
+        model.freeze_encoder = True
+        return trainer._train(features, y, None, nb_epochs, batch_size, verbose,
+                              lambda f, t: F.cross_entropy(head(f), t), optimizers, stage)  # fmt: skip
+    finally:
+        model.freeze_encoder = frozen
+
+
+def with_warm_start(trainer, run, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+    """``run(x, y, val, nb_epochs, batch_size, verbose)`` preceded by :func:`fit_head_on_clean` when
+    ``trainer.head_init == "probe"``. Returns ``run``'s history (the trainer's ``history_``: one row per training
+    epoch, as without the warm start); the head fit's own history goes to ``trainer.head_init_history_``
+    (``None`` without a warm start)."""
+    trainer.head_init_history_ = None
+    if trainer.head_init == "probe":
+        trainer.head_init_history_ = fit_head_on_clean(trainer, x, y, trainer.head_init_epochs, batch_size, verbose)
+    return run(x, y, val, nb_epochs, batch_size, verbose)
+
+
+class HeadWarmStart(EpsWarmup):
+    """
+    Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass: the keyword-only parameters
+    ``head_init`` (``"random"``: the head as given; ``"probe"``: :func:`fit_head_on_clean` first),
+    ``head_init_epochs`` (10) and ``eps_warmup_epochs`` (0: none), checked with the others, and a ``_run`` that
+    honours them.
+    """
+
+    warm_start_params = ["head_init", "head_init_epochs", "eps_warmup_epochs"]
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
+
+    def __init__(self, *args, head_init: str = "random", head_init_epochs: int = 10, eps_warmup_epochs: int = 0,
+                 **kwargs) -> None:  # fmt: skip
+        self.head_init = head_init
+        self.head_init_epochs = head_init_epochs
+        self.eps_warmup_epochs = eps_warmup_epochs
+        super().__init__(*args, **kwargs)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
+
+    def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
+        return with_warm_start(self, super()._run, x, y, val, nb_epochs, batch_size, verbose)

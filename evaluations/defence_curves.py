@@ -1,0 +1,128 @@
+"""
+Per-epoch validation curves of the adversarial fine-tuning defences (issue 16): which setting of each trainer
+trains at all on our small encoders, and where its benign (``val_ba``) and white-box PGD (``val_ra``, the trainer's
+own budget) accuracies stop moving.
+
+A *setting* is a defence and the options that issue 16 adds: Gen-AF's ``gr_reduction`` (sum / batchmean / mean),
+``head_init`` (random / probe, LP-FT) and ``lambda_gr``; ``head_init`` for PGD-AT, TRADES and MART. Every setting
+starts from the same victim (copy of the zoo encoder, the papers' 512-512 MLP head seeded by ``--seed``), the same
+data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where the balance question lives).
+
+    python evaluations/defence_curves.py --task fashion_mnist_subset --n-train 2000 --n-val 500 --epochs 1 \
+        --settings genaf:sum:random genaf:batchmean:random genaf:mean:random genaf:sum:probe \
+        genaf:batchmean:probe genaf:mean:probe genaf_l0:sum:random trades:random \
+        --out evaluations/results/genaf_balance.csv
+    python evaluations/defence_curves.py --task digits --epochs 4 --settings pgd_at:random pgd_at:probe \
+        mart:random mart:probe trades:random trades:probe --out evaluations/results/baseline_curves_digits.csv
+
+Rows (one per setting and training epoch; the head warm start's epochs are not curves) are appended to ``--out``;
+a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from art_ssl.data import load_task
+from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
+from art_ssl.estimators import encoder_classifier
+from art_ssl.models import MLPHead
+from art_ssl.zoo import load_encoder
+
+
+def make_trainer(setting: str, classifier, args):
+    """``defence[:reduction]:head_init[:warmK]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART)."""
+    parts = setting.split(":")
+    warm = [p for p in parts if p.startswith("warm")]
+    parts = [p for p in parts if not p.startswith("warm")]
+    name, head_init = parts[0], parts[-1]
+    common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
+              "validation_pgd_steps": args.val_pgd_steps, "seed": args.seed, "verbose": args.verbose,
+              "head_init": head_init, "head_init_epochs": args.head_init_epochs}  # fmt: skip
+    if warm:
+        common["eps_warmup_epochs"] = int(warm[0][4:])
+    if name in ("genaf", "genaf_l0"):
+        return GenAFTrainer(classifier, stages=tuple(args.stages), gr_reduction=parts[1],
+                            lambda_gr=0.0 if name == "genaf_l0" else args.lambda_gr, stage2_epochs=args.stage2_epochs,
+                            sensitivity_samples=args.sensitivity_samples, sensitivity_epochs=args.sensitivity_epochs,
+                            **common)  # fmt: skip
+    if name == "pgd_at":
+        return FineTuningTrainer(classifier, adversarial=True, **common)
+    if name == "trades":
+        return TRADESTrainer(classifier, **common)
+    if name == "mart":
+        return MARTTrainer(classifier, **common)
+    raise ValueError(f"Unknown setting {setting!r}.")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """Every epoch of every setting (the curves), in the order the settings were run."""
+    cols = ["task", "encoder", "setting", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra", "seconds_total"]
+    return df[[c for c in cols if c in df]].to_markdown(index=False, floatfmt=".3f")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="fashion_mnist_subset")
+    parser.add_argument("--encoder", default="simclr_r18")
+    parser.add_argument("--settings", nargs="*", required=True)
+    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--n-val", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--stages", nargs="*", type=int, default=[1])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--pgd-steps", type=int, default=5)
+    parser.add_argument("--val-pgd-steps", type=int, default=5)
+    parser.add_argument("--lambda-gr", type=float, default=20.0)
+    parser.add_argument("--head-init-epochs", type=int, default=10)
+    parser.add_argument("--stage2-epochs", type=int, default=2)
+    parser.add_argument("--sensitivity-samples", type=int, default=500)
+    parser.add_argument("--sensitivity-epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--md", default=None, help="also write the last epochs as a markdown table here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    task = load_task(args.task, size=64, n_train=args.n_train, n_test=args.n_val, seed=args.seed)
+    public = load_encoder(args.encoder, "cpu")
+    try:
+        done = pd.read_csv(args.out)
+    except FileNotFoundError:
+        done = pd.DataFrame(columns=["task", "encoder", "setting"])
+    for setting in args.settings:
+        key = (done["task"] == args.task) & (done["encoder"] == args.encoder) & (done["setting"] == setting)
+        if key.any():
+            continue
+        torch.manual_seed(args.seed)
+        victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
+                                    head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
+                                    freeze_encoder=False, input_shape=public.input_shape,
+                                    device_type="cpu")  # fmt: skip
+        trainer = make_trainer(setting, victim, args)
+        start = time.perf_counter()
+        trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test))
+        hist = trainer.history_
+        rows = hist.assign(task=args.task, encoder=args.encoder, setting=setting, n_train=len(task.x_train),
+                           pgd_steps=args.pgd_steps, seconds_total=time.perf_counter() - start)  # fmt: skip
+        rows = rows.assign(epoch=np.arange(1, len(rows) + 1))
+        done = pd.concat([done, rows], ignore_index=True)
+        done.to_csv(args.out, index=False)
+        last = rows.iloc[-1]
+        print(f"{setting}: val_ba {last['val_ba']:.3f} val_ra {last.get('val_ra', float('nan')):.3f} "
+              f"({last['seconds_total']:.0f} s)", flush=True)
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(to_markdown(done) + "\n")
+
+
+if __name__ == "__main__":
+    main()
