@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from art_ssl.evaluation.registry import (
     DEFENCES,
     AttackSettings,
+    DefenceSettings,
     attack_kind,
+    flag_rate,
     make_defence_trainer,
     make_universal_attack,
     whitebox_adversarial,
@@ -65,6 +67,7 @@ class GridConfig:
     :param whitebox_n: Test images under white-box attacks (they cost a forward/backward per step and image).
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
     :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
+    :param defence_settings: ZePAD's other encoders and heads, distillation's epochs.
     :param verbose: Progress bars inside trainers.
     """
 
@@ -83,6 +86,7 @@ class GridConfig:
     whitebox_n: int = 200
     surrogate_n: int = 5000
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
+    defence_settings: DefenceSettings = field(default_factory=DefenceSettings)
     device_type: str = "cpu"
     verbose: bool = False
 
@@ -195,16 +199,22 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
                              verbose=config.verbose).fit(task.x_train, task.y_train)  # fmt: skip
     epochs = head_epochs if job["defence"] == "none" else config.epochs
-    make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
-                         pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
+    trainer = make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
+                                   pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose,
+                                   encoder_name=job["encoder"], defence_settings=config.defence_settings,
+                                   load_encoder=lambda spec: _encoder(spec, config.size, config.device_type))
+    trainer.fit(task.x_train, task.y_train)
+    classifier = trainer.get_classifier()  # ZePAD's is its fused model
+    detector = trainer.get_detector() if hasattr(trainer, "get_detector") else None  # ZePAD's DAE detector
     train_seconds = time.perf_counter() - start
     ba = benign_accuracy(classifier.predict(task.x_test, batch_size=512).argmax(1), task.y_test)
+    detector_cols = {} if detector is None else {"flag_rate_clean": flag_rate(detector, task.x_test)}
     rows = []
     for cell in cells:
         attack, eps = cell["attack"], cell["eps_255"] / 255
         row = {**cell, "BA": ba, "RA": np.nan, "ASR": np.nan, "fooling_rate": np.nan, "attack_seconds": np.nan,
                "train_seconds": round(train_seconds, 2), "n_train": len(task.x_train), "n_test": len(task.x_test),
-               "status": "ok", **versions()}  # fmt: skip
+               "status": "ok", **detector_cols, **versions()}  # fmt: skip
         kind = attack_kind(attack)
         try:
             if kind == "universal":
@@ -212,6 +222,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 x_adv = np.clip(task.x_test + learnt["noise"], 0, 1).astype(np.float32)
                 row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test)
                 row["fooling_rate"], row["attack_seconds"] = learnt["fooling_rate"], learnt["attack_seconds"]
+                if detector is not None:
+                    row["flag_rate_attacked"] = flag_rate(detector, x_adv)
             elif kind == "whitebox":
                 n = min(config.whitebox_n, len(task.x_test))
                 t0 = time.perf_counter()
@@ -219,6 +231,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 row["attack_seconds"] = time.perf_counter() - t0
                 row["RA"] = robust_accuracy(classifier.predict(x_adv, batch_size=512).argmax(1), task.y_test[:n])
                 row["n_test"] = n
+                if detector is not None:
+                    row["flag_rate_attacked"] = flag_rate(detector, x_adv)
             else:
                 if job["encoder"] not in list_encoders(backdoored=True):
                     raise ValueError("no recorded trigger: 'badencoder' rows need a backdoored zoo encoder")
