@@ -108,10 +108,11 @@ AUDIT_DEFAULTS = {
 
 def _audit(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+    from datetime import datetime, timezone
 
     from art_ssl.evaluation.grid import GridConfig, run_grid
-    from art_ssl.evaluation.registry import AttackSettings
-    from art_ssl.evaluation.report import summary, write_report
+    from art_ssl.evaluation.registry import AttackSettings, DefenceSettings
+    from art_ssl.evaluation.report import summary, verdict, write_report
     from art_ssl.evaluation.store import ResultsWriteError
 
     out = Path(args.out)
@@ -123,16 +124,22 @@ def _audit(args: argparse.Namespace) -> int:
             pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
             attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
                                            sign_epochs=args.sign_epochs),
+            defence_settings=DefenceSettings(zepad_auxiliary=args.zepad_auxiliary, zepad_bmp=args.zepad_bmp),
             device_type=args.device, verbose=args.verbose,
         )  # fmt: skip
         print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
         start = time.perf_counter()
+        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
         frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
-        paths = write_report(frame, out, asdict(config))
+        run = {"started": started, "seconds": time.perf_counter() - start}
+        paths = write_report(frame, out, asdict(config), run=run)
     except (ValueError, TypeError, FileNotFoundError, ImportError, ResultsWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    ok = frame[frame["status"].astype(str).eq("ok")] if "status" in frame else frame
+    for _, group in ok.groupby(["encoder", "task"], sort=False):
+        print("\n" + verdict(group).replace("**", ""))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Report: {paths['report.html'].resolve()}")
     return 0
 
@@ -207,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--sign-epochs", type=int, default=3, help="PAP/SSP passes over the attacker's images")
     audit.add_argument("--size", type=int, default=64, help="image side (the papers' 64)")
     audit.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
+    audit.add_argument("--zepad-auxiliary", default=None, help="ZePAD's second MPAE encoder (default: a clean zoo "
+                       "encoder of another SSL method)")
+    audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
     audit.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install art_ssl[ray]")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")

@@ -47,7 +47,9 @@ window.__problems = [];
     Array.prototype.forEach.call(document.querySelectorAll("table"), function (t, i) {
       var r = t.getBoundingClientRect();
       if (r.right > width + 1 || r.left < -1) {
-        var h = t.previousElementSibling ? t.previousElementSibling.textContent : "";
+        var h = t.previousElementSibling;
+        while (h && h.tagName !== "H2") { h = h.previousElementSibling; }
+        h = h ? h.textContent.slice(0, 60) : "";
         problems.push("table " + (i + 1) + " (" + h + ") overflows: right edge " + Math.round(r.right) +
                       " px, window " + width + " px");
       }
