@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "encoder of another SSL method)")
     audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
     audit.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install art_ssl[ray]")
+    audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install ray")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
     audit.set_defaults(func=_audit)
     return parser

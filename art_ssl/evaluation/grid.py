@@ -5,7 +5,7 @@ fooling rate, times, seed, versions), appended to a results file as each cell fi
 Work is grouped so nothing is computed twice: each universal perturbation once per (encoder, attack, eps, seed),
 from the attacker's unlabelled images; each downstream model once per (encoder, task, defence, seed) job, which then
 faces every attack of its cells. A killed run restarted on the same file skips the finished cells. Jobs run in this
-process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install art_ssl[ray]``).
+process (``backend="local"``) or as Ray tasks (``backend="ray"``; ``pip install "ray>=2.9"``).
 
     >>> from art_ssl.evaluation import GridConfig, run_grid
     >>> frame = run_grid(GridConfig(encoders=("simclr_r18",), attacks=("ssp", "pgd"), defences=("none",)),
@@ -347,7 +347,7 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
     try:
         import ray
     except ImportError as err:
-        raise ImportError("The Ray backend needs Ray: pip install 'art_ssl[ray]'.") from err
+        raise ImportError("The Ray backend needs Ray: pip install 'ray>=2.9'.") from err
     started = not ray.is_initialized()
     if started:
         ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False,
