@@ -9,12 +9,12 @@ from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSetting
 
 
 def test_zepad_and_distillation_run_in_the_grid(tmp_path):
+    fast = DefenceSettings(zepad_head_epochs=1, distill_epochs=1, distill_teacher_epochs=0, distill_warmup_epochs=0)
     config = GridConfig(encoders=("simclr_r18",), tasks=("fashion-mnist-subset",), attacks=("ssp",),
                         defences=("zepad", "distillation"), eps=(8.0,), size=32, n_train=64, n_test=64,
                         surrogate_n=64, epochs=1, batch_size=32, pgd_steps=1,
                         attack_settings=AttackSettings(sign_epochs=1, sign_step=1e-3),
-                        defence_settings=DefenceSettings(zepad_head_epochs=1, distill_epochs=1,
-                                                         distill_teacher_epochs=0, distill_warmup_epochs=0))  # fmt: skip
+                        defence_settings=fast)  # fmt: skip
     frame = run_grid(config, tmp_path / "results.csv", progress=False).set_index("defence")
     assert (frame["status"] == "ok").all() and set(frame.index) == {"zepad", "distillation"}
     zepad = frame.loc["zepad"]
