@@ -112,7 +112,7 @@ def _audit(args: argparse.Namespace) -> int:
 
     from art_ssl.evaluation.grid import GridConfig, run_grid
     from art_ssl.evaluation.registry import AttackSettings, DefenceSettings
-    from art_ssl.evaluation.report import summary, verdict, write_report
+    from art_ssl.evaluation.report import display, summary, verdict, write_report
     from art_ssl.evaluation.store import ResultsWriteError
 
     out = Path(args.out)
@@ -136,7 +136,7 @@ def _audit(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError, ResultsWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(display(summary(frame)).to_string(index=False))  # deltas in points, no NaN
     ok = frame[frame["status"].astype(str).eq("ok")] if "status" in frame else frame
     for _, group in ok.groupby(["encoder", "task"], sort=False):
         print("\n" + verdict(group).replace("**", ""))
