@@ -132,14 +132,14 @@ def _audit(args: argparse.Namespace) -> int:
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
         frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
         run = {"started": started, "seconds": time.perf_counter() - start}
-        paths = write_report(frame, out, asdict(config), run=run)
+        paths = write_report(frame, out, asdict(config), run=run, max_ba_cost=args.max_ba_cost / 100)
     except (ValueError, TypeError, FileNotFoundError, ImportError, ResultsWriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(display(summary(frame)).to_string(index=False))  # deltas in points, no NaN
     ok = frame[frame["status"].astype(str).eq("ok")] if "status" in frame else frame
     for _, group in ok.groupby(["encoder", "task"], sort=False):
-        print("\n" + verdict(group).replace("**", ""))
+        print("\n" + verdict(group, max_ba_cost=args.max_ba_cost / 100).replace("**", ""))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Report: {paths['report.html'].resolve()}")
     return 0
 
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
     audit.add_argument("--zepad-auxiliary", default=None, help="ZePAD's second MPAE encoder (default: a clean zoo "
                        "encoder of another SSL method)")
+    audit.add_argument("--max-ba-cost", type=float, default=2.0, help="the verdict's rule: best defence = highest "
+                       "mean DAE RA among those losing at most this many points of BA against 'none'")
     audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
     audit.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install ray")
