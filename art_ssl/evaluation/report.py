@@ -166,6 +166,8 @@ def verdict(group: pd.DataFrame, max_ba_cost: float = 0.02, asr_removed: float =
                        f"{top['DAE_RA_mean']:.2f}) and BA by {_pts(top['dBA'])} (to {top['BA']:.2f}).")
         else:
             out.append("No defence other than `none` was audited: add e.g. `--defences none trades zepad`.")
+    elif eps_u is None:
+        out.append(f"No universal (DAE) attack in this audit; BA undefended {none['BA']:.2f}.")
     asr = table.dropna(subset=["ASR"]).set_index("defence")["ASR"]
     if "none" in asr.index:
         out.append(f"Backdoor: the trigger sends {asr['none']:.0%} of the other classes' triggered test images to "
@@ -514,14 +516,22 @@ def _sections(frame: pd.DataFrame, config: dict | None, run: dict | None, max_ba
     """The report as (heading, kind, content) where kind is "para", "list", "table" or "figure"."""
     ok = _ok(frame)
     sections: list[tuple[str, str, object]] = []
-    sections.append(("Verdict", "paras", [verdict(g, max_ba_cost, asr_removed) for _, g in _panels(ok)]
-                     or ["No successful cell: see the `status` column of the results."]))  # fmt: skip
     warnings = budget_warnings(frame, config)
+    flags = masking_checks(frame, tolerance)
+    paras = []
+    for (enc, task), group in _panels(ok):
+        para = verdict(group, max_ba_cost, asr_removed)
+        mine = [f for f in flags if f.startswith(f"{enc} / {task} /")]
+        cautions = ([f"{len(mine)} possible gradient-masking sign(s)"] if mine else []) + (
+            ["under-trained defences"] if warnings else [])
+        if cautions:
+            para += " Caution: " + " and ".join(cautions) + ", see the warnings below."
+        paras.append(para)
+    sections.append(("Verdict", "paras", paras or ["No successful cell: see the `status` column of the results."]))
     if warnings:
         sections.append(("Warning: under-trained defences", "list", [
             "These defences trained below the budget at which they converge on our benchmark, so their BA and RA "
             "under-rate them; rerun with more `--epochs` (or the settings named) before choosing one:", *warnings]))
-    flags = masking_checks(frame, tolerance)
     if flags:
         sections.append(("Warning: possible gradient masking", "list", [
             "Checks recommended by Carlini et al. (2019) and Croce & Hein (AutoAttack, 2020); each names its cells. "
