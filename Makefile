@@ -4,7 +4,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 TORCHATTACKS_SPEC ?= torchattacks==3.5.1
 
-.PHONY: install audit test lint
+.PHONY: install audit test lint report-check
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_SPEC)"
@@ -23,3 +23,12 @@ test: install
 
 lint:
 	$(PYTHON) -m ruff check art_ssl tests evaluations
+
+# Open $(REPORT)/report.html in headless Chromium (Debian's `chromium`, installed with apt-get if missing) and fail on
+# a broken image, a table wider than the window or a console error; saves the page as $(REPORT)/report.png.
+REPORT ?= audit
+report-check:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ apt-get update -q && apt-get install -y -q chromium; } || \
+		{ sudo apt-get update -q && sudo apt-get install -y -q chromium; }
+	$(PYTHON) evaluations/report_check.py $(REPORT) --screenshot $(REPORT)/report.png

@@ -81,6 +81,16 @@ def _budget(text: str) -> float:
     return value
 
 
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of accuracy points in [0, 100], got {text!r}") from None
+    if not 0 <= value <= 100:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 100] (accuracy points), got {text}")
+    return value
+
+
 def _task_name(text: str) -> str:
     """``fashion-mnist-subset`` and ``fashion_mnist_subset`` are one dataset."""
     name = text.replace("-", "_")
@@ -260,10 +270,11 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+    from datetime import datetime, timezone
 
     from art_ssl.evaluation.grid import GridConfig, run_grid
-    from art_ssl.evaluation.registry import AttackSettings
-    from art_ssl.evaluation.report import summary, write_report
+    from art_ssl.evaluation.registry import AttackSettings, DefenceSettings
+    from art_ssl.evaluation.report import display, summary, verdict, write_report
     from art_ssl.evaluation.sources import EncoderOptions
     from art_ssl.evaluation.store import check_output_folder
 
@@ -275,6 +286,7 @@ def _audit(args: argparse.Namespace) -> int:
         pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
         attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
                                        sign_epochs=args.sign_epochs),
+        defence_settings=DefenceSettings(zepad_auxiliary=args.zepad_auxiliary, zepad_bmp=args.zepad_bmp),
         device_type=args.device, verbose=args.verbose,
         encoder_options=EncoderOptions(arch=args.arch, mean=args.mean and tuple(args.mean),
                                        std=args.std and tuple(args.std), key_prefix=args.key_prefix,
@@ -283,9 +295,14 @@ def _audit(args: argparse.Namespace) -> int:
     check_output_folder(out, "--out")
     print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
     start = time.perf_counter()
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
     frame = run_grid(config, out / "results.csv", backend=args.backend, ray_address=args.ray_address)
-    paths = write_report(frame, out, asdict(config))
-    print(summary(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    run = {"started": started, "seconds": time.perf_counter() - start}
+    paths = write_report(frame, out, asdict(config), run=run, max_ba_cost=args.max_ba_cost / 100)
+    print(display(summary(frame)).to_string(index=False))  # deltas in points, no NaN
+    ok = frame[frame["status"].astype(str).eq("ok")] if "status" in frame else frame
+    for _, group in ok.groupby(["encoder", "task"], sort=False):
+        print("\n" + verdict(group, max_ba_cost=args.max_ba_cost / 100).replace("**", ""))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Report: {paths['report.html'].resolve()}")
     return 0
 
@@ -437,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="PAP/SSP passes over the attacker's images")
     audit.add_argument("--size", type=_int_at_least(8), default=64, help="image side (the papers' 64)")
     audit.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0], help="one run per seed")
+    audit.add_argument("--zepad-auxiliary", default=None, help="ZePAD's second MPAE encoder (default: a clean zoo "
+                       "encoder of another SSL method)")
+    audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
+    audit.add_argument("--max-ba-cost", type=_points, default=2.0, help="the verdict's rule: best defence = highest "
+                       "mean DAE RA among those losing at most this many points of BA against 'none'")
     audit.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: one Ray task per job")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")

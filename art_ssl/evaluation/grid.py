@@ -7,7 +7,7 @@ from the attacker's unlabelled images; each downstream model once per (encoder, 
 faces every attack of its cells. Every row and cached perturbation is keyed by a hash of everything that produced
 it (see :func:`run_grid`): a killed run restarted on the same file skips the finished cells, a run with other
 settings never takes the old ones for its own. Jobs run in this
-process (``backend="local"``) or as Ray tasks (``backend="ray"``, ``pip install art_ssl[ray]``).
+process (``backend="local"``) or as Ray tasks (``backend="ray"``; ``pip install "ray>=2.9"``).
 
     >>> from art_ssl.evaluation import GridConfig, run_grid
     >>> frame = run_grid(GridConfig(encoders=("simclr_r18",), attacks=("ssp", "pgd"), defences=("none",)),
@@ -37,7 +37,9 @@ from art_ssl.evaluation.keys import array_key, encoder_key, hash_json
 from art_ssl.evaluation.registry import (
     DEFENCES,
     AttackSettings,
+    DefenceSettings,
     attack_kind,
+    flag_rate,
     make_defence_trainer,
     make_universal_attack,
     whitebox_adversarial,
@@ -80,6 +82,7 @@ class GridConfig:
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
     :param attack_settings: Settings of the universal attacks.
     :param device_type: ``"cpu"``, ``"gpu"`` or ``"auto"`` (the GPU when CUDA is available).
+    :param defence_settings: ZePAD's other encoders and heads, distillation's epochs.
     :param verbose: Progress bars inside trainers.
     :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
     """
@@ -99,6 +102,7 @@ class GridConfig:
     whitebox_n: int = 200
     surrogate_n: int = 5000
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
+    defence_settings: DefenceSettings = field(default_factory=DefenceSettings)
     device_type: str = "cpu"
     verbose: bool = False
     encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
@@ -178,7 +182,7 @@ AXES = ("encoders", "tasks", "attacks", "defences", "eps", "seeds")
 # Settings that change the downstream models and their evaluation but not a universal perturbation (which depends
 # on the encoder, the attacker's images and the attack settings only). Any other GridConfig field, present or
 # added later, enters the perturbation's key: a new setting is safe by default.
-DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n")
+DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n", "defence_settings")
 # Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
 NOT_KEYED = ("device_type", "verbose")
 
@@ -321,8 +325,13 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
                              verbose=config.verbose).fit(task.x_train, task.y_train)  # fmt: skip
     epochs = head_epochs if job["defence"] == "none" else config.epochs
-    make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
-                         pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
+    trainer = make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
+                                   pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose,
+                                   encoder_name=job["encoder"], defence_settings=config.defence_settings,
+                                   load_encoder=lambda spec: _encoder(spec, config.size, config.device_type))
+    trainer.fit(task.x_train, task.y_train)
+    classifier = trainer.get_classifier()  # ZePAD's is its fused model
+    detector = trainer.get_detector() if hasattr(trainer, "get_detector") else None  # ZePAD's DAE detector
     train_seconds = time.perf_counter() - start
     logits = classifier.predict(task.x_test, batch_size=512)
     model_status = _degenerate_logits(logits, "clean test images")
@@ -333,12 +342,15 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         if len(np.unique(pred)) == 1:
             model_status = (f"degenerate: constant predictor (every test image is class {int(pred[0])}; "
                             f"training diverged or the encoder's embeddings are constant)")  # fmt: skip
+    detector_cols = {}  # ZePAD's flag rate on clean test images
+    if detector is not None and model_status is None:
+        detector_cols = {"flag_rate_clean": flag_rate(detector, task.x_test)}
     rows = []
     for cell in cells:
         attack, eps = cell["attack"], cell["eps_255"] / 255
         row = {**cell, "BA": ba, "RA": np.nan, "ASR": np.nan, "fooling_rate": np.nan, "attack_seconds": np.nan,
                "train_seconds": round(train_seconds, 2), "n_train": len(task.x_train), "n_test": len(task.x_test),
-               "status": "ok", **versions()}  # fmt: skip
+               "status": "ok", **detector_cols, **versions()}  # fmt: skip
         if model_status is not None:
             row["status"] = model_status
             rows.append(row)
@@ -352,6 +364,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 x_adv = np.clip(task.x_test + learnt["noise"], 0, 1).astype(np.float32)
                 row["RA"] = _accuracy_or_fail(classifier, x_adv, task.y_test, robust_accuracy)
                 row["fooling_rate"], row["attack_seconds"] = learnt["fooling_rate"], learnt["attack_seconds"]
+                if detector is not None:
+                    row["flag_rate_attacked"] = flag_rate(detector, x_adv)
             elif kind == "whitebox":
                 n = min(config.whitebox_n, len(task.x_test))
                 t0 = time.perf_counter()
@@ -359,6 +373,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 row["attack_seconds"] = time.perf_counter() - t0
                 row["RA"] = _accuracy_or_fail(classifier, x_adv, task.y_test[:n], robust_accuracy)
                 row["n_test"] = n
+                if detector is not None:
+                    row["flag_rate_attacked"] = flag_rate(detector, x_adv)
             else:
                 if job["encoder"] not in list_encoders(backdoored=True):
                     raise ValueError("no recorded trigger: 'badencoder' rows need a backdoored zoo encoder")
@@ -622,7 +638,7 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
     try:
         import ray
     except ImportError as err:
-        raise ImportError("The Ray backend needs Ray: pip install ray (or pip install -e '.[ray]').") from err
+        raise ImportError("The Ray backend needs Ray: pip install 'ray>=2.9'.") from err
     started = not ray.is_initialized()
     if started:
         ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False,
