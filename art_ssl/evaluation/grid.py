@@ -54,17 +54,23 @@ class GridConfig:
     tasks as data specs (:func:`~art_ssl.evaluation.sources.load_data_spec`), attacks and defences from
     :mod:`art_ssl.evaluation.registry`.
 
-    :param encoders: Encoders to audit. :param tasks: Downstream tasks.
+    :param encoders: Encoders to audit.
+    :param tasks: Downstream tasks.
     :param attacks: Universal (crafted on the encoder), white-box (on the downstream model) and ``"badencoder"``
                     (the recorded trigger of a backdoored zoo encoder; ASR).
     :param defences: How the downstream model is trained (``"none"``: a head on the frozen encoder).
     :param eps: Budgets in 1/255 units (ignored by ``"badencoder"``).
     :param seeds: One run of every cell per seed.
-    :param size: Image side. :param n_train: Downstream training images (``None``: all). :param n_test: Test images.
-    :param epochs: Defence epochs. :param batch_size: Batch size. :param pgd_steps: PGD steps inside the defences.
+    :param size: Image side.
+    :param n_train: Downstream training images (``None``: all).
+    :param n_test: Test images.
+    :param epochs: Defence epochs.
+    :param batch_size: Batch size.
+    :param pgd_steps: PGD steps inside the defences.
     :param whitebox_n: Test images under white-box attacks (they cost a forward/backward per step and image).
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
-    :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
+    :param attack_settings: Settings of the universal attacks.
+    :param device_type: ``"cpu"`` or ``"gpu"``.
     :param verbose: Progress bars inside trainers.
     """
 

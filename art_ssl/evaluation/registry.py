@@ -41,11 +41,14 @@ def attack_kind(name: str) -> str:
 class AttackSettings:
     """Settings of the universal attacks that fit a 2-core CPU (official values in each attack's docstring).
 
-    :param surrogate_n: The attacker's unlabelled images. :param sign_step: PAP / SSP sign step (official 2e-4).
+    :param surrogate_n: The attacker's unlabelled images.
+    :param sign_step: PAP / SSP sign step (official 2e-4).
     :param sign_epochs: PAP / SSP passes over the images (batch 16: 5,000 images give 312 steps, enough for a
                         10/255 budget at the official step; fewer images need more passes).
-    :param gen_ngf: AdvEncoder generator width (official 128). :param gen_nz_batch: AdvEncoder noise vectors
-    (official 256). :param gen_epochs: AdvEncoder epochs (official 20). :param uap_iter: ART UAP ``max_iter``.
+    :param gen_ngf: AdvEncoder generator width (official 128).
+    :param gen_nz_batch: AdvEncoder noise vectors (official 256).
+    :param gen_epochs: AdvEncoder epochs (official 20).
+    :param uap_iter: ART UAP ``max_iter``.
     :param seed: Seed of every attack.
     """
 

@@ -24,15 +24,20 @@ class FineTuningTrainer(EncoderHeadTrainer):
     :param adversarial: Train on PGD examples (PGD-AT) instead of clean ones.
     :param train_encoder: Fine-tune the encoder too (``False``: train the head only).
     :param eps: PGD budget (L-inf, pixel units); also the budget of the per-epoch validation PGD.
-    :param step_size: PGD step. :param pgd_steps: PGD steps.
-    :param nb_epochs: Epochs. :param batch_size: Batch size.
-    :param encoder_lr: Encoder learning rate. :param head_lr: Head learning rate.
-    :param weight_decay: Weight decay of both optimisers. :param lr_decay: ``ExponentialLR`` factor per epoch.
+    :param step_size: PGD step.
+    :param pgd_steps: PGD steps.
+    :param nb_epochs: Epochs.
+    :param batch_size: Batch size.
+    :param encoder_lr: Encoder learning rate.
+    :param head_lr: Head learning rate.
+    :param weight_decay: Weight decay of both optimisers.
+    :param lr_decay: ``ExponentialLR`` factor per epoch.
     :param validation_pgd_steps: PGD steps of the per-epoch ``val_ra`` (0: benign accuracy only).
     :param amp: bf16 autocast on CUDA (ignored on CPU).
     :param channels_last: Train in channels-last memory format (faster convolutions); the model is returned in the
                           default format.
-    :param seed: Seeds shuffling, random starts and dropout. :param verbose: Progress bars.
+    :param seed: Seeds shuffling, random starts and dropout.
+    :param verbose: Progress bars.
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial"]

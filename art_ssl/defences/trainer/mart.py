@@ -15,6 +15,7 @@ class MARTTrainer(BetaRegularisedTrainer):
 
     :param classifier: ART ``PyTorchClassifier`` whose model is an ``EncoderWithHead``; trained in place.
     :param beta: Weight of the misclassification-weighted KL term.
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 

@@ -18,6 +18,7 @@ class TRADESTrainer(BetaRegularisedTrainer):
 
     :param classifier: ART ``PyTorchClassifier`` whose model is an ``EncoderWithHead``; trained in place.
     :param beta: Weight of the robust KL term.
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 
