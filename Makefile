@@ -4,7 +4,11 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 TORCHATTACKS_SPEC ?= torchattacks==3.5.1
 
-.PHONY: install audit test lint report-check
+# Development tools, installed by the targets that use them (not runtime dependencies of art_ssl).
+SPHINX_SPEC ?= sphinx>=7.2
+LINT_SPECS ?= ruff>=0.4 import-linter>=2.0
+
+.PHONY: install audit test lint imports docs wheel-smoke mutate report-check
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_SPEC)"
@@ -21,8 +25,28 @@ audit: install
 test: install
 	$(PYTHON) -m pytest -q
 
-lint:
-	$(PYTHON) -m ruff check art_ssl tests evaluations
+lint: imports
+	$(PYTHON) -m ruff check art_ssl tests evaluations docs tools
+
+# Layering contracts (.importlinter): core < models < estimators < data | ssl | zoo < attacks | defences < evaluation.
+imports:
+	$(PYTHON) -m pip install -q $(LINT_SPECS)
+	@# lint-imports' console script may not be on PATH for this Python; its click command is.
+	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c(['--config', '.importlinter', '--no-cache']))"
+
+# API reference (docs/_build/html), warnings as errors; the doctest builder runs the pages' examples.
+docs:
+	$(PYTHON) -m pip install -q "$(SPHINX_SPEC)"
+	$(PYTHON) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	$(PYTHON) -m sphinx -b doctest -W --keep-going -q docs docs/_build/doctest
+
+# `python -m build` -> wheel + sdist, each installed into a fresh venv and smoke-tested.
+wheel-smoke:
+	.ci/wheel_smoke.sh $(PYTHON)
+
+# Hand-written mutants of the core algorithms, each in a temporary copy of the tree; reports how many the tests kill.
+mutate:
+	$(PYTHON) tools/mutate.py
 
 # Open $(REPORT)/report.html in headless Chromium (Debian's `chromium`, installed with apt-get if missing) and fail on
 # a broken image, a table wider than the window or a console error; saves the page as $(REPORT)/report.png.

@@ -80,3 +80,28 @@ def backdoored(pristine_encoder, fmnist28):
                         learning_rate=1e-2, batch_size=64, verbose=False)  # fmt: skip
     encoder = attack.poison_estimator(fmnist28.x_train[:1000])
     return attack, encoder, linear_head_on(encoder, fmnist28)
+
+
+class Denormalise(torch.nn.Module):
+    """``x * std + mean``: undoes a ``(x - mean) / std`` preprocessing inside a model."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
+FMNIST_MEAN, FMNIST_STD = 0.286, 0.353
+
+
+@pytest.fixture
+def normalised_classifier(trained_classifier):
+    """A fresh classifier with non-identity ART preprocessing ``(x - 0.286) / 0.353`` whose model undoes it first:
+    in pixel space it computes exactly ``trained_classifier``'s function, so any code path that skips the
+    preprocessing (or applies it twice) sees a different model and gives different numbers."""
+    model = copy.deepcopy(trained_classifier.model)
+    encoder = torch.nn.Sequential(Denormalise(FMNIST_MEAN, FMNIST_STD), model.encoder)
+    return encoder_classifier(encoder, 10, head=model.head, freeze_encoder=False, input_shape=(1, 28, 28),
+                              preprocessing=(FMNIST_MEAN, FMNIST_STD), device_type="cpu")  # fmt: skip

@@ -38,11 +38,13 @@ def autoattack_accuracy(
     ``run_standard_evaluation``.
 
     :param classifier: ART ``PyTorchClassifier`` (its preprocessing is applied inside the attacked model).
-    :param x: Clean images in the classifier's clip range. :param y: Integer labels.
+    :param x: Clean images in the classifier's clip range.
+    :param y: Integer labels.
     :param eps: L-inf budget in pixel units.
     :param version: ``"standard"`` (APGD-CE, APGD-T, FAB-T, Square), ``"plus"``, ``"rand"`` or ``"custom"``.
     :param attacks: The attacks of a ``"custom"`` version, e.g. ``["apgd-ce", "apgd-t"]``.
-    :param batch_size: AutoAttack's batch size. :param seed: AutoAttack's seed.
+    :param batch_size: AutoAttack's batch size.
+    :param seed: AutoAttack's seed.
     :return: ``(robust accuracy, adversarial images)``.
     """
     from pyautoattack import AutoAttack

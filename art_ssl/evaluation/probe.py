@@ -91,9 +91,13 @@ def linear_probe(
     Linear-probe accuracy of an encoder: embed both splits, fit on train, score on test.
 
     :param encoder: The encoder (frozen; eval mode).
-    :param x_train: Training images; :param y_train: their labels.
-    :param x_test: Test images; :param y_test: their labels.
-    :param l2: L2 weight of the probe. :param max_iter: L-BFGS iterations. :param batch_size: Embedding batch size.
+    :param x_train: Training images.
+    :param y_train: Labels of ``x_train``.
+    :param x_test: Test images.
+    :param y_test: Labels of ``x_test``.
+    :param l2: L2 weight of the probe.
+    :param max_iter: L-BFGS iterations.
+    :param batch_size: Embedding batch size.
     """
     if not isinstance(encoder, PyTorchEncoder):
         raise TypeError(f"`encoder` must be a PyTorchEncoder, got {type(encoder).__name__}.")

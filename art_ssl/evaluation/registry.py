@@ -50,7 +50,8 @@ class TrainingBudget:
     of its downstream training (epochs x ceil(training images / batch size)), and for ZePAD and distillation the
     epochs of their other phases (``extra``: setting name of :class:`DefenceSettings` -> epochs).
 
-    :param steps: Optimiser steps of the training that ``--epochs`` sets. :param extra: Epochs of other phases.
+    :param steps: Optimiser steps of the training that ``--epochs`` sets.
+    :param extra: Epochs of other phases.
     :param source: Where the number comes from.
     """
 
@@ -185,11 +186,14 @@ def attack_kind(name: str) -> str:
 class AttackSettings:
     """Settings of the universal attacks that fit a 2-core CPU (official values in each attack's docstring).
 
-    :param surrogate_n: The attacker's unlabelled images. :param sign_step: PAP / SSP sign step (official 2e-4).
+    :param surrogate_n: The attacker's unlabelled images.
+    :param sign_step: PAP / SSP sign step (official 2e-4).
     :param sign_epochs: PAP / SSP passes over the images (batch 16: 5,000 images give 312 steps, enough for a
                         10/255 budget at the official step; fewer images need more passes).
-    :param gen_ngf: AdvEncoder generator width (official 128). :param gen_nz_batch: AdvEncoder noise vectors
-    (official 256). :param gen_epochs: AdvEncoder epochs (official 20). :param uap_iter: ART UAP ``max_iter``.
+    :param gen_ngf: AdvEncoder generator width (official 128).
+    :param gen_nz_batch: AdvEncoder noise vectors (official 256).
+    :param gen_epochs: AdvEncoder epochs (official 20).
+    :param uap_iter: ART UAP ``max_iter``.
     :param seed: Seed of every attack.
     """
 
@@ -326,7 +330,9 @@ class DistilledHeadTrainer(Trainer):
     :param classifier: ``PyTorchClassifier`` over an ``EncoderWithHead`` built on a copy of ``public``.
     :param public: The (possibly backdoored) public encoder; not modified.
     :param settings: Distillation epochs and data fraction (:class:`DefenceSettings`).
-    :param head_epochs: Epochs of the head. :param batch_size: Head batch size. :param seed: Seed.
+    :param head_epochs: Epochs of the head.
+    :param batch_size: Head batch size.
+    :param seed: Seed.
     :param verbose: Progress bars.
     """
 

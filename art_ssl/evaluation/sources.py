@@ -27,8 +27,10 @@ class EncoderOptions:
     How to read encoder files that do not describe themselves (see :func:`art_ssl.zoo.load_encoder`); zoo names and
     art_ssl's own ``.safetensors`` files need none of it.
 
-    :param arch: Architecture name (``resnet18_cifar``, ``resnet50``, ...). :param key_prefix: Backbone key prefix.
-    :param mean: Per-channel normalisation mean on [0, 1] pixels. :param std: Its std (with ``mean``).
+    :param arch: Architecture name (``resnet18_cifar``, ``resnet50``, ...).
+    :param key_prefix: Backbone key prefix.
+    :param mean: Per-channel normalisation mean on [0, 1] pixels.
+    :param std: Its std (with ``mean``).
     :param trust_code: Allow TorchScript files, whose code runs on load.
     """
 

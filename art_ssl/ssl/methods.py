@@ -93,7 +93,8 @@ class BYOL(SSLMethod):
     """
     BYOL: an online network predicts an EMA target network's projection of the other view.
 
-    :param proj_dim: Projection size. :param hidden_dim: Hidden size of projector and predictor.
+    :param proj_dim: Projection size.
+    :param hidden_dim: Hidden size of projector and predictor.
     :param tau_base: Initial EMA rate, raised to 1 on a cosine schedule (BYOL sec. 3.2).
     """
 
@@ -176,8 +177,10 @@ class MoCo(SSLMethod):
     of the current batch are negatives too (as in MoCo v3), so batch statistics cannot single out the positive.
     The loss is symmetrised over the two views.
 
-    :param proj_dim: Projection size. :param temperature: Softmax temperature (0.2 in MoCo v2).
-    :param momentum: Key-encoder EMA rate. :param queue_size: Number of past keys kept as negatives.
+    :param proj_dim: Projection size.
+    :param temperature: Softmax temperature (0.2 in MoCo v2).
+    :param momentum: Key-encoder EMA rate.
+    :param queue_size: Number of past keys kept as negatives.
     """
 
     name = "moco"

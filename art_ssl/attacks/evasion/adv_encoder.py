@@ -37,7 +37,10 @@ class UniversalGenerator(nn.Module):
     as many 64x64 tanh images (transposed convolutions ``8, 4, 2, 1 x ngf`` channels with BatchNorm and ReLU), which
     a 3x3 convolution over the batch axis mixes into one perturbation (resized bilinearly to ``size`` if not 64).
 
-    :param channels: Image channels. :param size: Output (H, W). :param nz: Noise size. :param ngf: Width unit.
+    :param channels: Image channels.
+    :param size: Output (H, W).
+    :param nz: Noise size.
+    :param ngf: Width unit.
     :param nz_batch: Number of noise vectors mixed into the one perturbation.
     """
 
@@ -110,7 +113,9 @@ class AdvEncoder(UniversalEncoderAttack):
         :param radius: Radius of the low-frequency disc removed by the high-pass filter.
         :param learning_rate: Adam learning rate of the generator.
         :param betas: Adam betas.
-        :param nz: Noise size. :param ngf: Generator width unit. :param nz_batch: Noise vectors mixed.
+        :param nz: Noise size.
+        :param ngf: Generator width unit.
+        :param nz_batch: Noise vectors mixed.
         :param patch_fraction: Patch area as a fraction of the image (``"patch"``).
 
         The other parameters are those of :class:`UniversalEncoderAttack`.

@@ -12,6 +12,19 @@ from art_ssl.core.checks import check_images, check_labels, check_positive_int
 from art_ssl.core.modes import evaluating
 from art_ssl.evaluation.autoattack import PreprocessedModel
 
+# Not a dependency of art_ssl: torchattacks' metadata pulls torchvision and an old `requests` it never imports.
+TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"
+
+
+def _import_torchattacks():
+    try:
+        import torchattacks
+    except ImportError as err:
+        raise ImportError(f"TorchattacksAttack needs torchattacks, which art_ssl does not install: "
+                          f"`{TORCHATTACKS_HINT}` (--no-deps: it never imports the torchvision its metadata asks for)."
+                          ) from err
+    return torchattacks
+
 
 class TorchattacksAttack(EvasionAttack):
     """
@@ -56,7 +69,7 @@ class TorchattacksAttack(EvasionAttack):
         return self._targeted
 
     def _check_params(self) -> None:
-        import torchattacks
+        torchattacks = _import_torchattacks()
 
         if isinstance(self.attack, str):
             cls = getattr(torchattacks, self.attack, None)
@@ -75,7 +88,7 @@ class TorchattacksAttack(EvasionAttack):
             raise ValueError("torchattacks works on [0, 1] images: the classifier needs clip_values=(0, 1).")
 
     def _build(self):
-        import torchattacks
+        torchattacks = _import_torchattacks()
 
         cls = getattr(torchattacks, self.attack) if isinstance(self.attack, str) else self.attack
         try:

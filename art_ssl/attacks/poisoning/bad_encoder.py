@@ -81,9 +81,13 @@ class BadEncoder(PoisoningAttackTransformer):
                     :func:`square_trigger` (other corners for further targets).
     :param target: The downstream class of the reference inputs (or one per target); only used for the labels that
                    :meth:`poison` returns.
-    :param lambda1: Weight of ``L1``. :param lambda2: Weight of ``L2``.
-    :param learning_rate: SGD learning rate. :param momentum: SGD momentum. :param weight_decay: SGD weight decay.
-    :param nb_epochs: Passes over the shadow data. :param batch_size: Shadow images per step.
+    :param lambda1: Weight of ``L1``.
+    :param lambda2: Weight of ``L2``.
+    :param learning_rate: SGD learning rate.
+    :param momentum: SGD momentum.
+    :param weight_decay: SGD weight decay.
+    :param nb_epochs: Passes over the shadow data.
+    :param batch_size: Shadow images per step.
     :param augment_reference: Augment the references in ``L1`` (official); ``False`` compares them unaugmented.
     :param reference_crop: Add a random resized crop (scale 0.2-1) to that augmentation (not in the official code).
     :param seed: Seeds the reference choice, shuffling and augmentations.

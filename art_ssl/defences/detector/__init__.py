@@ -1,4 +1,4 @@
-"""ART ``EvasionDetector``s: ZePAD's training-free DAE detector."""
+"""ART ``EvasionDetector`` subclasses: ZePAD's training-free DAE detector."""
 from art_ssl.defences.detector.zepad import ZePADDetector
 
 __all__ = ["ZePADDetector"]

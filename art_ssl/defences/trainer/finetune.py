@@ -25,16 +25,21 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     :param adversarial: Train on PGD examples (PGD-AT) instead of clean ones.
     :param train_encoder: Fine-tune the encoder too (``False``: train the head only).
     :param eps: PGD budget (L-inf, pixel units); also the budget of the per-epoch validation PGD.
-    :param step_size: PGD step. :param pgd_steps: PGD steps.
-    :param nb_epochs: Epochs. :param batch_size: Batch size.
-    :param encoder_lr: Encoder learning rate. :param head_lr: Head learning rate.
-    :param weight_decay: Weight decay of both optimisers. :param lr_decay: ``ExponentialLR`` factor per epoch.
+    :param step_size: PGD step.
+    :param pgd_steps: PGD steps.
+    :param nb_epochs: Epochs.
+    :param batch_size: Batch size.
+    :param encoder_lr: Encoder learning rate.
+    :param head_lr: Head learning rate.
+    :param weight_decay: Weight decay of both optimisers.
+    :param lr_decay: ``ExponentialLR`` factor per epoch.
     :param validation_pgd_steps: PGD steps of the per-epoch ``val_ra`` (0: benign accuracy only).
     :param amp: Mixed precision: ``True``, ``False`` or ``"auto"`` (bf16 where measured faster), see
                 :mod:`art_ssl.core.amp`.
     :param channels_last: Train in channels-last memory format (faster convolutions); the model is returned in the
                           default format.
-    :param seed: Seeds shuffling, random starts and dropout. :param verbose: Progress bars.
+    :param seed: Seeds shuffling, random starts and dropout.
+    :param verbose: Progress bars.
     :param head_init: ``"random"`` (the head as given) or ``"probe"``: when the encoder is trained, first fit the head
                       on clean data with the encoder frozen (LP-FT, :mod:`~.warm_start`); what keeps PGD-AT from
                       collapsing on digits (``evaluations/defence_curves.py``).

@@ -69,15 +69,19 @@ class GenAFTrainer(EncoderHeadTrainer):
     :param nb_epochs: Stage-1 epochs (50 officially).
     :param lambda_gr: Weight of ``L_gr`` (20).
     :param graph_on: ``"logits"`` or ``"features"``.
-    :param gr_temperature: Divisor inside ``L_gr``'s tanh (32). :param gr_margin: ``L_gr``'s label adjustment (2).
-    :param stage2_epochs: Stage-2 epochs (50). :param stage2_lr: Stage-2 Adam learning rate (1e-3).
+    :param gr_temperature: Divisor inside ``L_gr``'s tanh (32).
+    :param gr_margin: ``L_gr``'s label adjustment (2).
+    :param stage2_epochs: Stage-2 epochs (50).
+    :param stage2_lr: Stage-2 Adam learning rate (1e-3).
     :param stage2_weight_decay: Stage-2 weight decay (8e-4).
     :param trainable_fraction: Fraction of layers kept trainable in stage 2 (0.2; at least one layer).
     :param sensitivity_samples: Training images turned into the probe set (the official STL-10 set has 5,000).
-    :param sensitivity_eps: Probe PGD budget. :param sensitivity_step_size: Probe PGD step.
+    :param sensitivity_eps: Probe PGD budget.
+    :param sensitivity_step_size: Probe PGD step.
     :param sensitivity_pgd_steps: Probe PGD steps.
     :param sensitivity_radius: Relative radius of the weight ball (0.1).
-    :param sensitivity_lr: Ascent learning rate (1.0). :param sensitivity_epochs: Ascent passes per layer (10).
+    :param sensitivity_lr: Ascent learning rate (1.0).
+    :param sensitivity_epochs: Ascent passes per layer (10).
     :param sensitivity_batch_size: Batch of the ascent (512).
     :param reset_stage2_optimizer: Re-create stage 2's Adam at every epoch, as the official code.
     :param gr_reduction: ``L_gr`` summed over pairs (``"sum"``, official), per sample (``"batchmean"``, default) or
@@ -273,7 +277,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         Robust sensitivity of every ``Conv2d``/``Linear`` weight of the model: how far the probe set's mean
         cross-entropy can be raised by moving that weight alone within its relative ball (Gen-AF stage 2).
 
-        :param x_probe: Adversarial probe images (torch, on the device). :param y_probe: Their labels.
+        :param x_probe: Adversarial probe images (torch, on the device).
+        :param y_probe: Their labels.
         :return: ``{module name: max loss - original loss}``.
         """
         model = self.model

@@ -48,14 +48,20 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
 
     :param classifier: ART ``PyTorchClassifier`` over an ``EncoderWithHead`` (the downstream model on the possibly
                        backdoored encoder); trained in place.
-    :param base_lr: The triangle's floor. :param max_lr1: Peak of the first phase. :param max_lr2: Peak after.
-    :param steps_up: Steps from floor to peak. :param steps_down: Steps from peak back to floor.
+    :param base_lr: The triangle's floor.
+    :param max_lr1: Peak of the first phase.
+    :param max_lr2: Peak after.
+    :param steps_up: Steps from floor to peak.
+    :param steps_down: Steps from peak back to floor.
     :param switch_fraction: Fraction of the epochs run with ``max_lr1``.
-    :param momentum: SGD momentum. :param weight_decay: SGD weight decay.
-    :param nb_epochs: Epochs. :param batch_size: Batch size.
+    :param momentum: SGD momentum.
+    :param weight_decay: SGD weight decay.
+    :param nb_epochs: Epochs.
+    :param batch_size: Batch size.
     :param train_encoder: Fine-tune the encoder too (the paper fine-tunes the whole model).
     :param eps: Budget of the optional per-epoch validation PGD (``validation_pgd_steps``, default 0: BA only).
-    :param amp: Mixed precision (see :mod:`art_ssl.core.amp`). :param channels_last: Channels-last training.
+    :param amp: Mixed precision (see :mod:`art_ssl.core.amp`).
+    :param channels_last: Channels-last training.
     :param seed: Seed.
     :param verbose: Progress bars.
     """

@@ -74,8 +74,11 @@ def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int,
     ``head_lr``, ``weight_decay``, ``lr_decay`` per epoch).
 
     :param trainer: An :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer`.
-    :param x: Training images (torch, on the device). :param y: Their labels.
-    :param nb_epochs: Epochs of the head. :param batch_size: Batch size. :param verbose: Progress bars.
+    :param x: Training images (torch, on the device).
+    :param y: Their labels.
+    :param nb_epochs: Epochs of the head.
+    :param batch_size: Batch size.
+    :param verbose: Progress bars.
     :param stage: Value of the history's ``stage`` column (``None``: no column).
     :return: The per-epoch history (loss, learning rate, seconds).
     """

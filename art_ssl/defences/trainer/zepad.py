@@ -83,12 +83,15 @@ class ZePADTrainer(EncoderHeadTrainer):
                        encoder; neither is modified (the branches are copies).
     :param auxiliary_encoder: The second MPAE encoder (``nn.Module`` or ``PyTorchEncoder``), same input format.
     :param mpae_encoders: Already fine-tuned MPAE encoders to reuse (skips the adversarial fine-tuning).
-    :param fusion: ``"federal"`` (default), ``"equal"`` or ``"entropy"``. :param k: Federal sharpness (3).
-    :param use_bmp: Keep the BMP branch (``False``: ablation). :param use_auxiliary: Two MPAE encoders (``False``:
-                    the victim's only; ablation).
-    :param aft_epochs: Epochs of the adversarial fine-tuning. :param head_epochs: Epochs of each head.
+    :param fusion: ``"federal"`` (default), ``"equal"`` or ``"entropy"``.
+    :param k: Federal sharpness (3).
+    :param use_bmp: Keep the BMP branch (``False``: ablation).
+    :param use_auxiliary: Two MPAE encoders (``False``: the victim's only; ablation).
+    :param aft_epochs: Epochs of the adversarial fine-tuning.
+    :param head_epochs: Epochs of each head.
     :param lambda_gr: Gen-AF's regulariser weight during the fine-tuning.
-    :param head_hidden: Hidden sizes of the heads (the official 512-512). :param head_dropout: Their dropout (0.2).
+    :param head_hidden: Hidden sizes of the heads (the official 512-512).
+    :param head_dropout: Their dropout (0.2).
     :param detection_threshold: Confidence gap above which :meth:`get_detector` flags an input (0.1).
     :param bmp_encoder: The BMP branch's clean encoder (``nn.Module`` or ``PyTorchEncoder``, same input format), a zoo
                         name, ``"auto"`` (default: the first clean zoo encoder of :data:`BMP_PREFERENCE` with the

@@ -129,17 +129,20 @@ class EncoderDistillation(Transformer):
     ``beta`` defaults to the official 1000 per layer for the layer losses and 1 for ``"cosine"``.
 
     :param classifier: The encoder to clean (ART ``PyTorchEncoder``), the teacher's starting point; not modified.
-    :param teacher: ``"finetuned"`` or ``"poisoned"``. :param student: ``"warmup"``, ``"random"`` or ``"poisoned"``.
+    :param teacher: ``"finetuned"`` or ``"poisoned"``.
+    :param student: ``"warmup"``, ``"random"`` or ``"poisoned"``.
     :param loss: ``"attention"``, ``"mse"``, ``"kl"`` or ``"cosine"``.
     :param layers: Module names of the feature maps compared by the layer losses (``None``: the official layers of
                    ``loss``, :data:`DEFAULT_LAYERS`).
     :param beta: Weight of the distillation term (default per ``loss``, see above).
     :param data_fraction: Fraction of the clean images given to :meth:`fit` / ``__call__`` that is used (seeded
                           subsample; the paper uses 5% of the pre-training set).
-    :param nb_epochs: Distillation epochs (official: 500). :param batch_size: Images per step (official: 128).
-    :param learning_rate: Adam learning rate (constant). :param weight_decay: Adam weight decay.
-    :param teacher_epochs: SimCLR epochs of the ``"finetuned"`` teacher. :param warmup_epochs: SimCLR epochs of the
-                           ``"warmup"`` student.
+    :param nb_epochs: Distillation epochs (official: 500).
+    :param batch_size: Images per step (official: 128).
+    :param learning_rate: Adam learning rate (constant).
+    :param weight_decay: Adam weight decay.
+    :param teacher_epochs: SimCLR epochs of the ``"finetuned"`` teacher.
+    :param warmup_epochs: SimCLR epochs of the ``"warmup"`` student.
     :param seed: Seeds the subsample, the fresh weights, augmentations and shuffling.
     :param verbose: Progress bars.
     :param kl_reduction: ``"batchmean"`` (official) or ``"mean"``, for ``loss="kl"``
