@@ -421,7 +421,8 @@ class _Keys:
             encoder = _named("encoders", _encoder, spec, self.config.size, self.config.device_type)
             first = self.config.tasks[0]
             try:
-                probe = _task(first, self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
+                # the entry the attacker's images come from (seed 0): no second copy of a large training set
+                probe = _task(first, self.config.size, encoder.input_shape[0], None, None, 0).x_test[:8]
             except (ValueError, FileNotFoundError) as err:
                 raise type(err)(f"`tasks` {first!r}: {err}") from err
             embeddings = encoder.predict(probe, batch_size=8)

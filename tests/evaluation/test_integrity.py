@@ -257,3 +257,12 @@ def test_folder_specs_load(tmp_path):
     assert flat.x_train.shape == (8, 1, 8, 8) and len(flat.x_test) == 2 and flat.nb_classes == 2
     split = load_data_spec(f"folder:{tmp_path / 'split'}", size=8, channels=3, n_train=4)
     assert split.x_train.shape == (4, 3, 8, 8) and len(split.x_test) == 10 and sorted(set(split.y_train)) == [0, 1]
+
+
+def test_rows_of_an_older_layout_are_kept_but_never_reused(tmp_path, fake_work):
+    out = tmp_path / "results.csv"
+    pd.DataFrame([{"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "attack": "pgd",
+                   "eps_255": 8.0, "seed": 0, "BA": 0.99, "RA": 0.99, "status": "ok"}]).to_csv(out, index=False)
+    frame = run_grid(GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)}), out, progress=False)
+    assert fake_work["jobs"] == 1 and frame.RA.tolist() == [0.25]  # computed, not the old row's 0.99
+    assert len(pd.read_csv(out)) == 2
