@@ -460,7 +460,8 @@ class _Keys:
         """``cell`` with its ``cell_key``, ``encoder_key`` and (universal attacks) ``perturbation_key``."""
         universal = attack_kind(cell["attack"]) == "universal"
         pkey = self.perturbation(cell["encoder"], cell["attack"], cell["eps_255"], cell["seed"]) if universal else ""
-        description = {"encoder": self.encoder(cell["encoder"]),
+        # the spec beside the content: one encoder listed under two names keeps a row under each name
+        description = {"encoder": [cell["encoder"], self.encoder(cell["encoder"])],
                        "task": [cell["task"], self.task(cell["task"], cell["encoder"], cell["seed"])],
                        **{k: cell[k] for k in ("defence", "attack", "eps_255", "seed")},
                        "settings": self.settings, "perturbation": pkey, "art_ssl": self.version}  # fmt: skip
