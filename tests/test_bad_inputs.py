@@ -274,6 +274,15 @@ API_CASES = {
                                    "not a readable CSV"),
     "run-foreign-results": Case(lambda f: run_grid(grid(), f["tmp"] / "other.csv"), ValueError,
                                 "lacks the key columns"),
+    "run-folder-one-class": Case(lambda f: run_grid(grid(tasks=(f"folder:{f['one_class']}",), size=8),
+                                                    f["tmp"] / "r3.csv"), ValueError,
+                                 "`tasks` 'folder:.*': Task .* has 1 class"),  # fmt: skip
+    "run-encoder-garbage": Case(lambda f: run_grid(grid(encoders=(str(f["tmp"] / "garbage.safetensors"),)),
+                                                   f["tmp"] / "r4.csv"), ValueError,
+                                "`encoders`: .*not a valid safetensors"),  # fmt: skip
+    "run-cifar-missing-files": Case(lambda f: run_grid(grid(tasks=(f"cifar10:{f['cifar_missing']}",)),
+                                                       f["tmp"] / "r5.csv"), DatasetNotFoundError,
+                                    "`tasks` 'cifar10:.*': CIFAR-10 batch files"),  # fmt: skip
     # ---------------------------------------------------------------- results store
     "store-unreadable": Case(lambda f: ResultStore(f["tmp"] / "bad.csv", ("a",)), ValueError, "not a readable CSV"),
     "store-missing-key": Case(lambda f: ResultStore(f["tmp"] / "other.csv", ("cell_key",)), ValueError,
@@ -544,6 +553,8 @@ CLI_CASES = {
     "probe-encoders": (["probe", "--encoders", "nope"], "--encoders: unknown encoder"),
     "probe-csv-under-file": (["probe", "--encoders", "simclr_r18", "--csv", "{tmp}/a_file/t.csv"],
                              "--csv '.*a_file' is a file"),
+    "probe-cifar-no-root": (["probe", "--data", "cifar10", "--encoders", "simclr_r18"], "CIFAR-10 not found"),
+    "pretrain-kmnist-no-root": (["pretrain", "--data", "kmnist", "--out", "e.safetensors"], "pass `--root`"),
     "pretrain-out-suffix": (["pretrain", "--out", "enc.pt"], "--out must name a .safetensors file"),
     "pretrain-out-folder": (["pretrain", "--out", "{tmp}/results_dir.csv/x.safetensors/"], "--out"),
     "pretrain-out-under-file": (["pretrain", "--out", "{tmp}/a_file/enc.safetensors"], "--out '.*' is a file"),
