@@ -44,7 +44,7 @@ _CLI_NAMES = {
     "epochs": "--epochs", "batch_size": "--batch-size", "pgd_steps": "--pgd-steps", "whitebox_n": "--whitebox-n",
     "surrogate_n": "--surrogate-n", "attack_settings.gen_epochs": "--gen-epochs",
     "attack_settings.sign_epochs": "--sign-epochs", "attack_settings.surrogate_n": "--surrogate-n",
-    "device_type": "--device", "out": "--out",
+    "device_type": "--device", "out": "--out", "root": "--root",
 }  # fmt: skip
 
 
@@ -110,7 +110,8 @@ def _resolve_device(device: str) -> str:
 
 def _cli_message(message: str) -> str:
     """A library message with GridConfig's names spelt as the command line spells them, on one line."""
-    message = re.sub(r"`([\w.]+)`", lambda m: f"`{_CLI_NAMES.get(m.group(1), m.group(1))}`", str(message))
+    message = re.sub(r"`([\w.]+)=?`", lambda m: f"`{_CLI_NAMES[m.group(1)]}`" if m.group(1) in _CLI_NAMES
+                     else m.group(0), str(message))  # fmt: skip
     return " ".join(message.split())
 
 

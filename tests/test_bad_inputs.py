@@ -21,6 +21,7 @@ import pytest
 from torch import nn
 
 from art_ssl import metrics
+from art_ssl.core.checks import check_images, check_labels
 from art_ssl.data import (
     DatasetNotFoundError,
     Task,
@@ -273,6 +274,15 @@ API_CASES = {
                                    "not a readable CSV"),
     "run-foreign-results": Case(lambda f: run_grid(grid(), f["tmp"] / "other.csv"), ValueError,
                                 "lacks the key columns"),
+    "run-folder-one-class": Case(lambda f: run_grid(grid(tasks=(f"folder:{f['one_class']}",), size=8),
+                                                    f["tmp"] / "r3.csv"), ValueError,
+                                 "`tasks` 'folder:.*': Task .* has 1 class"),  # fmt: skip
+    "run-encoder-garbage": Case(lambda f: run_grid(grid(encoders=(str(f["tmp"] / "garbage.safetensors"),)),
+                                                   f["tmp"] / "r4.csv"), ValueError,
+                                "`encoders`: .*not a valid safetensors"),  # fmt: skip
+    "run-cifar-missing-files": Case(lambda f: run_grid(grid(tasks=(f"cifar10:{f['cifar_missing']}",)),
+                                                       f["tmp"] / "r5.csv"), DatasetNotFoundError,
+                                    "`tasks` 'cifar10:.*': CIFAR-10 batch files"),  # fmt: skip
     # ---------------------------------------------------------------- results store
     "store-unreadable": Case(lambda f: ResultStore(f["tmp"] / "bad.csv", ("a",)), ValueError, "not a readable CSV"),
     "store-missing-key": Case(lambda f: ResultStore(f["tmp"] / "other.csv", ("cell_key",)), ValueError,
@@ -428,6 +438,28 @@ API_CASES = {
                                 "`scores` and `is_adv_true`"),
     "metric-detection-length": Case(lambda f: metrics.detection_accuracy(np.array([1]), np.array([0, 1])),
                                     ValueError, "`is_adv_pred` and `is_adv_true`"),
+    # ---------------------------------------------------------------- input checks shared by attacks and trainers
+    "images-list": Case(lambda f: check_images([[0.0]], "x_train"), TypeError, "`x_train` must be a numpy array"),
+    "images-uint8": Case(lambda f: check_images(np.zeros((2, 1, 4, 4), np.uint8), "x"), TypeError,
+                         "`x` must hold floats.*scale uint8"),
+    "images-empty": Case(lambda f: check_images(np.zeros((0, 1, 4, 4), np.float32), "x_test"), ValueError,
+                         "`x_test` is empty"),
+    "images-shape": Case(lambda f: check_images(np.zeros((2, 3, 4, 4), np.float32), "x", (1, 4, 4)), ValueError,
+                         "`x` must have shape \\(N, 1, 4, 4\\)"),
+    "images-nan": Case(lambda f: check_images(np.full((2, 1, 4, 4), NAN, np.float32), "x"), ValueError,
+                       "`x` contains NaN"),
+    "images-range": Case(lambda f: check_images(np.full((2, 1, 4, 4), 255, np.float32), "x", None, (0, 1)),
+                         ValueError, "`x` has values in \\[255, 255\\], outside clip_values"),
+    "labels-list": Case(lambda f: check_labels([0, 1], 2, "y_train"), TypeError, "`y_train` must be a numpy array"),
+    "labels-count": Case(lambda f: check_labels(np.arange(3), 2, "y"), ValueError, "`y` must have 2 labels"),
+    "labels-range": Case(lambda f: check_labels(np.array([0, 10]), 2, "y", 10), ValueError,
+                         "`y` labels must lie in \\[0, 10\\)"),
+    "labels-negative": Case(lambda f: check_labels(np.array([0, -1]), 2, "y"), ValueError, "`y` labels must lie"),
+    "labels-float": Case(lambda f: check_labels(np.array([0.5, 1.0]), 2, "y"), TypeError, "`y` must hold integer"),
+    "labels-bool": Case(lambda f: check_labels(np.array([True, False]), 2, "y"), TypeError, "`y` must hold integer"),
+    "labels-onehot-nan": Case(lambda f: check_labels(np.full((2, 3), NAN), 2, "y"), ValueError,
+                              "`y` one-hot/probabilities hold NaN"),
+    "labels-onehot-one-column": Case(lambda f: check_labels(np.ones((2, 1)), 2, "y"), ValueError, "need C >= 2"),
     # ---------------------------------------------------------------- encoder_classifier
     "clf-nb-classes-1": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 1, input_shape=(1, 8, 8)), ValueError,
                              "`nb_classes` must be an int >= 2"),
@@ -521,6 +553,8 @@ CLI_CASES = {
     "probe-encoders": (["probe", "--encoders", "nope"], "--encoders: unknown encoder"),
     "probe-csv-under-file": (["probe", "--encoders", "simclr_r18", "--csv", "{tmp}/a_file/t.csv"],
                              "--csv '.*a_file' is a file"),
+    "probe-cifar-no-root": (["probe", "--data", "cifar10", "--encoders", "simclr_r18"], "CIFAR-10 not found"),
+    "pretrain-kmnist-no-root": (["pretrain", "--data", "kmnist", "--out", "e.safetensors"], "pass `--root`"),
     "pretrain-out-suffix": (["pretrain", "--out", "enc.pt"], "--out must name a .safetensors file"),
     "pretrain-out-folder": (["pretrain", "--out", "{tmp}/results_dir.csv/x.safetensors/"], "--out"),
     "pretrain-out-under-file": (["pretrain", "--out", "{tmp}/a_file/enc.safetensors"], "--out '.*' is a file"),

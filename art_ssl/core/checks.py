@@ -50,9 +50,15 @@ def check_labels(y: object, n: int, name: str = "y", nb_classes: int | None = No
     if not isinstance(y, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy array, got {type(y).__name__}.")
     if y.ndim == 2:
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or not np.isfinite(y).all():
+            raise ValueError(f"`{name}` one-hot/probabilities hold NaN, inf or non-numbers: no class can be read.")
+        if y.shape[1] < 2:
+            raise ValueError(f"`{name}` one-hot/probabilities (N, C) need C >= 2, got shape {y.shape}.")
         y = np.argmax(y, axis=1)
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"`{name}` must have {n} labels (shape ({n},) or ({n}, C)), got shape {y.shape}.")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
     if not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
         raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
     y = y.astype(np.int64)

@@ -441,7 +441,8 @@ class _Keys:
                              self.config.encoder_options)
             first = self.config.tasks[0]
             try:
-                probe = _task(first, self.config.size, encoder.input_shape[0], None, 8, 0).x_test[:8]
+                # the entry the attacker's images come from (seed 0): no second copy of a large training set
+                probe = _task(first, self.config.size, encoder.input_shape[0], None, None, 0).x_test[:8]
             except (ValueError, FileNotFoundError) as err:
                 raise type(err)(f"`tasks` {first!r}: {err}") from err
             embeddings = encoder.predict(probe, batch_size=8)
@@ -480,7 +481,8 @@ class _Keys:
         """``cell`` with its ``cell_key``, ``encoder_key`` and (universal attacks) ``perturbation_key``."""
         universal = attack_kind(cell["attack"]) == "universal"
         pkey = self.perturbation(cell["encoder"], cell["attack"], cell["eps_255"], cell["seed"]) if universal else ""
-        description = {"encoder": self.encoder(cell["encoder"]),
+        # the spec beside the content: one encoder listed under two names keeps a row under each name
+        description = {"encoder": [cell["encoder"], self.encoder(cell["encoder"])],
                        "task": [cell["task"], self.task(cell["task"], cell["encoder"], cell["seed"])],
                        **{k: cell[k] for k in ("defence", "attack", "eps_255", "seed")},
                        "settings": self.settings, "perturbation": pkey, "art_ssl": self.version}  # fmt: skip

@@ -63,11 +63,9 @@ def check_output_folder(folder: str | os.PathLike, name: str = "out", min_free_b
 
 @contextlib.contextmanager
 def folder_lock(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive ``fcntl`` lock on ``<folder>/.<name>.lock`` for the results file ``path``; other processes
-    block until it is released (held for one read-merge-write, milliseconds)."""
-    path = Path(path)
-    lock = path.parent / f".{path.name}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    """An exclusive ``fcntl.flock`` on the folder of the results file ``path`` (the folder itself, so no lock file
+    is left behind); other processes block until it is released (held for one read-merge-write, milliseconds)."""
+    fd = os.open(Path(path).parent, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

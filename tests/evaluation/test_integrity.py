@@ -237,3 +237,32 @@ def test_failed_rows_are_retried_and_replaced(tmp_path):
     store.append([{"cell_key": "k1", "RA": 0.4, "status": "ok"}])
     frame = pd.read_csv(path)
     assert sorted(frame.cell_key) == ["k1", "k2"] and frame.set_index("cell_key").loc["k1", "RA"] == 0.4
+
+
+def test_folder_specs_load(tmp_path):
+    """``folder:ROOT`` (it always failed with 'too many values to unpack'): one folder split 80/20, or train/test."""
+    from PIL import Image
+
+    from art_ssl.evaluation.sources import load_data_spec
+
+    rng = np.random.default_rng(0)
+    for root, parts in ((tmp_path / "flat", ("",)), (tmp_path / "split", ("train", "test"))):
+        for part in parts:
+            for name in ("cat", "dog"):
+                (root / part / name).mkdir(parents=True)
+                for i in range(5):
+                    pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                    Image.fromarray(pixels).save(root / part / name / f"{i}.png")
+    flat = load_data_spec(f"folder:{tmp_path / 'flat'}", size=8, channels=1)
+    assert flat.x_train.shape == (8, 1, 8, 8) and len(flat.x_test) == 2 and flat.nb_classes == 2
+    split = load_data_spec(f"folder:{tmp_path / 'split'}", size=8, channels=3, n_train=4)
+    assert split.x_train.shape == (4, 3, 8, 8) and len(split.x_test) == 10 and sorted(set(split.y_train)) == [0, 1]
+
+
+def test_rows_of_an_older_layout_are_kept_but_never_reused(tmp_path, fake_work):
+    out = tmp_path / "results.csv"
+    pd.DataFrame([{"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "attack": "pgd",
+                   "eps_255": 8.0, "seed": 0, "BA": 0.99, "RA": 0.99, "status": "ok"}]).to_csv(out, index=False)
+    frame = run_grid(GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)}), out, progress=False)
+    assert fake_work["jobs"] == 1 and frame.RA.tolist() == [0.25]  # computed, not the old row's 0.99
+    assert len(pd.read_csv(out)) == 2
