@@ -71,6 +71,12 @@ class PyTorchEncoder(PyTorchEstimator):
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+        if isinstance(model, torch.jit.ScriptModule):
+            # ScriptModules refuse forward hooks (get_activations, PAP, SSP, distillation): run their children
+            # through hookable shells where that reproduces the module (art_ssl.zoo.torchscript).
+            from art_ssl.zoo.torchscript import wrap_scripted
+
+            model = wrap_scripted(model, tuple(int(s) for s in input_shape))
         if (
             not isinstance(input_shape, (tuple, list))
             or len(input_shape) != 3
@@ -215,7 +221,8 @@ class PyTorchEncoder(PyTorchEstimator):
             x_pre, _ = self._apply_preprocessing(batch, y=None, fit=False, no_grad=not framework)
             if name is None:
                 return self._model(x_pre)
-            return layer_outputs(self._model, x_pre, [name])[name]
+            out = layer_outputs(self._model, x_pre, [name])[name]
+            return out[0] if isinstance(out, (tuple, list)) else out  # transformer blocks may return (hidden, ...)
 
         if framework:
             x_t = x.to(self._device) if isinstance(x, torch.Tensor) else self._to_tensor(x)

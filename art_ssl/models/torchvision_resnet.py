@@ -104,14 +104,15 @@ class TorchvisionResNet(nn.Module):
         if stem_padding not in (0, 1, 2):
             raise ValueError(f"`stem_padding` must be 0, 1 or 2, got {stem_padding!r}.")
         self.depth, self.stem_kind, self.in_channels, self.stem_padding = depth, stem, in_channels, stem_padding
+        # registered in torchvision's order (conv1, bn1, relu, maxpool): the order of the children is the order of
+        # the forward pass, which a TorchScript export relies on to expose hookable stages (art_ssl.zoo.torchscript)
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=stem_padding, bias=False)
-            self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
+        self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
         self.stem = nn.Identity()  # a name for the stem's output; no parameters, so no key
         block, counts = DEPTHS[depth]
         in_planes = 64

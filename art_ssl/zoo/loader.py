@@ -70,14 +70,16 @@ def _from_safetensors(path: Path, arch: str | None, key_prefix: str | None) -> L
 
     meta = read_metadata(path)
     state = load_state_dict(path)
-    if meta.get("arch") and arch is None:
-        arch_name, kwargs = meta["arch"], dict(meta.get("arch_kwargs", {}))
-        loaded = _build(state, f"{arch_name}", key_prefix, source=f"'{path}'", kwargs=kwargs)
-        loaded.input_shape = tuple(meta["input_shape"]) if "input_shape" in meta else loaded.input_shape
-        loaded.mean, loaded.std = meta.get("mean"), meta.get("std")
-        loaded.info.update(method=meta.get("method"), metadata=True)
-        return loaded
-    return _build(state, arch, key_prefix, source=f"'{path}'")
+    if not meta.get("arch"):
+        return _build(state, arch, key_prefix, source=f"'{path}'")
+    if arch is None:  # the file says what it is
+        loaded = _build(state, meta["arch"], key_prefix, source=f"'{path}'", kwargs=dict(meta.get("arch_kwargs", {})))
+    else:  # the caller overrides the architecture; the file still knows its inputs and normalisation
+        loaded = _build(state, arch, key_prefix, source=f"'{path}'")
+    loaded.input_shape = tuple(meta["input_shape"]) if "input_shape" in meta else loaded.input_shape
+    loaded.mean, loaded.std = meta.get("mean"), meta.get("std")
+    loaded.info.update(method=meta.get("method"), metadata=True)
+    return loaded
 
 
 def _from_torchscript(path: Path, trust_code: bool, input_shape) -> LoadedEncoder:

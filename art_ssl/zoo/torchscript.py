@@ -67,6 +67,14 @@ def load_torchscript(path: str | os.PathLike, input_shape: tuple[int, int, int])
         scripted = torch.jit.load(str(path), map_location="cpu").eval()
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"'{path}' is not a loadable TorchScript archive: {err}") from err
+    return wrap_scripted(scripted, input_shape, name=str(path))
+
+
+def wrap_scripted(scripted: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> ScriptedEncoder:
+    """Wrap an already loaded ScriptModule as a :class:`ScriptedEncoder` (see :func:`load_torchscript`)."""
+    path = name
+    was_training = scripted.training
+    scripted.eval()
     probe = torch.rand((2, *input_shape), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         try:
@@ -79,7 +87,7 @@ def load_torchscript(path: str | os.PathLike, input_shape: tuple[int, int, int])
         chain = names if names and _chain_matches(scripted, names, probe, reference) else None
     if chain is None:
         logger.warning("'%s': forward is not a chain of its children; layer hooks (PAP, SSP) are unavailable.", path)
-    return ScriptedEncoder(scripted, chain).eval()
+    return ScriptedEncoder(scripted, chain).train(was_training)
 
 
 def _chain_matches(scripted: nn.Module, names: list[str], probe: torch.Tensor, reference: torch.Tensor) -> bool:

@@ -203,3 +203,16 @@ def test_metadata_round_trip_needs_no_flag(tmp_path):
         encoder.predict(x), reference(model, ((x - mean) / std).astype(np.float32)), atol=1e-5)
     with pytest.raises(ValueError, match="given together"):
         save_encoder(model, tmp_path / "bad.safetensors", arch="zoo_resnet18", input_shape=(3, 32, 32), mean=(0.5,))
+
+
+def test_a_scriptmodule_given_directly_to_the_estimator_is_hookable():
+    from art_ssl.estimators import PyTorchEncoder
+
+    model = randomise_bn(build_encoder("resnet18_cifar"))
+    encoder = PyTorchEncoder(torch.jit.script(model), (3, 32, 32), device_type="cpu")
+    x = images(n=2)
+    assert_same(encoder, model, x)
+    assert encoder.get_activations(x, "stem").shape == (2, 64, 32, 32)
+    imagenet = randomise_bn(build_encoder("resnet18"))
+    scripted = PyTorchEncoder(torch.jit.script(imagenet), (3, 32, 32), device_type="cpu")
+    assert scripted.model.chain is not None and scripted.get_activations(x, "stem").shape == (2, 64, 8, 8)
