@@ -82,7 +82,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     kwargs = {"in_channels": task.x_train.shape[1], "width": args.width, "stem_stride": args.stem_stride}
     encoder = build_encoder("resnet18", **kwargs)
     result = pretrain(encoder, task.x_train, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, device_type=args.device)  # fmt: skip
+                      seed=args.seed, device_type=args.device, checkpoint_dir=args.checkpoint_dir,
+                      amp={"on": True, "off": False}.get(args.amp, "auto"))  # fmt: skip
     save_file({k: v.contiguous() for k, v in result.encoder.state_dict().items()}, args.out)
     print(result.history.to_string(index=False))
     print(f"saved {args.out} (resnet18 {kwargs})")
@@ -123,7 +124,7 @@ def _audit(args: argparse.Namespace) -> int:
             pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
             attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
                                            sign_epochs=args.sign_epochs),
-            device_type=args.device, verbose=args.verbose,
+            device_type=args.device, verbose=args.verbose, amp={"on": True, "off": False}.get(args.amp, "auto"),
         )  # fmt: skip
         print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
         start = time.perf_counter()
@@ -170,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--device", default="gpu", choices=["gpu", "cpu"])
     pre.add_argument("--out", required=True, help="output .safetensors file")
+    pre.add_argument("--checkpoint-dir", default=None,
+                     help="save the training state after every epoch; run again with the same folder to resume")
+    pre.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
+                     help="bf16 mixed precision (auto: only where measured faster)")
     pre.set_defaults(func=_pretrain)
 
     from art_ssl.evaluation.registry import DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
@@ -208,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--size", type=int, default=64, help="image side (the papers' 64)")
     audit.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
     audit.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    audit.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
+                       help="bf16 mixed precision of defences and attacks (auto: only where measured faster)")
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: pip install art_ssl[ray]")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
     audit.set_defaults(func=_audit)

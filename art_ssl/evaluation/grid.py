@@ -66,6 +66,8 @@ class GridConfig:
     :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
     :param attack_settings: Settings of the universal attacks. :param device_type: ``"cpu"`` or ``"gpu"``.
     :param verbose: Progress bars inside trainers.
+    :param amp: Mixed precision of defences and universal attacks (``True``, ``False``, ``"auto"``; see
+                :mod:`art_ssl.core.amp`).
     """
 
     encoders: tuple[str, ...]
@@ -85,6 +87,7 @@ class GridConfig:
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
     device_type: str = "cpu"
     verbose: bool = False
+    amp: bool | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("encoders", "tasks", "attacks", "defences", "eps", "seeds"):
@@ -107,6 +110,9 @@ class GridConfig:
             raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {self.eps!r}.")
         if self.device_type not in ("cpu", "gpu"):
             raise ValueError(f"`device_type` must be 'cpu' or 'gpu', got {self.device_type!r}.")
+        from art_ssl.core.amp import check_amp
+
+        check_amp("amp", self.amp)
 
     def cells(self) -> list[dict]:
         """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
@@ -166,6 +172,8 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
     np.random.seed(seed)  # ART's UniversalPerturbation shuffles with numpy
     settings = replace(config.attack_settings, seed=seed)
     att = make_universal_attack(attack, public, eps_255 / 255, surrogate, settings)
+    if "amp" in getattr(att, "attack_params", ()):
+        att.set_params(amp=config.amp)
     start = time.perf_counter()
     att.generate(x_sur)
     seconds = time.perf_counter() - start
@@ -193,10 +201,11 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     head_epochs = max(config.epochs, 10)  # a head on the frozen encoder is cheap (embedded once)
     if job["defence"] in POST_HOC_DEFENCES:  # they repair a trained downstream model: train its head first
         make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
-                             verbose=config.verbose).fit(task.x_train, task.y_train)  # fmt: skip
+                             verbose=config.verbose, amp=config.amp).fit(task.x_train, task.y_train)  # fmt: skip
     epochs = head_epochs if job["defence"] == "none" else config.epochs
     make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
-                         pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose).fit(task.x_train, task.y_train)
+                         pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose,
+                         amp=config.amp).fit(task.x_train, task.y_train)
     train_seconds = time.perf_counter() - start
     ba = benign_accuracy(classifier.predict(task.x_test, batch_size=512).argmax(1), task.y_test)
     rows = []

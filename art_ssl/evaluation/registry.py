@@ -102,9 +102,10 @@ def make_defence_trainer(
     sensitivity_samples: int = 1000,
     sensitivity_epochs: int = 3,
     stage2_epochs: int = 2,
+    amp: bool | str = "auto",
 ):
     """The ART ``Trainer`` of defence ``name`` (:data:`DEFENCES`) over ``classifier`` (an ``EncoderWithHead``);
-    ``"none"`` trains the head on the frozen encoder."""
+    ``"none"`` trains the head on the frozen encoder. ``amp``: mixed precision (:mod:`art_ssl.core.amp`)."""
     from art_ssl.defences.trainer import (
         FineTuningTrainer,
         GenAFTrainer,
@@ -114,7 +115,7 @@ def make_defence_trainer(
     )
 
     common = {"nb_epochs": nb_epochs, "batch_size": batch_size, "validation_pgd_steps": 0, "seed": seed,
-              "verbose": verbose}  # fmt: skip
+              "verbose": verbose, "amp": amp}  # fmt: skip
     pgd = {"pgd_steps": pgd_steps}
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **pgd, **common)
