@@ -206,7 +206,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         kwargs |= {"width": args.width, "stem_stride": args.stem_stride}
     encoder = build_encoder(args.arch, **kwargs)
     result = pretrain(encoder, x, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, device_type=device)  # fmt: skip
+                      seed=args.seed, device_type=device, checkpoint_dir=args.checkpoint_dir,
+                      amp={"on": True, "off": False}.get(args.amp, "auto"))  # fmt: skip
     save_encoder(result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:],
                  method=args.method)  # fmt: skip
     print(result.history.to_string(index=False))
@@ -288,7 +289,7 @@ def _audit(args: argparse.Namespace) -> int:
         attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
                                        sign_epochs=args.sign_epochs),
         defence_settings=DefenceSettings(zepad_auxiliary=args.zepad_auxiliary, zepad_bmp=args.zepad_bmp),
-        device_type=args.device, verbose=args.verbose,
+        device_type=args.device, verbose=args.verbose, amp={"on": True, "off": False}.get(args.amp, "auto"),
         encoder_options=EncoderOptions(arch=args.arch, mean=args.mean and tuple(args.mean),
                                        std=args.std and tuple(args.std), key_prefix=args.key_prefix,
                                        trust_code=args.trust_code),
@@ -402,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initialisation and the batches")
     pre.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     pre.add_argument("--out", required=True, help="output .safetensors file")
+    pre.add_argument("--checkpoint-dir", default=None,
+                     help="save the training state after every epoch; run again with the same folder to resume")
+    pre.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
+                     help="bf16 mixed precision (auto: only where measured faster)")
     pre.set_defaults(func=_pretrain)
 
     conv = command("convert", "checkpoint (solo-learn, MoCo, BadEncoder, ...) -> .safetensors with metadata",
@@ -461,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--max-ba-cost", type=_points, default=2.0, help="the verdict's rule: best defence = highest "
                        "mean DAE RA among those losing at most this many points of BA against 'none'")
     audit.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
+    audit.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
+                       help="bf16 mixed precision of defences and attacks (auto: only where measured faster)")
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: one Ray task per job")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
     _add_encoder_options(audit)

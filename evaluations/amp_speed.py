@@ -11,7 +11,8 @@ on (a) the zoo's encoder (ResNet-18 width 16, stride-2 stem, 1x64x64, pre-traine
 full-width ResNet-18 (width 64, CIFAR stem, 3x32x32; Fashion-MNIST repeated to 3 channels, random init). Every
 (task, model) is run ``--reps`` times per setting, settings interleaved (A B C D A B C D ...); the table reports the
 fastest repetition (the least disturbed by the other jobs of a shared machine) as seconds per step, and its speed-up
-over float32 contiguous. Optionally ``torch.compile`` of the encoder (``--compile``) for the SimCLR step.
+over the first setting (float32 channels-last, the trainers' default before this benchmark). Each task starts
+with one untimed warm-up run. Optionally ``torch.compile`` of the encoder (``--compile``) for the SimCLR step.
 
 Then accuracy after the same training: TRADES fine-tuning of the zoo encoder + MLP head for ``--acc-epochs`` epochs
 on ``--acc-n`` images, in float32 and in bf16, each evaluated in float32 (BA, and RA under PGD-10 at eps 0.031).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -106,41 +108,58 @@ def time_universal(encoder, shape, x, amp, cl, device, batch, steps) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def speed(args) -> pd.DataFrame:
-    rows = []
-    for model_name, (encoder, shape) in make_models(args.device).items():
-        rows += speed_of_model(model_name, encoder, shape, args)
+CHEAP_TASKS = ("SimCLR step", "SSP step (layer4)")
+
+
+def speed(args, on_rows) -> pd.DataFrame:
+    """Cheap tasks of both models first, then the adversarial trainers; ``on_rows(table)`` after every block, so a
+    run stopped early still leaves the blocks it finished."""
+    models = make_models(args.device)
+    rows: list[dict] = []
+    for cheap in (True,) if args.cheap_only else (True, False):
+        for model_name, (encoder, shape) in models.items():
+            done = list(rows)
+            rows += speed_of_model(model_name, encoder, shape, args, cheap,
+                                   lambda new, done=done: on_rows(pd.DataFrame(done + new)))  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def speed_of_model(model_name: str, encoder: torch.nn.Module, shape, args) -> list[dict]:
+def speed_of_model(model_name: str, encoder: torch.nn.Module, shape, args, cheap: bool, on_rows) -> list[dict]:
     full = model_name.startswith("full")
     batch = args.full_batch if full else args.batch
     steps = args.full_steps if full else args.steps
     x, y = data_for(shape, max(batch * steps, 2 * batch))
     xs, ys, dev = x[: batch * steps], y[: batch * steps], args.device
     tasks = {
+        "SimCLR step": lambda amp, cl: time_simclr(encoder, xs, amp, cl, dev, batch),
+        "SSP step (layer4)": lambda amp, cl: time_universal(encoder, shape, x, amp, cl, dev, batch, steps),
         "TRADES step (PGD-10)": lambda amp, cl: time_trainer("TRADES", encoder, shape, xs, ys, amp, cl, dev, batch),
         "Gen-AF stage-1 step (PGD-10)": lambda amp, cl: time_trainer("GenAF", encoder, shape, xs, ys, amp, cl, dev,
                                                                      batch),
-        "SimCLR step": lambda amp, cl: time_simclr(encoder, xs, amp, cl, dev, batch),
-        "SSP step (layer4)": lambda amp, cl: time_universal(encoder, shape, x, amp, cl, dev, batch, steps),
     }  # fmt: skip
-    rows = []
+    rows: list[dict] = []
     for task_name, run in tasks.items():
-        times: dict[str, list[float]] = {s: [] for s in SETTINGS}
-        for rep in range(args.reps):
-            for setting, (amp, cl) in SETTINGS.items():
+        if (task_name in CHEAP_TASKS) != cheap:
+            continue
+        names = (args.cheap_settings if cheap else args.settings).split(",")
+        reps = args.cheap_reps if cheap else args.reps
+        times: dict[str, list[float]] = {s: [] for s in names}
+        run(*SETTINGS[names[0]])  # untimed warm-up: the process's first calls create oneDNN primitives
+        for rep in range(reps):
+            for setting in names:
+                amp, cl = SETTINGS[setting]
                 times[setting].append(run(amp, cl))
                 print(f"{model_name} | {task_name} | {setting} | rep {rep}: {times[setting][-1]:.3f} s/step",
                       flush=True)
-        base = min(times["fp32"])
+        base = min(times[names[0]])
         for setting, values in times.items():
             rows.append({"model": model_name, "task": task_name, "setting": setting, "batch": batch,
-                         "steps": steps, "s_per_step": min(values), "speedup_vs_fp32": base / min(values),
+                         "steps": steps, "s_per_step": min(values), f"speedup_vs_{names[0]}": base / min(values),
                          "all_reps": " ".join(f"{v:.3f}" for v in values)})  # fmt: skip
-    if args.compile:
+        on_rows(rows)
+    if args.compile and cheap:
         rows += compile_rows(encoder, x, model_name, batch, steps, args)
+        on_rows(rows)
     return rows
 
 
@@ -149,18 +168,18 @@ def compile_rows(encoder, x, model_name, batch, steps, args) -> list[dict]:
     rows = []
     try:
         start = time.perf_counter()
-        first = time_simclr(encoder, x[:batch], False, False, args.device, batch, compile_model=True)
+        first = time_simclr(encoder, x[:batch], False, True, args.device, batch, compile_model=True)
         compile_s = time.perf_counter() - start
         eager, compiled = [], []
         for _ in range(args.reps):
-            eager.append(time_simclr(encoder, x[: batch * steps], False, False, args.device, batch))
-            compiled.append(time_simclr(encoder, x[: batch * steps], False, False, args.device, batch, True))
+            eager.append(time_simclr(encoder, x[: batch * steps], False, True, args.device, batch))
+            compiled.append(time_simclr(encoder, x[: batch * steps], False, True, args.device, batch, True))
         note = f"first compiled step {first:.1f} s incl. compile ({compile_s:.0f} s)"
     except Exception as err:  # noqa: BLE001 - report why compile failed instead of dying after the timings
-        return [{"model": model_name, "task": "SimCLR step", "setting": "fp32 + torch.compile", "batch": batch,
-                 "steps": steps, "s_per_step": float("nan"), "speedup_vs_fp32": float("nan"),
+        return [{"model": model_name, "task": "SimCLR step", "setting": "fp32+CL + torch.compile", "batch": batch,
+                 "steps": steps, "s_per_step": float("nan"), "speedup_vs_fp32+CL": float("nan"),
                  "all_reps": f"failed: {type(err).__name__}: {str(err)[:100]}"}]  # fmt: skip
-    for setting, values in (("fp32 eager (compile A/B)", eager), ("fp32 + torch.compile", compiled)):
+    for setting, values in (("fp32+CL eager (compile A/B)", eager), ("fp32+CL + torch.compile", compiled)):
         rows.append({"model": model_name, "task": "SimCLR step", "setting": setting, "batch": batch, "steps": steps,
                      "s_per_step": min(values), "speedup_vs_fp32": min(eager) / min(values),
                      "all_reps": " ".join(f"{v:.3f}" for v in values) + ("; " + note if "compile" in setting and
@@ -173,7 +192,7 @@ def accuracy(args) -> pd.DataFrame:
     task = load_task("fashion_mnist_subset", size=64, n_train=args.acc_n, n_test=args.acc_test)
     encoder = load_encoder("simclr_r18", args.device).model.cpu()
     rows = []
-    for setting in ("fp32", "bf16+CL", "bf16"):
+    for setting in args.acc_settings.split(","):
         amp, cl = SETTINGS[setting]
         clf = classifier(encoder, (1, 64, 64), args.device)
         trainer = TRADESTrainer(clf, nb_epochs=args.acc_epochs, batch_size=args.batch, validation_pgd_steps=0,
@@ -204,21 +223,37 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     return clean / len(x), adv / len(x)
 
 
+def speed_text(table: pd.DataFrame) -> list[str]:
+    return ["", "Seconds per step (fastest of the interleaved repetitions) and speed-up over the first setting:", "",
+            table.to_markdown(index=False, floatfmt=".3g")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    parser.add_argument("--batch", type=int, default=128, help="batch of the zoo model")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per repetition, zoo model")
-    parser.add_argument("--full-batch", type=int, default=32, help="batch of the full-width ResNet-18")
+    parser.add_argument("--batch", type=int, default=16, help="batch of the zoo model")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per repetition, zoo model")
+    parser.add_argument("--full-batch", type=int, default=4, help="batch of the full-width ResNet-18")
     parser.add_argument("--full-steps", type=int, default=1, help="timed steps per repetition, full-width model")
-    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--cheap-reps", type=int, default=2, help="repetitions per setting, SimCLR and SSP")
+    parser.add_argument("--reps", type=int, default=1, help="repetitions per setting, TRADES and Gen-AF")
+    parser.add_argument("--cheap-settings", default="fp32+CL,fp32,bf16+CL,bf16",
+                        help="settings timed for SimCLR and SSP (the first is the speed-up's reference)")
+    parser.add_argument("--settings", default="fp32+CL,fp32,bf16+CL,bf16",
+                        help="settings timed for TRADES and Gen-AF (the first is the speed-up's reference)")
+    parser.add_argument("--cheap-only", action="store_true", help="only the SimCLR and SSP steps")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--acc-settings", default="fp32+CL,bf16+CL", help="trainings compared for accuracy")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on the SimCLR step")
-    parser.add_argument("--acc-n", type=int, default=1000)
-    parser.add_argument("--acc-test", type=int, default=500)
+    parser.add_argument("--acc-n", type=int, default=256)
+    parser.add_argument("--acc-test", type=int, default=200)
     parser.add_argument("--acc-epochs", type=int, default=1)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--out", default="evaluations/results/amp_speed.md")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     flags = cpu_flags()
     header = (
@@ -226,16 +261,20 @@ def main() -> None:
         f"amx_bf16={cpu_has_amx()}; oneDNN bf16 kernels: {cpu_bf16_supported()}; torch {torch.__version__}"
     )
     print(header, flush=True)
-    table = speed(args)
-    parts = [header, "", "Seconds per step (fastest of the interleaved repetitions) and speed-up over fp32:", "",
-             table.to_markdown(index=False, floatfmt=".3g")]  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    parts = [header, f"Command: python evaluations/amp_speed.py {' '.join(sys.argv[1:])}"]
+
+    def write_speed(table: pd.DataFrame) -> None:
+        table.to_csv(Path(args.out).with_suffix(".csv"), index=False)
+        Path(args.out).write_text("\n".join(parts + speed_text(table)) + "\n")
+
+    if not args.skip_speed:
+        parts += speed_text(speed(args, write_speed))
     if not args.skip_accuracy:
         acc = accuracy(args)
         parts += ["", "Accuracy after the same TRADES training (zoo simclr_r18 + MLP head, Fashion-MNIST subset 64x64),"
                   " evaluated in float32:", "", acc.to_markdown(index=False, floatfmt=".3f")]  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(parts) + "\n")
-    table.to_csv(Path(args.out).with_suffix(".csv"), index=False)
     print("\n".join(parts))
 
 

@@ -1,4 +1,5 @@
-"""What both sides of the kill in ``test_resume.py`` build identically: the test process and the child it kills."""
+"""Tiny data, trainer and encoder that both sides of the kill in ``test_resume.py`` build identically (the test
+process and the child it kills); also used by ``tests/core/test_amp.py``."""
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,9 @@ def trainer(**kwargs):
     head = MLPHead(16, 10, hidden=(16,), dropout=0.3)  # dropout: the global RNG must be restored too
     clf = encoder_classifier(SmallCNN(1, (8, 16), stem_stride=2), 10, head=head, freeze_encoder=False,
                              input_shape=(1, 16, 16), device_type="cpu")  # fmt: skip
-    return TRADESTrainer(clf, nb_epochs=3, batch_size=16, pgd_steps=2, validation_pgd_steps=0, verbose=False, amp=False,
-               **kwargs)  # fmt: skip
+    settings = {"nb_epochs": 3, "batch_size": 16, "pgd_steps": 2, "validation_pgd_steps": 0, "verbose": False,
+                "amp": False, **kwargs}  # fmt: skip
+    return TRADESTrainer(clf, **settings)
 
 
 def encoder():

@@ -85,6 +85,8 @@ class GridConfig:
     :param defence_settings: ZePAD's other encoders and heads, distillation's epochs.
     :param verbose: Progress bars inside trainers.
     :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
+    :param amp: Mixed precision of defences and universal attacks (``True``, ``False``, ``"auto"``; see
+                :mod:`art_ssl.core.amp`).
     """
 
     encoders: tuple[str, ...]
@@ -106,6 +108,7 @@ class GridConfig:
     device_type: str = "cpu"
     verbose: bool = False
     encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
+    amp: bool | str = "auto"
 
     def __post_init__(self) -> None:
         from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
@@ -157,6 +160,9 @@ class GridConfig:
             raise TypeError(f"`verbose` must be a bool, got {self.verbose!r}.")
         for encoder in self.encoders:  # files last: a typo in a number is reported before a missing file
             _named("encoders", check_encoder_spec, encoder)
+        from art_ssl.core.amp import check_amp
+
+        check_amp("amp", self.amp)
 
     def cells(self) -> list[dict]:
         """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
@@ -286,6 +292,8 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
     np.random.seed(seed)  # ART's UniversalPerturbation shuffles with numpy
     settings = replace(config.attack_settings, seed=seed)
     att = make_universal_attack(attack, public, eps_255 / 255, surrogate, settings)
+    if "amp" in getattr(att, "attack_params", ()):
+        att.set_params(amp=config.amp)
     start = time.perf_counter()
     att.generate(x_sur)
     seconds = time.perf_counter() - start
@@ -323,10 +331,10 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     head_epochs = max(config.epochs, 10)  # a head on the frozen encoder is cheap (embedded once)
     if job["defence"] in POST_HOC_DEFENCES:  # they repair a trained downstream model: train its head first
         make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
-                             verbose=config.verbose).fit(task.x_train, task.y_train)  # fmt: skip
+                             verbose=config.verbose, amp=config.amp).fit(task.x_train, task.y_train)  # fmt: skip
     epochs = head_epochs if job["defence"] == "none" else config.epochs
     trainer = make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
-                                   pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose,
+                                   pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose, amp=config.amp,
                                    encoder_name=job["encoder"], defence_settings=config.defence_settings,
                                    load_encoder=lambda spec: _encoder(spec, config.size, config.device_type))
     trainer.fit(task.x_train, task.y_train)

@@ -253,6 +253,7 @@ def make_defence_trainer(
     encoder_name: str | None = None,
     defence_settings: DefenceSettings | None = None,
     load_encoder: Callable[[str], PyTorchEncoder] | None = None,
+    amp: bool | str = "auto",
 ):
     """The ART ``Trainer`` of defence ``name`` (:data:`DEFENCES`) over ``classifier`` (an ``EncoderWithHead``);
     ``"none"`` trains the head on the frozen encoder. Use ``trainer.get_classifier()`` after ``fit``: ZePAD's is a
@@ -261,7 +262,7 @@ def make_defence_trainer(
     ``"zepad"`` and ``"distillation"`` also need ``encoder_name`` (the public encoder's name or file) and
     ``load_encoder`` (name -> ``PyTorchEncoder`` at the classifier's input shape); ``defence_settings`` their
     settings (:class:`DefenceSettings`). ``nb_epochs`` is ZePAD's adversarial fine-tuning and distillation's head
-    training (at least 10)."""
+    training (at least 10). ``amp``: mixed precision (:mod:`art_ssl.core.amp`)."""
     from art_ssl.defences.trainer import (
         FineTuningTrainer,
         GenAFTrainer,
@@ -271,7 +272,7 @@ def make_defence_trainer(
     )
 
     common = {"nb_epochs": nb_epochs, "batch_size": batch_size, "validation_pgd_steps": 0, "seed": seed,
-              "verbose": verbose}  # fmt: skip
+              "verbose": verbose, "amp": amp}  # fmt: skip
     pgd = {"pgd_steps": pgd_steps}
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **pgd, **common)

@@ -173,7 +173,7 @@ def pretrain(
     fingerprint = {
         "method": name, "nb_epochs": nb_epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
         "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "lr_schedule": lr_schedule, "seed": seed,
-        "amp": str(amp), "data": data_checksum(x),
+        "amp": str(amp), "data": data_checksum(x) if ckpt_file is not None else None,
     }  # fmt: skip
     first_epoch, step = 1, 0
     resumed = load_checkpoint(ckpt_file, fingerprint)

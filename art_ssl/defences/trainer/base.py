@@ -308,7 +308,8 @@ class EncoderHeadTrainer(Trainer):
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
         rows, step, first_epoch = [], 0, 1
         ckpt_file = checkpoint_path(self._checkpoint_dir, f"{type(self).__name__}-stage-{stage or 'main'}.pt")
-        fingerprint = self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
+        fingerprint = None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage,
+                                                                          lr_decay)  # fmt: skip
         resumed = load_checkpoint(ckpt_file, fingerprint)
         if resumed is not None:
             first_epoch, step, rows = resumed["epoch"] + 1, resumed["step"], resumed["history"]
