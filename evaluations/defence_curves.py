@@ -66,7 +66,8 @@ def make_trainer(setting: str, classifier, args):
 def to_markdown(df: pd.DataFrame) -> str:
     """Every epoch of every setting (the curves), in the order the settings were run."""
     cols = ["task", "encoder", "setting", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra", "seconds_total"]
-    return df[[c for c in cols if c in df]].to_markdown(index=False, floatfmt=".3f")
+    df = df[[c for c in cols if c in df]].astype({c: int for c in ("n_train", "pgd_steps", "epoch") if c in df})
+    return df.round({"seconds_total": 0}).to_markdown(index=False, floatfmt=".3f")
 
 
 def main() -> None:
