@@ -37,10 +37,11 @@ from art_ssl.zoo import load_encoder
 
 def make_trainer(setting: str, classifier, args):
     """``defence[:reduction]:head_init[:warmK]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
-    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART)."""
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``cleanW``: PGD-AT with clean weight W)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
-    parts = [p for p in parts if not p.startswith("warm")]
+    clean = [p for p in parts if p.startswith("clean")]
+    parts = [p for p in parts if not p.startswith(("warm", "clean"))]
     name, head_init = parts[0], parts[-1]
     common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
               "validation_pgd_steps": args.val_pgd_steps, "seed": args.seed, "verbose": args.verbose,
@@ -53,7 +54,8 @@ def make_trainer(setting: str, classifier, args):
                             sensitivity_samples=args.sensitivity_samples, sensitivity_epochs=args.sensitivity_epochs,
                             **common)  # fmt: skip
     if name == "pgd_at":
-        return FineTuningTrainer(classifier, adversarial=True, **common)
+        return FineTuningTrainer(classifier, adversarial=True, clean_weight=float(clean[0][5:]) if clean else 0.0,
+                                 **common)  # fmt: skip
     if name == "trades":
         return TRADESTrainer(classifier, **common)
     if name == "mart":
@@ -64,7 +66,8 @@ def make_trainer(setting: str, classifier, args):
 def to_markdown(df: pd.DataFrame) -> str:
     """Every epoch of every setting (the curves), in the order the settings were run."""
     cols = ["task", "encoder", "setting", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra", "seconds_total"]
-    return df[[c for c in cols if c in df]].to_markdown(index=False, floatfmt=".3f")
+    df = df[[c for c in cols if c in df]].astype({c: int for c in ("n_train", "pgd_steps", "epoch") if c in df})
+    return df.round({"seconds_total": 0}).to_markdown(index=False, floatfmt=".3f")
 
 
 def main() -> None:

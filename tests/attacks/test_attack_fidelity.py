@@ -29,7 +29,7 @@ def test_ssp_objective_is_naseers_or_paps(squared):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 1, 16, 16, generator=g)
     x_adv = (x + 0.05 * torch.randn(4, 1, 16, 16, generator=g)).clamp(0, 1)
-    got = float(attack._objective(g)(x, x_adv, None))
+    got = float(attack._objective(g)(x, x_adv, None).detach())
     captured = []
     handle = dict(encoder.model.named_modules())[layer].register_forward_hook(lambda m, i, o: captured.append(o))
     with torch.no_grad():

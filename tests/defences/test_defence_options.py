@@ -209,3 +209,21 @@ def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_class
     assert seen and all(e == 0.1 for e in seen) and trainer._eps_scale == 0.5
     with pytest.raises(ValueError, match="`eps_warmup_epochs`"):
         TRADESTrainer(fresh_head_classifier(trained_classifier), eps_warmup_epochs=-1)
+
+
+def test_pgd_at_clean_weight_mixes_clean_and_adversarial_cross_entropy(trained_classifier, fmnist28):
+    import torch.nn.functional as F
+
+    trainer = FineTuningTrainer(fresh_head_classifier(trained_classifier), adversarial=True, clean_weight=0.25,
+                                pgd_steps=2, verbose=False)  # fmt: skip
+    x, y = trainer._check_data(fmnist28.x_train[:16], fmnist28.y_train[:16])
+    trainer.model.eval()
+    trainer._generator = torch.Generator().manual_seed(0)
+    got = float(trainer._batch_loss(x, y))
+    trainer._generator = torch.Generator().manual_seed(0)
+    x_adv = trainer._ce_pgd(x, y)
+    with torch.no_grad():
+        clean, adv = F.cross_entropy(trainer._logits(x), y), F.cross_entropy(trainer._logits(x_adv), y)
+    assert math.isclose(got, float(0.25 * clean + 0.75 * adv), rel_tol=1e-5) and float(adv) > float(clean)
+    with pytest.raises(ValueError, match="`clean_weight`"):
+        FineTuningTrainer(fresh_head_classifier(trained_classifier), clean_weight=1.0)

@@ -12,6 +12,12 @@ from art_ssl.defences.trainer.base import EncoderHeadTrainer
 from art_ssl.defences.trainer.warm_start import EpsWarmup, check_head_init, with_warm_start
 
 
+def check_fraction_or_zero(name: str, value: object) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+
+
 class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     """
     Cross-entropy fine-tuning of the encoder and head on clean data, or, with ``adversarial=True``, on PGD
@@ -46,10 +52,13 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     :param head_init_epochs: Epochs of that head fit.
     :param eps_warmup_epochs: PGD-AT's budget grows linearly over these first epochs (0: none; see
                               :mod:`~.warm_start`).
+    :param clean_weight: PGD-AT's loss ``w CE(f(x), y) + (1 - w) CE(f(x'), y)`` (Goodfellow et al., ICLR 2015,
+                         eq. 3 with alpha = 1 - w); 0 (default) is Madry's adversarial-only loss, which on digits
+                         settles on the class prior (``evaluations/results/baseline_curves_digits.md``).
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs",
-                                                       "eps_warmup_epochs"]
+                                                       "eps_warmup_epochs", "clean_weight"]
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
@@ -75,11 +84,13 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         head_init: str = "random",
         head_init_epochs: int = 10,
         eps_warmup_epochs: int = 0,
+        clean_weight: float = 0.0,
     ) -> None:
         self.adversarial = adversarial
         self.head_init = head_init
         self.head_init_epochs = head_init_epochs
         self.eps_warmup_epochs = eps_warmup_epochs
+        self.clean_weight = clean_weight
         super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
                          train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, channels_last,
                          seed, verbose)  # fmt: skip
@@ -88,6 +99,7 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         super()._check_params()
         check_bool("adversarial", self.adversarial)
         check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
+        check_fraction_or_zero("clean_weight", self.clean_weight)
 
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         if self.train_encoder or self.adversarial:
@@ -104,6 +116,9 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
                            lambda f, t: F.cross_entropy(head(f), t), optimizers, None)  # fmt: skip
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.adversarial:
-            x = self._ce_pgd(x, y)
-        return F.cross_entropy(self._logits(x), y)
+        if not self.adversarial:
+            return F.cross_entropy(self._logits(x), y)
+        loss = F.cross_entropy(self._logits(self._ce_pgd(x, y)), y)
+        if self.clean_weight > 0:
+            loss = self.clean_weight * F.cross_entropy(self._logits(x), y) + (1 - self.clean_weight) * loss
+        return loss

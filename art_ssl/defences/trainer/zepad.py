@@ -96,9 +96,10 @@ class ZePADTrainer(EncoderHeadTrainer):
     :param bmp_encoder: The BMP branch's clean encoder (``nn.Module`` or ``PyTorchEncoder``, same input format), a zoo
                         name, ``"auto"`` (default: the first clean zoo encoder of :data:`BMP_PREFERENCE` with the
                         victim's input shape whose SSL method differs from the victim's and the auxiliary's when
-                        they are zoo encoders, and whose weights differ from both) or ``"victim"`` (the clean victim
-                        encoder: the pre-issue-16 build, not the official one; warns). An encoder equal to the victim
-                        warns too. Chosen in :meth:`fit`; ``bmp_encoder_`` names it.
+                        they are zoo encoders, and whose weights differ from both; when none fits, e.g. another
+                        input shape, the victim, with the warning) or ``"victim"`` (the clean victim encoder: the
+                        pre-issue-16 build, not the official one; warns). An encoder equal to the victim warns too.
+                        Chosen in :meth:`fit`; ``bmp_encoder_`` names it.
     :param mpae_trainer: Adversarial fine-tuning of the MPAE encoders: ``"genaf"`` (stage 1 of Gen-AF, the official
                          choice), ``"trades"``, ``"mart"`` or ``"pgd_at"``.
     :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
@@ -311,14 +312,13 @@ class ZePADTrainer(EncoderHeadTrainer):
             candidates = [n for n, m in zoo.items()
                           if not any(_same_weights(m, u) for u in used) and encoder_info(n)["method"] not in methods]
             candidates = candidates or [n for n, m in zoo.items() if not any(_same_weights(m, u) for u in used)]
-            if not candidates:
-                raise ValueError(
-                    "`bmp_encoder='auto'` found no clean zoo encoder with the victim's input shape other than the "
-                    "victim and the auxiliary encoder; pass `bmp_encoder=` (a clean public encoder)."
-                )  # fmt: skip
-            self.bmp_encoder_ = candidates[0]
-            encoder = zoo[candidates[0]]
-            logger.info("ZePAD BMP branch: zoo encoder %s", self.bmp_encoder_)
+            if candidates:
+                self.bmp_encoder_ = candidates[0]
+                encoder = zoo[candidates[0]]
+                logger.info("ZePAD BMP branch: zoo encoder %s", self.bmp_encoder_)
+            else:  # e.g. a victim of another input shape: the old build, with the warning below
+                self.bmp_encoder_ = "victim (no other clean zoo encoder fits)"
+                encoder = victim_encoder
         if encoder is victim_encoder or _same_weights(encoder, victim_encoder):
             warnings.warn(
                 "ZePAD's BMP branch is the victim's own clean encoder, the one the DAE is crafted on; the official "
