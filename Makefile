@@ -6,7 +6,8 @@ TORCHATTACKS_SPEC ?= torchattacks==3.5.1
 
 # Development tools, installed by the targets that use them (not runtime dependencies of art_ssl).
 SPHINX_SPEC ?= sphinx>=7.2
-LINT_SPECS ?= ruff>=0.4 import-linter>=2.0
+RUFF_SPEC ?= ruff>=0.4
+IMPORT_LINTER_SPEC ?= import-linter>=2.0
 
 .PHONY: install audit test lint imports docs wheel-smoke mutate report-check
 
@@ -30,7 +31,7 @@ lint: imports
 
 # Layering contracts (.importlinter): core < models < estimators < data | ssl | zoo < attacks | defences < evaluation.
 imports:
-	$(PYTHON) -m pip install -q $(LINT_SPECS)
+	$(PYTHON) -m pip install -q "$(RUFF_SPEC)" "$(IMPORT_LINTER_SPEC)"
 	@# lint-imports' console script may not be on PATH for this Python; its click command is.
 	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c(['--config', '.importlinter', '--no-cache']))"
 

@@ -5,18 +5,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from art.estimators.classification import PyTorchClassifier
 
 import art_ssl
+from art_ssl.attacks.evasion import TorchattacksAttack
+from art_ssl.estimators import EncoderWithHead
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_torchattacks_missing_names_the_install_command(trained_classifier, monkeypatch):
-    from art_ssl.attacks.evasion import TorchattacksAttack
-
+def test_torchattacks_missing_names_the_install_command(monkeypatch):
+    model = EncoderWithHead(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    classifier = PyTorchClassifier(model, torch.nn.CrossEntropyLoss(), (1, 2, 2), 2, clip_values=(0, 1))
     monkeypatch.setitem(sys.modules, "torchattacks", None)  # `import torchattacks` now raises ImportError
     with pytest.raises(ImportError, match=r"pip install --no-deps torchattacks=="):
-        TorchattacksAttack(trained_classifier, "PGD", eps=8 / 255)
+        TorchattacksAttack(classifier, "PGD", eps=8 / 255)
 
 
 def test_package_data_and_licences_are_declared():
