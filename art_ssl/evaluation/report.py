@@ -146,9 +146,11 @@ def verdict(group: pd.DataFrame, max_ba_cost: float = 0.02, asr_removed: float =
         return " ".join(out)
     none = by.loc["none"]
     if eps_u is not None and not math.isnan(none["DAE_RA_worst"]):
+        drop = none["DAE_RA_worst"] - none["BA"]
+        effect = (f"it drops RA to {none['DAE_RA_worst']:.2f} ({_pts(drop)})" if drop < 0 else
+                  f"it does not lower accuracy (RA {none['DAE_RA_worst']:.2f}): a weak attack at these settings")
         out.append(f"Undefended (BA {none['BA']:.2f}), the strongest DAE is {none['DAE_worst_attack']} at "
-                   f"{eps_u:g}/255: it drops RA to {none['DAE_RA_worst']:.2f} "
-                   f"({_pts(none['DAE_RA_worst'] - none['BA'])}); the DAEs' mean RA is {none['DAE_RA_mean']:.2f}.")
+                   f"{eps_u:g}/255: {effect}; the DAEs' mean RA is {none['DAE_RA_mean']:.2f}.")
         rule = f"highest mean DAE RA with BA cost <= {100 * max_ba_cost:g} points"
         others = table[~table["defence"].eq("none")].dropna(subset=["DAE_RA_mean"])
         fits = others[-others["dBA"] <= max_ba_cost + 1e-9]
