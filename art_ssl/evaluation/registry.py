@@ -313,7 +313,8 @@ def _zepad_trainer(classifier, encoder_name, settings, load_encoder, pgd_steps, 
         if tuple(encoder.input_shape) != tuple(classifier.input_shape):
             raise ValueError(f"ZePAD's `{setting}` takes inputs {tuple(encoder.input_shape)}, the audited encoder "
                              f"{tuple(classifier.input_shape)}: give one of the same input format.")  # fmt: skip
-    common = {k: v for k, v in common.items() if k != "validation_pgd_steps"}
+    # ZePAD's trainer runs its own inner trainers (their precision is its choice): no validation PGD, no `amp`.
+    common = {k: v for k, v in common.items() if k not in ("validation_pgd_steps", "amp")}
     aft_epochs = common.pop("nb_epochs")
     return ZePADTrainer(classifier, auxiliary_encoder=encoders["zepad_auxiliary"], aft_epochs=aft_epochs,
                         head_epochs=settings.zepad_head_epochs, pgd_steps=pgd_steps,
