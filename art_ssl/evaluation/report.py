@@ -45,7 +45,9 @@ GLOSSARY = {
                 "accuracy); positive ΔRA is robustness gained, negative ΔBA is clean accuracy paid.",
     "flagged": "ZePAD only: the fraction of inputs its detector flags as DAEs (on clean inputs: false alarms).",
 }  # fmt: skip
-_HIDDEN = ("art_ssl_version", "art_version", "torch_version")
+# Shown once in the configuration (versions) or only useful to the resume logic (the content keys stay in
+# results.csv, where they decide which rows a rerun may reuse).
+_HIDDEN = ("art_ssl_version", "art_version", "torch_version", "cell_key", "encoder_key", "perturbation_key")
 
 
 # ------------------------------------------------------------------------------------------------------ analysis
