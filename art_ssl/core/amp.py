@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-AMP_CHOICES = (True, False, "auto")
 # CPU flags with native bf16 dot products: AVX-512-BF16 (measured here, see the module docstring) and AMX-BF16 (tile
 # units: the faster of the two in oneDNN; not measured by us, no such CPU was available).
 AUTO_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -100,13 +99,6 @@ def amp_dtype(device: torch.device | str, amp: bool | str, name: str = "amp") ->
             "bf16 is slower than float32. Use amp=False or amp='auto'."
         )
     return torch.bfloat16
-
-
-def autocast(device: torch.device | str, dtype: torch.dtype | None) -> AbstractContextManager:
-    """``torch.autocast`` on ``device`` with ``dtype``; a no-op context for ``dtype=None``."""
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def to_float(out: Any) -> Any:
