@@ -6,26 +6,31 @@ module whether and how to autocast, so ``amp=True`` means the same everywhere.
 - ``amp=True``: autocast to bfloat16 on a CPU whose oneDNN has bf16 kernels (AVX-512-BF16 or AMX) and on a CUDA
   device that supports bf16; float16 with a gradient scaler on older CUDA devices. A CPU without bf16 kernels raises
   ``ValueError`` (bf16 emulated in software is slower than float32 and would silently make the run slower).
-- ``amp="auto"`` (the default): ``True`` only where bf16 was measured faster. On an AMD EPYC with AVX-512-BF16 but no
-  AMX, oneDNN runs bf16 convolutions on ``brg_conv_fwd:avx512_core_bf16`` / ``jit_bf16:avx512_core_bf16`` and a
-  SimCLR/TRADES step of ResNet-18 was not >= 1.2x faster (evaluations/results/amp_speed.md), so ``"auto"`` is float32
-  there; it is bf16 where the CPU has AMX tiles (``amx_bf16``) and on CUDA with bf16 support.
+- ``amp="auto"`` (the default): ``True`` only on hardware where bf16 was measured faster at the same accuracy: CPUs
+  whose flags include one of :data:`AUTO_BF16_CPU_FLAGS` and CUDA devices with bf16. On an AMD EPYC with
+  AVX-512-BF16 and no AMX, oneDNN runs bf16 convolutions on ``brg_conv_fwd:avx512_core_bf16`` (channels-last) and
+  ``jit_bf16:avx512_core_bf16`` (NCHW), and a TRADES / Gen-AF / SimCLR / SSP step was 1.5-1.9x faster than float32
+  (``evaluations/results/amp_speed.md``). CPUs with AVX-512 but no bf16 instructions (oneDNN emulates bf16 there)
+  and everything else: float32.
 
-Losses are computed on float32 logits (:func:`to_float`), so only the convolutions and matmuls run in reduced
-precision; weights, optimiser states and gradients w.r.t. inputs stay float32.
+Only the networks' forward passes are autocast (:func:`autocast_forward`, outputs returned as float32), so the
+convolutions and matmuls run in bf16 while losses, PGD steps, regularisers, weights, optimiser states and gradients
+w.r.t. inputs stay float32.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-AMP_CHOICES = (True, False, "auto")
+# CPU flags with native bf16 dot products: AVX-512-BF16 (measured here, see the module docstring) and AMX-BF16 (tile
+# units: the faster of the two in oneDNN; not measured by us, no such CPU was available).
+AUTO_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +57,11 @@ def cpu_bf16_supported() -> bool:
 def cpu_has_amx() -> bool:
     """Whether the CPU has AMX-BF16 tile units (Intel Sapphire Rapids and later)."""
     return "amx_bf16" in cpu_flags()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU has one of :data:`AUTO_BF16_CPU_FLAGS` (bf16 instructions rather than emulation)."""
+    return any(flag in cpu_flags() for flag in AUTO_BF16_CPU_FLAGS)
 
 
 def check_amp(name: str, value: object) -> None:
@@ -82,20 +92,13 @@ def amp_dtype(device: torch.device | str, amp: bool | str, name: str = "amp") ->
             return None
         raise ValueError(f"`{name}=True` is supported on CPU and CUDA devices, not {device.type!r}.")
     if amp == "auto":
-        return torch.bfloat16 if cpu_has_amx() and cpu_bf16_supported() else None
+        return torch.bfloat16 if cpu_has_native_bf16() and cpu_bf16_supported() else None
     if not cpu_bf16_supported():
         raise ValueError(
             f"`{name}=True` needs a CPU with bf16 kernels (AVX-512-BF16 or AMX); this one has none, and emulated "
             "bf16 is slower than float32. Use amp=False or amp='auto'."
         )
     return torch.bfloat16
-
-
-def autocast(device: torch.device | str, dtype: torch.dtype | None) -> AbstractContextManager:
-    """``torch.autocast`` on ``device`` with ``dtype``; a no-op context for ``dtype=None``."""
-    if dtype is None:
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def to_float(out: Any) -> Any:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_ssl.core.amp import amp_dtype, autocast_forward, check_amp
+from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward, check_amp
 from art_ssl.core.checkpoint import (
     checkpoint_path,
     data_checksum,
@@ -185,6 +185,7 @@ def pretrain(
         history, step, first_epoch = resumed["history"], resumed["step"], resumed["epoch"] + 1
         logger.info("%s: resumed from %s after epoch %d", name, ckpt_file, resumed["epoch"])
     model.train()
+    scaling = GradScaling(dtype, device)  # loss scaling for CUDA float16 only
     for epoch in range(first_epoch, nb_epochs + 1):
         start, losses = time.perf_counter(), []
         order = torch.randperm(len(x), generator=generator)
@@ -202,8 +203,8 @@ def pretrain(
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaling.backward(loss)
+            scaling.step([opt])
             step += 1
             model.step_end(step / total_steps)
             losses.append(loss.detach())

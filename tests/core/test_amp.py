@@ -24,11 +24,12 @@ def test_amp_dtype_choices(monkeypatch):
     with pytest.raises(ValueError, match=r"`my_amp` must be True, False or 'auto'"):
         amp_dtype("cpu", 1, name="my_amp")
     monkeypatch.setattr(amp_module, "cpu_bf16_supported", lambda: True)
-    monkeypatch.setattr(amp_module, "cpu_has_amx", lambda: False)
-    assert amp_dtype("cpu", "auto") is None  # AVX-512-BF16 alone: measured not faster, float32
+    monkeypatch.setattr(amp_module, "cpu_flags", lambda: frozenset({"avx512f", "avx512_core"}))
+    assert amp_dtype("cpu", "auto") is None  # AVX-512 without bf16 instructions: oneDNN emulates, float32
     assert amp_dtype("cpu", True) is torch.bfloat16
-    monkeypatch.setattr(amp_module, "cpu_has_amx", lambda: True)
-    assert amp_dtype("cpu", "auto") is torch.bfloat16
+    for flag in ("avx512_bf16", "amx_bf16"):
+        monkeypatch.setattr(amp_module, "cpu_flags", lambda flag=flag: frozenset({"avx512f", flag}))
+        assert amp_dtype("cpu", "auto") is torch.bfloat16
     monkeypatch.setattr(amp_module, "cpu_bf16_supported", lambda: False)
     assert amp_dtype("cpu", "auto") is None
     with pytest.raises(ValueError, match=r"`amp=True` needs a CPU with bf16 kernels"):

@@ -21,7 +21,7 @@ from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 from tqdm.auto import tqdm
 
-from art_ssl.core.amp import amp_dtype, autocast_forward
+from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward
 from art_ssl.core.checkpoint import (
     checkpoint_path,
     data_checksum,
@@ -321,6 +321,7 @@ class EncoderHeadTrainer(Trainer):
                     scheduler.load_state_dict(state)
             self._generator.set_state(resumed["generator"])
             set_rng_state(resumed["rng"])
+        scaling = GradScaling(amp_dtype(self.device, self.amp), self.device)  # loss scaling for CUDA float16 only
         for epoch in range(first_epoch, nb_epochs + 1):
             if reset_optimizers is not None and epoch > 1:
                 optimizers = reset_optimizers()
@@ -337,9 +338,8 @@ class EncoderHeadTrainer(Trainer):
                     loss = batch_loss(x[idx], y[idx])
                 for optimizer in optimizers.values():
                     optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for optimizer in optimizers.values():
-                    optimizer.step()
+                scaling.backward(loss)
+                scaling.step(list(optimizers.values()))
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
             lrs = {f"lr_{name}": o.param_groups[0]["lr"] for name, o in optimizers.items()}
