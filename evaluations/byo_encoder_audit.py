@@ -53,11 +53,13 @@ def pretrain_stage(args, timings: dict) -> None:
 
 
 def audit_stage(args, timings: dict) -> int:
-    command = [sys.executable, "-m", "art_ssl", "audit", "--encoder", str(CKPT), "--data", "fashion-mnist-subset",
+    # paths relative to the repository root (the command runs there), so the recorded results name no local folder
+    command = [sys.executable, "-m", "art_ssl", "audit", "--encoder", str(CKPT.relative_to(ROOT)),
+               "--data", "fashion-mnist-subset",
                "--size", "32", "--attacks", *args.attacks, "--defences", *args.defences, "--eps", "10",
                "--n-train", str(args.n_train), "--n-test", str(args.n_test), "--surrogate-n", str(args.surrogate_n),
                "--epochs", "1", "--gen-epochs", "1", "--sign-epochs", "1", "--whitebox-n", "50",
-               "--batch-size", "128", "--device", "cpu", "--out", str(OUT)]
+               "--batch-size", "128", "--device", "cpu", "--out", str(OUT.relative_to(ROOT))]
     timings["audit_command"] = " ".join(["art-ssl", *command[3:]])
     print("$", timings["audit_command"], flush=True)
     start = time.perf_counter()

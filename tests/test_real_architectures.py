@@ -22,7 +22,7 @@ from art_ssl.evaluation.registry import (
 from art_ssl.evaluation.surrogate import surrogate_classifier
 from art_ssl.models import build_encoder
 
-ARCHS = [pytest.param("resnet18_cifar", 8, id="resnet18_cifar"),
+ARCHS = [pytest.param("resnet18_cifar", 4, id="resnet18_cifar"),
          pytest.param("resnet50", 4, id="resnet50", marks=pytest.mark.resnet50)]  # fmt: skip
 SETTINGS = AttackSettings(surrogate_n=8, sign_epochs=1, gen_ngf=4, gen_nz_batch=2, gen_epochs=1, uap_iter=1)
 

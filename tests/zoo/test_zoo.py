@@ -59,7 +59,7 @@ def test_a_zoo_encoder_loads_offline_and_beats_raw_pixels_on_real_data(task64):
 
 
 def test_unknown_names_and_corrupt_weights_raise(tmp_path):
-    with pytest.raises(ValueError, match="`name` must be one of"):
+    with pytest.raises(ValueError, match="neither a zoo encoder"):
         load_encoder("resnet50_imagenet")
     name = list_encoders()[0]
     info = encoder_info(name)
