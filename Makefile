@@ -46,5 +46,6 @@ wheel-smoke:
 	.ci/wheel_smoke.sh $(PYTHON)
 
 # Hand-written mutants of the core algorithms, each in a temporary copy of the tree; reports how many the tests kill.
+MUTATE_ARGS ?=
 mutate:
-	$(PYTHON) tools/mutate.py
+	$(PYTHON) tools/mutate.py $(MUTATE_ARGS)
