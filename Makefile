@@ -46,8 +46,9 @@ wheel-smoke:
 	.ci/wheel_smoke.sh $(PYTHON)
 
 # Hand-written mutants of the core algorithms, each in a temporary copy of the tree; reports how many the tests kill.
+MUTATE_ARGS ?=
 mutate:
-	$(PYTHON) tools/mutate.py
+	$(PYTHON) tools/mutate.py $(MUTATE_ARGS)
 
 # Open $(REPORT)/report.html in headless Chromium (Debian's `chromium`, installed with apt-get if missing) and fail on
 # a broken image, a table wider than the window or a console error; saves the page as $(REPORT)/report.png.

@@ -9,6 +9,7 @@ mutant" instead of silently testing nothing, and the snippet is updated here.
     python tools/mutate.py                 # every mutant against its own test files
     python tools/mutate.py --full          # every mutant against the whole suite (slow)
     python tools/mutate.py --only trades_kl_reversed pap_sign
+    python tools/mutate.py --jobs 4         # four test runs at once
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +127,27 @@ def run_tests(tree: Path, tests: list[str], timeout: float) -> tuple[int, float,
     return rc, time.perf_counter() - start, tail
 
 
+def run_mutant(mutant: Mutant | None, tests: list[str], timeout: float) -> tuple[int, float, str]:
+    """Tests of a fresh copy of the tree, with ``mutant`` applied (``None``: unmutated)."""
+    with tempfile.TemporaryDirectory(prefix="art_ssl_mutate_") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        if mutant is not None:
+            target = tree / mutant.path
+            target.write_text(target.read_text().replace(mutant.old, mutant.new))
+        return run_tests(tree, tests, timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", metavar="NAME", help="Run these mutants only.")
     parser.add_argument("--full", action="store_true", help="Run the whole suite against each mutant.")
+    parser.add_argument("--jobs", type=int, default=1, help="Test runs at once, each in its own copy of the tree.")
     parser.add_argument("--timeout", type=float, default=1200.0, help="Seconds per test run (a timeout is a survivor).")
     parser.add_argument("--list", action="store_true", help="List the mutants and exit.")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     mutants = MUTANTS
     if args.only:
         unknown = sorted(set(args.only) - {m.name for m in MUTANTS})
@@ -142,36 +158,36 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             print(f"{m.name:30s} {m.path}: {m.what}")
         return 0
-    with tempfile.TemporaryDirectory(prefix="art_ssl_mutate_") as tmp:
-        tree = Path(tmp)
-        copy_tree(tree)
-        stale = [m.name for m in mutants if (tree / m.path).read_text().count(m.old) != 1]
-        if stale:
-            print(f"stale mutants (their snippet is not exactly once in the code): {stale}", file=sys.stderr)
-            return 2
-        all_tests = sorted({t for m in mutants for t in m.tests})
-        rc, seconds, tail = run_tests(tree, ["tests"] if args.full else all_tests, args.timeout)
+    stale = [m.name for m in mutants if (ROOT / m.path).read_text().count(m.old) != 1]
+    if stale:
+        print(f"stale mutants (their snippet is not exactly once in the code): {stale}", file=sys.stderr)
+        return 2
+    every_test = sorted({t for m in mutants for t in m.tests})
+
+    def tests_of(mutant: Mutant | None) -> list[str]:
+        return ["tests"] if args.full else every_test if mutant is None else list(mutant.tests)
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        baseline = pool.submit(run_mutant, None, tests_of(None), args.timeout)
+        futures = [pool.submit(run_mutant, m, tests_of(m), args.timeout) for m in mutants]
+        rc, seconds, tail = baseline.result()
         if rc != 0:
+            for future in futures:
+                future.cancel()
             print(f"{tail}\nthe unmutated tree fails its tests (pytest exit {rc}): fix that first", file=sys.stderr)
             return 2
         print(f"unmutated tree: tests pass ({seconds:.0f} s)")
         print("| mutant | file | result | seconds | what it breaks |\n|---|---|---|---|---|")
         killed = 0
-        for m in mutants:
-            target = tree / m.path
-            original = target.read_text()
-            target.write_text(original.replace(m.old, m.new))
-            try:
-                rc, seconds, _ = run_tests(tree, ["tests"] if args.full else list(m.tests), args.timeout)
-            finally:
-                target.write_text(original)
+        for m, future in zip(mutants, futures, strict=True):
+            rc, seconds, _ = future.result()
             # pytest exits 1 when a test fails; 2-4 (collection/usage errors) also mean the mutant broke the tests
             dead = rc not in (0, 5, -1)
             killed += dead
             result = "killed" if dead else "timeout" if rc == -1 else "SURVIVED"
             print(f"| {m.name} | {m.path} | {result} | {seconds:.0f} | {m.what} |", flush=True)
-        print(f"\n{killed}/{len(mutants)} mutants killed")
-        return 0 if killed == len(mutants) else 1
+    print(f"\n{killed}/{len(mutants)} mutants killed")
+    return 0 if killed == len(mutants) else 1
 
 
 if __name__ == "__main__":

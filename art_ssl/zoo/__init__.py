@@ -90,6 +90,7 @@ def zoo_table() -> pd.DataFrame:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (the zoo records it for every shipped weight file)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

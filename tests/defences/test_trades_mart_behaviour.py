@@ -1,5 +1,5 @@
 """
-What TRADES and MART compute, on a model small enough to work out by hand, and that each beats plain fine-tuning.
+What TRADES and MART compute, on a model small enough to work out by hand.
 
 The hand model: 16 pixels, all 1.0; an identity encoder and a head with logits ``(0, t)``, ``t = 0.25 sum(x) - 2``, so
 the clean logit gap is 2 and every pixel pulls the gap the same way. PGD's steps (3 x 0.1) exceed the budget 0.3, so
@@ -14,15 +14,13 @@ With one batch, ``history_["loss"]`` is the loss of that batch before the update
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
-from art_ssl.defences.trainer import FineTuningTrainer, MARTTrainer, TRADESTrainer
+from art_ssl.defences.trainer import MARTTrainer, TRADESTrainer
 from art_ssl.estimators import encoder_classifier
 
 EPS, BETA, PIXELS, GAP = 0.3, 6.0, 16, 2.0
@@ -74,31 +72,3 @@ def test_mart_loss_is_boosted_ce_plus_weighted_kl_at_the_ce_maximiser():
     got = first_batch_loss(MARTTrainer, label=1)
     assert math.isclose(got, expected, rel_tol=1e-4), (got, expected)
     assert not math.isclose(got, boosted_ce + BETA * kl(p, q), rel_tol=1e-3)  # without the misclassification weight
-
-
-def small_classifier(trained_classifier):
-    model = copy.deepcopy(trained_classifier.model)
-    return encoder_classifier(model.encoder, 10, head=model.head, freeze_encoder=False, input_shape=(1, 28, 28),
-                              device_type="cpu")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def plain_fine_tuning_ra(trained_classifier, fmnist28):
-    trainer = FineTuningTrainer(small_classifier(trained_classifier), **REAL)
-    trainer.fit(*TRAIN(fmnist28), validation_data=VAL(fmnist28))
-    return float(trainer.history_["val_ra"].iloc[-1])
-
-
-REAL = {"nb_epochs": 2, "batch_size": 64, "eps": 0.1, "step_size": 0.03, "pgd_steps": 5, "validation_pgd_steps": 10,
-        "verbose": False}  # fmt: skip
-TRAIN = lambda data: (data.x_train[:1024], data.y_train[:1024])  # noqa: E731
-VAL = lambda data: (data.x_test[:300], data.y_test[:300])  # noqa: E731
-
-
-@pytest.mark.parametrize("trainer_cls", [TRADESTrainer, MARTTrainer], ids=["trades", "mart"])
-def test_trades_and_mart_raise_robust_accuracy_over_plain_fine_tuning(trained_classifier, fmnist28,
-                                                                       plain_fine_tuning_ra, trainer_cls):
-    trainer = trainer_cls(small_classifier(trained_classifier), **REAL)
-    trainer.fit(*TRAIN(fmnist28), validation_data=VAL(fmnist28))
-    ra = float(trainer.history_["val_ra"].iloc[-1])
-    assert ra > plain_fine_tuning_ra + 0.1, (plain_fine_tuning_ra, ra)
