@@ -73,8 +73,8 @@ class PyTorchEncoder(PyTorchEstimator):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
         if isinstance(model, torch.jit.ScriptModule):
             # ScriptModules refuse forward hooks (get_activations, PAP, SSP, distillation): run their children
-            # through hookable shells where that reproduces the module (art_ssl.zoo.torchscript).
-            from art_ssl.zoo.torchscript import wrap_scripted
+            # through hookable shells where that reproduces the module (art_ssl.estimators.torchscript).
+            from art_ssl.estimators.torchscript import wrap_scripted
 
             model = wrap_scripted(model, tuple(int(s) for s in input_shape))
         if (

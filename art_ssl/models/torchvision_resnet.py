@@ -105,7 +105,7 @@ class TorchvisionResNet(nn.Module):
             raise ValueError(f"`stem_padding` must be 0, 1 or 2, got {stem_padding!r}.")
         self.depth, self.stem_kind, self.in_channels, self.stem_padding = depth, stem, in_channels, stem_padding
         # registered in torchvision's order (conv1, bn1, relu, maxpool): the order of the children is the order of
-        # the forward pass, which a TorchScript export relies on to expose hookable stages (art_ssl.zoo.torchscript)
+        # the forward pass, which a TorchScript export relies on to expose hookable stages (estimators.torchscript)
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         else:

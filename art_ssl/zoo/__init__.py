@@ -57,7 +57,7 @@ def backdoor_targets(name: str) -> list[dict[str, Any]]:
 
     :raises ValueError: ``name`` is unknown or a clean encoder.
     """
-    from art_ssl.attacks.poisoning import square_trigger
+    from art_ssl.core.trigger import square_trigger
 
     info = encoder_info(name)
     if not info.get("backdoored"):

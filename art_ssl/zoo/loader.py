@@ -83,8 +83,8 @@ def _from_safetensors(path: Path, arch: str | None, key_prefix: str | None) -> L
 
 
 def _from_torchscript(path: Path, trust_code: bool, input_shape) -> LoadedEncoder:
+    from art_ssl.estimators.torchscript import load_torchscript
     from art_ssl.zoo.checkpoints import UnsafeCheckpointError
-    from art_ssl.zoo.torchscript import load_torchscript
 
     if trust_code is not True:
         raise UnsafeCheckpointError(

@@ -19,9 +19,9 @@ from art.attacks.attack import PoisoningAttackTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
-from art_ssl.attacks.poisoning.trigger import Trigger, square_trigger
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_positive_number, check_seed
 from art_ssl.core.modes import evaluating
+from art_ssl.core.trigger import Trigger, square_trigger
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.ssl.augment import ssl_augmentation
 
