@@ -93,6 +93,7 @@ class GenAFTrainer(EncoderHeadTrainer):
                       before stage 1 (or stage 2 alone); ``"random"`` (official): the head as given.
     :param head_init_epochs: Epochs of that head fit (10).
     :param sensitivity_start: ``"zero"`` (official) or ``"original"``: where stage 2's running maximum starts.
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 

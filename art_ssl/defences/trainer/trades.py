@@ -23,6 +23,7 @@ class TRADESTrainer(HeadWarmStart, BetaRegularisedTrainer):
                       head on clean data with the encoder frozen first (LP-FT, :mod:`~.warm_start`).
     :param head_init_epochs: Epochs of that head fit (keyword only).
     :param eps_warmup_epochs: The training PGD's budget grows linearly over these first epochs (keyword only; 0).
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 

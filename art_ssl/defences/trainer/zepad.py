@@ -104,6 +104,7 @@ class ZePADTrainer(EncoderHeadTrainer):
                          choice), ``"trades"``, ``"mart"`` or ``"pgd_at"``.
     :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
                          "random"}`` for the official Gen-AF recipe; :meth:`official` sets them).
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`; ``eps``, ``step_size`` and
     ``pgd_steps`` are the adversarial fine-tuning's (Gen-AF's 0.03, 0.007, 10).
     """
