@@ -47,7 +47,8 @@ GLOSSARY = {
 }  # fmt: skip
 # Shown once in the configuration (versions) or only useful to the resume logic (the content keys stay in
 # results.csv, where they decide which rows a rerun may reuse).
-_HIDDEN = ("art_ssl_version", "art_version", "torch_version", "cell_key", "encoder_key", "perturbation_key")
+_VERSIONS = ("art_ssl_version", "art_version", "torch_version")
+_HIDDEN = (*_VERSIONS, "cell_key", "encoder_key", "perturbation_key")
 
 
 # ------------------------------------------------------------------------------------------------------ analysis
@@ -291,7 +292,7 @@ def configuration(frame: pd.DataFrame, config: dict | None, run: dict | None = N
     else:
         cells = frame.get("train_seconds", pd.Series(dtype=float)).fillna(0).sum()
         rows.append(("duration", f"not recorded (training time in the rows: {cells / 60:.1f} min)"))
-    for column, name in zip(_HIDDEN, ("art_ssl", "ART", "torch"), strict=True):
+    for column, name in zip(_VERSIONS, ("art_ssl", "ART", "torch"), strict=True):
         if column in frame and len(frame):
             rows.append((f"{name} version", ", ".join(sorted(set(frame[column].astype(str))))))
     rows.append(("python", platform.python_version()))

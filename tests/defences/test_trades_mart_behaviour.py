@@ -25,7 +25,7 @@ from art_ssl.estimators import encoder_classifier
 
 EPS, BETA, PIXELS, GAP = 0.3, 6.0, 16, 2.0
 HAND = {"eps": EPS, "step_size": 0.1, "pgd_steps": 3, "beta": BETA, "nb_epochs": 1, "batch_size": 8,
-        "validation_pgd_steps": 0, "channels_last": False, "verbose": False}  # fmt: skip
+        "validation_pgd_steps": 0, "channels_last": False, "amp": False, "verbose": False}  # fmt: skip
 
 
 def hand_classifier():
