@@ -35,7 +35,7 @@ from art_ssl.data import (
     subsample,
     to_float_nchw,
 )
-from art_ssl.estimators import encoder_classifier
+from art_ssl.estimators import PyTorchEncoder, encoder_classifier
 from art_ssl.evaluation.grid import GridConfig, run_grid
 from art_ssl.evaluation.registry import AttackSettings
 from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
@@ -170,6 +170,13 @@ LOGITS = np.eye(3)[[0, 1, 2, 0]]
 Y = np.array([0, 1, 2, 0])
 
 API_CASES = {
+    "encoder-std-zero": Case(lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, 0.0)), ValueError,
+                             "`preprocessing` .*std > 0"),
+    "encoder-std-nan": Case(lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, float("nan"))),
+                            ValueError, "`preprocessing` .*std > 0"),
+    "encoder-std-negative-channel": Case(lambda f: PyTorchEncoder(nn.Flatten(), (3, 4, 4),
+                                                                  preprocessing=((0.5,) * 3, (0.2, -0.2, 0.2))),
+                                         ValueError, "`preprocessing` .*std > 0"),
     # ---------------------------------------------------------------- GridConfig: every setting, before any load
     "grid-encoders-str": Case(lambda f: GridConfig(encoders="simclr_r18"), TypeError, "`encoders` must be a tuple"),
     "grid-encoders-int": Case(lambda f: GridConfig(encoders=(3,)), TypeError, "`encoders` must hold"),

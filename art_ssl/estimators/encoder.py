@@ -89,6 +89,11 @@ class PyTorchEncoder(PyTorchEstimator):
             raise TypeError(f"`loss` must be callable (embeddings, targets) -> per-sample loss, got {loss!r}.")
         if device_type not in ("gpu", "cpu"):
             raise ValueError(f"`device_type` must be 'gpu' or 'cpu', got {device_type!r}.")
+        if isinstance(preprocessing, (tuple, list)) and len(preprocessing) == 2:
+            # (mean, std): a std of 0 (or NaN) divides by zero and gives NaN embeddings silently, as ART does not check
+            mean, std = (np.asarray(v, dtype=np.float64) for v in preprocessing)
+            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+                raise ValueError(f"`preprocessing` (mean, std) needs finite values and std > 0, got {preprocessing!r}.")
         super().__init__(
             model=model,
             clip_values=clip_values,
