@@ -331,8 +331,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _audit_epilog() -> str:
-    from art_ssl.evaluation.registry import DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
-    from art_ssl.evaluation.sources import DATA_KINDS
+    from art_ssl.audit_names import DATA_KINDS, DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
 
     return (f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
             f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"

@@ -84,7 +84,8 @@ def test_audit_with_an_unreadable_weight_file_fails_clearly_and_writes_nothing(t
     assert not (out / "results.csv").exists()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["probe", "--help"], ["pretrain", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["probe", "--help"], ["pretrain", "--help"],
+                                  ["audit", "--help"], ["convert", "--help"]])
 def test_help_imports_no_heavy_library(argv):
     """`art-ssl --help` answers at once: no torch, ART, pandas or numpy import (they cost seconds of CPU)."""
     import os
@@ -99,3 +100,5 @@ def test_help_imports_no_heavy_library(argv):
                           env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
     assert "usage:" in done.stdout or "art-ssl" in done.stdout
+    if argv == ["audit", "--help"]:  # the names come from art_ssl.audit_names, not from the registry (ART)
+        assert "defences: none, finetune" in done.stdout and "zepad" in done.stdout

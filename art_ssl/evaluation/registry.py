@@ -14,18 +14,18 @@ import numpy as np
 from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 
+# The names (one definition, importable without torch or ART for the CLI's help): universal perturbations crafted on
+# the public encoder (the last two need the attacker's label-free surrogate classifier,
+# art_ssl.evaluation.surrogate_classifier), white-box attacks on the downstream classifier, the backdoor, defences.
+from art_ssl.audit_names import (  # noqa: F401  (re-exported)
+    BACKDOOR_ATTACKS,
+    DEFENCES,
+    ENCODER_ATTACKS,
+    UNIVERSAL_ATTACKS,
+    WHITEBOX_ATTACKS,
+)
 from art_ssl.estimators.encoder import PyTorchEncoder
 
-# Universal perturbations crafted on the public encoder (downstream-agnostic); the last two need the attacker's
-# label-free surrogate classifier (art_ssl.evaluation.surrogate_classifier).
-UNIVERSAL_ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp", "uapepgd", "art_uap")
-ENCODER_ATTACKS = ("advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp")
-# White-box attacks on the downstream classifier: ART's PGD, pyautoattack's run_standard_evaluation, ART's
-# AutoAttack, and any torchattacks attack as ``torchattacks:<Name>`` (e.g. ``torchattacks:APGD``).
-WHITEBOX_ATTACKS = ("pgd", "autoattack", "art_autoattack")
-# Backdoor: the recorded trigger of a backdoored zoo encoder (art_ssl.zoo.backdoor_targets).
-BACKDOOR_ATTACKS = ("badencoder",)
-DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf", "super_finetune", "zepad", "distillation")
 # One line per defence for the report's glossary: what it does and its paper.
 DEFENCE_GLOSSARY = {
     "none": "no defence: a head trained on the frozen public encoder (the reference every delta is taken against)",

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from art_ssl.audit_names import DATA_KINDS  # noqa: F401  (one definition, re-exported here)
 from art_ssl.data import TASKS, load_task
 from art_ssl.data._common import subsample
 from art_ssl.data.folder import load_image_folder
 from art_ssl.data.tasks import Task
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.zoo import list_encoders, load_encoder
-
-DATA_KINDS = ("fashion-mnist", "fashion-mnist-subset", "digits", "mnist", "kmnist", "cifar10:ROOT", "stl10:ROOT",
-              "folder:ROOT")  # fmt: skip
 
 
 @dataclass(frozen=True)
