@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         "success rate (ASR) of backdoored zoo encoders. Finished cells are appended to OUT/results.csv, each keyed "
         "by a hash of everything that produced it; run the same command again to resume. A rerun with other "
         "settings computes its own cells beside the old rows, and its report shows only them. Without arguments: a "
-        "reduced audit of simclr_r18 and its backdoored copy on the shipped Fashion-MNIST subset (~10 min on 2 CPU "
+        "reduced audit of simclr_r18 and its backdoored copy on the shipped Fashion-MNIST subset (~5 min on 2 CPU "
         "cores).",
     )
     audit.epilog = _audit_epilog
