@@ -66,7 +66,7 @@ MUTANTS = [
            "mart_loss(self._logits(x), self._logits(x_adv), y, self.beta)",
            ROBUST, "MART's boosted CE on the clean logits"),
     Mutant("lgr_mean", "art_ssl/core/robust_losses.py",
-           "return (kl + kl_complement).sum()", "return (kl + kl_complement).mean()",
+           "total = (kl + kl_complement).sum()", "total = (kl + kl_complement).mean()",
            ROBUST, "Gen-AF's L_gr averaged instead of summed"),
     Mutant("pap_sign", "art_ssl/attacks/evasion/pap.py",
            "                return energy(x_adv)", "                return -energy(x_adv)",
