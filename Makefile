@@ -6,10 +6,12 @@ TORCHATTACKS_SPEC ?= torchattacks==3.5.1
 
 # Development tools, installed by the targets that use them (not runtime dependencies of art_ssl).
 SPHINX_SPEC ?= sphinx>=7.2
-RUFF_SPEC ?= ruff>=0.4
+# ruff is pinned: `ruff format --check` is part of lint, and formatting changes between versions.
+RUFF_SPEC ?= ruff==0.17.6
+CODESPELL_SPEC ?= codespell>=2.2
 IMPORT_LINTER_SPEC ?= import-linter>=2.0
 
-.PHONY: install audit test lint imports docs wheel-smoke mutate report-check
+.PHONY: install audit test lint format imports docs wheel-smoke mutate report-check
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_SPEC)"
@@ -26,12 +28,20 @@ audit: install
 test: install
 	$(PYTHON) -m pytest -q
 
+LINT_PATHS = art_ssl tests evaluations docs tools
 lint: imports
-	$(PYTHON) -m ruff check art_ssl tests evaluations docs tools
+	$(PYTHON) -m ruff check $(LINT_PATHS)
+	$(PYTHON) -m ruff format --check $(LINT_PATHS)
+	$(PYTHON) -m codespell_lib $(LINT_PATHS) README.md CHANGELOG.md
+
+# Rewrites the code in the project's format (what `make lint` checks).
+format:
+	$(PYTHON) -m pip install -q "$(RUFF_SPEC)"
+	$(PYTHON) -m ruff format $(LINT_PATHS)
 
 # Layering contracts (.importlinter): core < models < estimators < data | ssl | zoo < attacks | defences < evaluation.
 imports:
-	$(PYTHON) -m pip install -q "$(RUFF_SPEC)" "$(IMPORT_LINTER_SPEC)"
+	$(PYTHON) -m pip install -q "$(RUFF_SPEC)" "$(IMPORT_LINTER_SPEC)" "$(CODESPELL_SPEC)"
 	@# lint-imports' console script may not be on PATH for this Python; its click command is.
 	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c(['--config', '.importlinter', '--no-cache']))"
 

@@ -4,4 +4,5 @@ art_ssl: an Adversarial Robustness Toolbox (ART) plugin for pre-trained self-sup
 Sub-packages: ``estimators`` (PyTorchEncoder, encoder_classifier), ``models``, ``data``, ``ssl`` (pre-training),
 ``zoo`` (shipped encoders), ``evaluation`` (linear probe), ``metrics``, ``core`` (shared torch helpers).
 """
+
 __version__ = "0.1.0"

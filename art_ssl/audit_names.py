@@ -13,5 +13,13 @@ WHITEBOX_ATTACKS = ("pgd", "autoattack", "art_autoattack")
 # Backdoor: the recorded trigger of a backdoored zoo encoder (art_ssl.zoo.backdoor_targets).
 BACKDOOR_ATTACKS = ("badencoder",)
 DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf", "super_finetune", "zepad", "distillation")
-DATA_KINDS = ("fashion-mnist", "fashion-mnist-subset", "digits", "mnist", "kmnist", "cifar10:ROOT", "stl10:ROOT",
-              "folder:ROOT")  # fmt: skip
+DATA_KINDS = (
+    "fashion-mnist",
+    "fashion-mnist-subset",
+    "digits",
+    "mnist",
+    "kmnist",
+    "cifar10:ROOT",
+    "stl10:ROOT",
+    "folder:ROOT",
+)

@@ -15,6 +15,7 @@ Conventions: every setting is checked before any work; a user error exits with s
 every default. Heavy libraries (torch, ART, pandas) are imported only by the subcommand that runs, so ``--help`` and
 ``--version`` answer at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,28 @@ AUDIT_DEFAULTS = {
 }
 # GridConfig's parameter names as the command line spells them, for messages raised by the library.
 _CLI_NAMES = {
-    "encoders": "--encoder", "tasks": "--data", "data": "--data", "attacks": "--attacks", "defences": "--defences",
-    "eps": "--eps", "seeds": "--seed", "size": "--size", "n_train": "--n-train", "n_test": "--n-test",
-    "epochs": "--epochs", "batch_size": "--batch-size", "pgd_steps": "--pgd-steps", "whitebox_n": "--whitebox-n",
-    "surrogate_n": "--surrogate-n", "attack_settings.gen_epochs": "--gen-epochs",
-    "attack_settings.sign_epochs": "--sign-epochs", "attack_settings.surrogate_n": "--surrogate-n",
-    "device_type": "--device", "out": "--out", "root": "--root",
-}  # fmt: skip
+    "encoders": "--encoder",
+    "tasks": "--data",
+    "data": "--data",
+    "attacks": "--attacks",
+    "defences": "--defences",
+    "eps": "--eps",
+    "seeds": "--seed",
+    "size": "--size",
+    "n_train": "--n-train",
+    "n_test": "--n-test",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "pgd_steps": "--pgd-steps",
+    "whitebox_n": "--whitebox-n",
+    "surrogate_n": "--surrogate-n",
+    "attack_settings.gen_epochs": "--gen-epochs",
+    "attack_settings.sign_epochs": "--sign-epochs",
+    "attack_settings.surrogate_n": "--surrogate-n",
+    "device_type": "--device",
+    "out": "--out",
+    "root": "--root",
+}
 
 
 class UserError(Exception):
@@ -110,8 +126,11 @@ def _resolve_device(device: str) -> str:
 
 def _cli_message(message: str) -> str:
     """A library message with GridConfig's names spelt as the command line spells them, on one line."""
-    message = re.sub(r"`([\w.]+)=?`", lambda m: f"`{_CLI_NAMES[m.group(1)]}`" if m.group(1) in _CLI_NAMES
-                     else m.group(0), str(message))  # fmt: skip
+    message = re.sub(
+        r"`([\w.]+)=?`",
+        lambda m: f"`{_CLI_NAMES[m.group(1)]}`" if m.group(1) in _CLI_NAMES else m.group(0),
+        str(message),
+    )
     return " ".join(message.split())
 
 
@@ -152,14 +171,26 @@ def _probe(args: argparse.Namespace) -> int:
         encoder = load_encoder(name, device_type=device)
         result = linear_probe(encoder, task.x_train, task.y_train, task.x_test, task.y_test)
         info = encoder_info(name)
-        rows.append({"encoder": name, "method": info["method"], "probe_acc": result.accuracy,
-                     "recorded_probe_acc_60k": info.get("probe_acc"),
-                     "seconds": time.perf_counter() - start})  # fmt: skip
+        rows.append(
+            {
+                "encoder": name,
+                "method": info["method"],
+                "probe_acc": result.accuracy,
+                "recorded_probe_acc_60k": info.get("probe_acc"),
+                "seconds": time.perf_counter() - start,
+            }
+        )
     if not args.no_baseline:
         start = time.perf_counter()
         base = raw_pixel_probe(task.x_train, task.y_train, task.x_test, task.y_test)
-        rows.append({"encoder": "raw pixels (baseline)", "method": "-", "probe_acc": base.accuracy,
-                     "seconds": time.perf_counter() - start})  # fmt: skip
+        rows.append(
+            {
+                "encoder": "raw pixels (baseline)",
+                "method": "-",
+                "probe_acc": base.accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f") if _has_tabulate() else table.to_string(index=False))
     print("recorded_probe_acc_60k: the zoo's record on the full Fashion-MNIST (60,000 train / 10,000 test images)")
@@ -195,8 +226,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
     if len(task.x_train) < args.batch_size:
-        logging.getLogger(__name__).warning("--batch-size %d > %d training images: one smaller batch per epoch",
-                                            args.batch_size, len(task.x_train))  # fmt: skip
+        logging.getLogger(__name__).warning(
+            "--batch-size %d > %d training images: one smaller batch per epoch", args.batch_size, len(task.x_train)
+        )
     torch.manual_seed(args.seed)
     import numpy as np
 
@@ -205,11 +237,20 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.arch == "zoo_resnet18":
         kwargs |= {"width": args.width, "stem_stride": args.stem_stride}
     encoder = build_encoder(args.arch, **kwargs)
-    result = pretrain(encoder, x, args.method, nb_epochs=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, device_type=device, checkpoint_dir=args.checkpoint_dir,
-                      amp={"on": True, "off": False}.get(args.amp, "auto"))  # fmt: skip
-    save_encoder(result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:],
-                 method=args.method)  # fmt: skip
+    result = pretrain(
+        encoder,
+        x,
+        args.method,
+        nb_epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device_type=device,
+        checkpoint_dir=args.checkpoint_dir,
+        amp={"on": True, "off": False}.get(args.amp, "auto"),
+    )
+    save_encoder(
+        result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:], method=args.method
+    )
     print(result.history.to_string(index=False))
     print(f"saved {out} ({args.arch} {kwargs}, input {tuple(x.shape[1:])}, {args.method}; metadata in the file)")
     return 0
@@ -226,13 +267,26 @@ def _convert(args: argparse.Namespace) -> int:
     mean_std = _mean_std(args)
     from art_ssl.zoo import load_encoder, save_encoder
 
-    encoder = load_encoder(args.source, "cpu", arch=args.arch, key_prefix=args.key_prefix,
-                           input_shape=tuple(args.input_shape) if args.input_shape else None,
-                           preprocessing=mean_std, trust_code=args.trust_code)  # fmt: skip
+    encoder = load_encoder(
+        args.source,
+        "cpu",
+        arch=args.arch,
+        key_prefix=args.key_prefix,
+        input_shape=tuple(args.input_shape) if args.input_shape else None,
+        preprocessing=mean_std,
+        trust_code=args.trust_code,
+    )
     arch, arch_kwargs = _arch_of(encoder.model)
-    save_encoder(encoder.model, str(out), arch=arch, arch_kwargs=arch_kwargs, input_shape=encoder.input_shape,
-                 mean=None if mean_std is None else mean_std[0], std=None if mean_std is None else mean_std[1],
-                 method=args.method)  # fmt: skip
+    save_encoder(
+        encoder.model,
+        str(out),
+        arch=arch,
+        arch_kwargs=arch_kwargs,
+        input_shape=encoder.input_shape,
+        mean=None if mean_std is None else mean_std[0],
+        std=None if mean_std is None else mean_std[1],
+        method=args.method,
+    )
     print(f"saved {out}: {arch} {arch_kwargs}, input {encoder.input_shape}, embedding {encoder.embedding_dim}")
     return 0
 
@@ -247,8 +301,11 @@ def _arch_of(model) -> tuple[str, dict]:
             kwargs["stem_padding"] = model.stem_padding
         return name, kwargs
     if isinstance(model, ResNet18):
-        return "zoo_resnet18", {"in_channels": model.in_channels, "width": model.width,
-                                "stem_stride": model.stem_stride}  # fmt: skip
+        return "zoo_resnet18", {
+            "in_channels": model.in_channels,
+            "width": model.width,
+            "stem_stride": model.stem_stride,
+        }
     raise UserError(f"only ResNet encoders convert to .safetensors, not {type(model).__name__}")
 
 
@@ -260,14 +317,21 @@ def _mean_std(args: argparse.Namespace):
 
 def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
     """The flags that say how to read an encoder file without art_ssl metadata (art_ssl.zoo.load_encoder)."""
-    parser.add_argument("--arch", default=None, help="architecture of checkpoint files: resnet18, resnet18_cifar, "
-                        "resnet34[_cifar], resnet50[_cifar], zoo_resnet18:width=W,stem_stride=S (default: metadata, "
-                        "else read off the weights)")  # fmt: skip
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help="architecture of checkpoint files: resnet18, resnet18_cifar, "
+        "resnet34[_cifar], resnet50[_cifar], zoo_resnet18:width=W,stem_stride=S (default: metadata, "
+        "else read off the weights)",
+    )
     parser.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel normalisation mean")
     parser.add_argument("--std", type=float, nargs="+", default=None, help="per-channel normalisation std")
     parser.add_argument("--key-prefix", default=None, help="prefix of the backbone's keys (default: detected)")
-    parser.add_argument("--trust-code", action="store_true",
-                        help="allow TorchScript files: loading one RUNS THE CODE stored in the file")  # fmt: skip
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow TorchScript files: loading one RUNS THE CODE stored in the file",
+    )
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -282,18 +346,35 @@ def _audit(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     config = GridConfig(
-        encoders=tuple(args.encoder), tasks=tuple(args.data), attacks=tuple(args.attacks),
-        defences=tuple(args.defences), eps=tuple(args.eps), seeds=tuple(args.seed), size=args.size,
-        n_train=args.n_train or None, n_test=args.n_test or None, epochs=args.epochs, batch_size=args.batch_size,
-        pgd_steps=args.pgd_steps, whitebox_n=args.whitebox_n, surrogate_n=args.surrogate_n,
-        attack_settings=AttackSettings(surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs,
-                                       sign_epochs=args.sign_epochs),
+        encoders=tuple(args.encoder),
+        tasks=tuple(args.data),
+        attacks=tuple(args.attacks),
+        defences=tuple(args.defences),
+        eps=tuple(args.eps),
+        seeds=tuple(args.seed),
+        size=args.size,
+        n_train=args.n_train or None,
+        n_test=args.n_test or None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps,
+        whitebox_n=args.whitebox_n,
+        surrogate_n=args.surrogate_n,
+        attack_settings=AttackSettings(
+            surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs, sign_epochs=args.sign_epochs
+        ),
         defence_settings=DefenceSettings(zepad_auxiliary=args.zepad_auxiliary, zepad_bmp=args.zepad_bmp),
-        device_type=args.device, verbose=args.verbose, amp={"on": True, "off": False}.get(args.amp, "auto"),
-        encoder_options=EncoderOptions(arch=args.arch, mean=args.mean and tuple(args.mean),
-                                       std=args.std and tuple(args.std), key_prefix=args.key_prefix,
-                                       trust_code=args.trust_code),
-    )  # fmt: skip
+        device_type=args.device,
+        verbose=args.verbose,
+        amp={"on": True, "off": False}.get(args.amp, "auto"),
+        encoder_options=EncoderOptions(
+            arch=args.arch,
+            mean=args.mean and tuple(args.mean),
+            std=args.std and tuple(args.std),
+            key_prefix=args.key_prefix,
+            trust_code=args.trust_code,
+        ),
+    )
     check_output_folder(out, "--out")
     print(f"Auditing {len(config.cells())} cells -> {out}/results.csv", flush=True)
     start = time.perf_counter()
@@ -333,9 +414,11 @@ class _Parser(argparse.ArgumentParser):
 def _audit_epilog() -> str:
     from art_ssl.audit_names import DATA_KINDS, DEFENCES, UNIVERSAL_ATTACKS, WHITEBOX_ATTACKS
 
-    return (f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
-            f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"
-            f"defences: {', '.join(DEFENCES)}.\ndata: {', '.join(DATA_KINDS)} (- or _ alike).")  # fmt: skip
+    return (
+        f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
+        f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"
+        f"defences: {', '.join(DEFENCES)}.\ndata: {', '.join(DATA_KINDS)} (- or _ alike)."
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -343,14 +426,21 @@ def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
     subcommand's copy does not reset what was given before the subcommand."""
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log progress")
-    parser.add_argument("--debug", action="store_true", default=default(False),
-                        help="on an error, show the full traceback instead of one line")  # fmt: skip
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="on an error, show the full traceback instead of one line",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="art-ssl", formatter_class=_Formatter,
-                     description="ART plugin for self-supervised encoders: audit their robustness to downstream-"
-                                 "agnostic adversarial examples and backdoors, and compare defences.")  # fmt: skip
+    parser = _Parser(
+        prog="art-ssl",
+        formatter_class=_Formatter,
+        description="ART plugin for self-supervised encoders: audit their robustness to downstream-"
+        "agnostic adversarial examples and backdoors, and compare defences.",
+    )
     parser.add_argument("--version", action="version", version=f"art-ssl {__version__}")
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -360,12 +450,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p, top=False)
         return p
 
-    probe = command("probe", "linear-probe accuracy of zoo encoders",
-                    "Linear-probe accuracy of the shipped encoders on a downstream dataset (a logistic-regression "
-                    "head on frozen embeddings), beside a raw-pixel baseline.")  # fmt: skip
+    probe = command(
+        "probe",
+        "linear-probe accuracy of zoo encoders",
+        "Linear-probe accuracy of the shipped encoders on a downstream dataset (a logistic-regression "
+        "head on frozen embeddings), beside a raw-pixel baseline.",
+    )
     probe.add_argument("--encoders", nargs="+", default=["all"], help="zoo names, or 'all'")
-    probe.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
-                       help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
+    probe.add_argument(
+        "--data",
+        default="fashion_mnist_subset",
+        type=_task_name,
+        metavar="DATASET",
+        help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)",
+    )
     probe.add_argument("--root", default=None, help="dataset folder for on-disk datasets (default: the loader's)")
     probe.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
     probe.add_argument("--n-train", type=_int_at_least(1), default=None, help="training images (default: all)")
@@ -375,53 +473,98 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--csv", default=None, help="also write the table to this CSV file (default: no file)")
     probe.set_defaults(func=_probe)
 
-    zoo = command("zoo", "list the shipped encoders",
-                  "List the encoders shipped in the package: SSL method, architecture, recorded probe accuracy, "
-                  "and the backdoored copies with their targets.")  # fmt: skip
+    zoo = command(
+        "zoo",
+        "list the shipped encoders",
+        "List the encoders shipped in the package: SSL method, architecture, recorded probe accuracy, "
+        "and the backdoored copies with their targets.",
+    )
     zoo.set_defaults(func=_zoo)
 
-    pre = command("pretrain", "pre-train a ResNet-18 encoder with an SSL method",
-                  "Pre-train a small ResNet-18 encoder with a self-supervised method on a dataset's training images "
-                  "(labels unused) and save its weights as safetensors, loadable by `art-ssl audit --encoder`.")
+    pre = command(
+        "pretrain",
+        "pre-train a ResNet-18 encoder with an SSL method",
+        "Pre-train a small ResNet-18 encoder with a self-supervised method on a dataset's training images "
+        "(labels unused) and save its weights as safetensors, loadable by `art-ssl audit --encoder`.",
+    )
     pre.add_argument("--method", default="simclr", choices=METHOD_NAMES, help="SSL method")
-    pre.add_argument("--data", default="fashion_mnist_subset", type=_task_name, metavar="DATASET",
-                     help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)")  # fmt: skip
+    pre.add_argument(
+        "--data",
+        default="fashion_mnist_subset",
+        type=_task_name,
+        metavar="DATASET",
+        help=f"dataset: {', '.join(TASK_NAMES)} (- or _ alike)",
+    )
     pre.add_argument("--root", default=None, help="dataset folder for on-disk datasets (default: the loader's)")
     pre.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
     pre.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
     pre.add_argument("--epochs", type=_int_at_least(1), default=10, help="pre-training epochs")
     pre.add_argument("--batch-size", type=_int_at_least(2), default=256, help="batch size (contrastive: >= 2)")
-    pre.add_argument("--arch", default="zoo_resnet18", choices=["zoo_resnet18", "resnet18", "resnet18_cifar",
-                     "resnet34", "resnet34_cifar", "resnet50", "resnet50_cifar"],
-                     help="architecture (torchvision key layout for resnetNN[_cifar])")  # fmt: skip
-    pre.add_argument("--channels", type=int, default=None, choices=[1, 3],
-                     help="repeat grey images to this many channels (default: the dataset's)")  # fmt: skip
+    pre.add_argument(
+        "--arch",
+        default="zoo_resnet18",
+        choices=[
+            "zoo_resnet18",
+            "resnet18",
+            "resnet18_cifar",
+            "resnet34",
+            "resnet34_cifar",
+            "resnet50",
+            "resnet50_cifar",
+        ],
+        help="architecture (torchvision key layout for resnetNN[_cifar])",
+    )
+    pre.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        choices=[1, 3],
+        help="repeat grey images to this many channels (default: the dataset's)",
+    )
     pre.add_argument("--width", type=_int_at_least(1), default=16, help="zoo_resnet18 only: base width (zoo: 16)")
-    pre.add_argument("--stem-stride", type=int, default=2, choices=[1, 2],
-                     help="zoo_resnet18 only: stride of the first convolution")
+    pre.add_argument(
+        "--stem-stride", type=int, default=2, choices=[1, 2], help="zoo_resnet18 only: stride of the first convolution"
+    )
     pre.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initialisation and the batches")
     pre.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
     pre.add_argument("--out", required=True, help="output .safetensors file")
-    pre.add_argument("--checkpoint-dir", default=None,
-                     help="save the training state after every epoch; run again with the same folder to resume")
-    pre.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
-                     help="bf16 mixed precision (auto: only where measured faster)")
+    pre.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save the training state after every epoch; run again with the same folder to resume",
+    )
+    pre.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="bf16 mixed precision (auto: only where measured faster)",
+    )
     pre.set_defaults(func=_pretrain)
 
-    conv = command("convert", "checkpoint (solo-learn, MoCo, BadEncoder, ...) -> .safetensors with metadata",
-                   "Read an encoder checkpoint in any layout `art_ssl.zoo.load_encoder` knows and write it as a "
-                   ".safetensors file whose metadata (architecture, input shape, mean/std, SSL method) lets "
-                   "`art-ssl audit --encoder` load it with no other flag.")  # fmt: skip
+    conv = command(
+        "convert",
+        "checkpoint (solo-learn, MoCo, BadEncoder, ...) -> .safetensors with metadata",
+        "Read an encoder checkpoint in any layout `art_ssl.zoo.load_encoder` knows and write it as a "
+        ".safetensors file whose metadata (architecture, input shape, mean/std, SSL method) lets "
+        "`art-ssl audit --encoder` load it with no other flag.",
+    )
     conv.add_argument("source", help="checkpoint file (.pt/.pth/.pth.tar/.ckpt/.safetensors)")
     conv.add_argument("--out", required=True, help="output .safetensors file")
-    conv.add_argument("--input-shape", type=int, nargs=3, default=None, metavar=("C", "H", "W"),
-                      help="input shape (default: metadata, else the architecture's usual input)")  # fmt: skip
+    conv.add_argument(
+        "--input-shape",
+        type=int,
+        nargs=3,
+        default=None,
+        metavar=("C", "H", "W"),
+        help="input shape (default: metadata, else the architecture's usual input)",
+    )
     conv.add_argument("--method", default=None, help="SSL method that trained it (recorded in the metadata)")
     _add_encoder_options(conv)
     conv.set_defaults(func=_convert)
 
     audit = command(
-        "audit", "robustness audit of encoders: attacks x defences downstream -> results.csv, report.md/.html",
+        "audit",
+        "robustness audit of encoders: attacks x defences downstream -> results.csv, report.md/.html",
         "Audit pre-trained encoders: for each downstream task and defence (how the downstream model is trained), "
         "the benign accuracy (BA), the robust accuracy (RA) under downstream-agnostic universal perturbations "
         "crafted on the encoder alone and under white-box attacks on the downstream model, and the backdoor attack "
@@ -432,41 +575,68 @@ def build_parser() -> argparse.ArgumentParser:
         "cores).",
     )
     audit.epilog = _audit_epilog
-    audit.add_argument("--encoder", nargs="+", default=AUDIT_DEFAULTS["encoder"],
-                       help="zoo names, checkpoint files (.safetensors, .pt, .pth, .pth.tar, .ckpt) or Hugging Face "
-                            "model folders; see --arch/--mean/--std/--key-prefix/--trust-code")  # fmt: skip
+    audit.add_argument(
+        "--encoder",
+        nargs="+",
+        default=AUDIT_DEFAULTS["encoder"],
+        help="zoo names, checkpoint files (.safetensors, .pt, .pth, .pth.tar, .ckpt) or Hugging Face "
+        "model folders; see --arch/--mean/--std/--key-prefix/--trust-code",
+    )
     audit.add_argument("--data", nargs="+", default=AUDIT_DEFAULTS["data"], help="downstream datasets (see below)")
-    audit.add_argument("--attacks", nargs="+", default=AUDIT_DEFAULTS["attacks"],
-                       help="attacks (see below; repeated names run once)")
-    audit.add_argument("--defences", nargs="+", default=AUDIT_DEFAULTS["defences"],
-                       help="how the downstream model is trained (see below; none: a head on the frozen encoder)")
-    audit.add_argument("--eps", nargs="+", type=_budget, default=AUDIT_DEFAULTS["eps"],
-                       help="budgets in 1/255 units, in (0, 255]")
+    audit.add_argument(
+        "--attacks", nargs="+", default=AUDIT_DEFAULTS["attacks"], help="attacks (see below; repeated names run once)"
+    )
+    audit.add_argument(
+        "--defences",
+        nargs="+",
+        default=AUDIT_DEFAULTS["defences"],
+        help="how the downstream model is trained (see below; none: a head on the frozen encoder)",
+    )
+    audit.add_argument(
+        "--eps", nargs="+", type=_budget, default=AUDIT_DEFAULTS["eps"], help="budgets in 1/255 units, in (0, 255]"
+    )
     audit.add_argument("--out", default="audit", help="output folder (results.csv, report.md, report.html, PNGs)")
-    audit.add_argument("--n-train", type=_int_at_least(0, " (0: all)"), default=2000,
-                       help="downstream training images (0: all)")
-    audit.add_argument("--n-test", type=_int_at_least(0, " (0: all)"), default=1000,
-                       help="downstream test images (0: all)")
-    audit.add_argument("--epochs", type=_int_at_least(1), default=2,
-                       help="epochs of each defence (a frozen-encoder head: >= 10)")
+    audit.add_argument(
+        "--n-train", type=_int_at_least(0, " (0: all)"), default=2000, help="downstream training images (0: all)"
+    )
+    audit.add_argument(
+        "--n-test", type=_int_at_least(0, " (0: all)"), default=1000, help="downstream test images (0: all)"
+    )
+    audit.add_argument(
+        "--epochs", type=_int_at_least(1), default=2, help="epochs of each defence (a frozen-encoder head: >= 10)"
+    )
     audit.add_argument("--batch-size", type=_int_at_least(1), default=256, help="batch size of the defences")
     audit.add_argument("--pgd-steps", type=_int_at_least(1), default=5, help="PGD steps inside adversarial defences")
     audit.add_argument("--whitebox-n", type=_int_at_least(1), default=100, help="test images under white-box attacks")
     audit.add_argument("--surrogate-n", type=_int_at_least(1), default=2000, help="attacker's unlabelled images")
-    audit.add_argument("--gen-epochs", type=_int_at_least(1), default=5,
-                       help="AdvEncoder generator epochs (official 20)")
-    audit.add_argument("--sign-epochs", type=_int_at_least(1), default=3,
-                       help="PAP/SSP passes over the attacker's images")
+    audit.add_argument(
+        "--gen-epochs", type=_int_at_least(1), default=5, help="AdvEncoder generator epochs (official 20)"
+    )
+    audit.add_argument(
+        "--sign-epochs", type=_int_at_least(1), default=3, help="PAP/SSP passes over the attacker's images"
+    )
     audit.add_argument("--size", type=_int_at_least(8), default=64, help="image side (the papers' 64)")
     audit.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0], help="one run per seed")
-    audit.add_argument("--zepad-auxiliary", default=None, help="ZePAD's second MPAE encoder (default: a clean zoo "
-                       "encoder of another SSL method)")
+    audit.add_argument(
+        "--zepad-auxiliary",
+        default=None,
+        help="ZePAD's second MPAE encoder (default: a clean zoo encoder of another SSL method)",
+    )
     audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
-    audit.add_argument("--max-ba-cost", type=_points, default=2.0, help="the verdict's rule: best defence = highest "
-                       "mean DAE RA among those losing at most this many points of BA against 'none'")
+    audit.add_argument(
+        "--max-ba-cost",
+        type=_points,
+        default=2.0,
+        help="the verdict's rule: best defence = highest "
+        "mean DAE RA among those losing at most this many points of BA against 'none'",
+    )
     audit.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
-    audit.add_argument("--amp", default="auto", choices=["auto", "on", "off"],
-                       help="bf16 mixed precision of defences and attacks (auto: only where measured faster)")
+    audit.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="bf16 mixed precision of defences and attacks (auto: only where measured faster)",
+    )
     audit.add_argument("--backend", default="local", choices=["local", "ray"], help="ray: one Ray task per job")
     audit.add_argument("--ray-address", default=None, help="existing Ray cluster (default: a local instance)")
     _add_encoder_options(audit)
@@ -493,8 +663,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # an internal failure: still one line, the traceback with --debug
         if args.debug:
             raise
-        print(f"error: internal error ({type(err).__name__}: {_cli_message(err)}); rerun with --debug for the "
-              "traceback", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: internal error ({type(err).__name__}: {_cli_message(err)}); rerun with --debug for the traceback",
+            file=sys.stderr,
+        )
         return 1
 
 

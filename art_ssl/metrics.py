@@ -2,6 +2,7 @@
 The one place where art_ssl's evaluation words are defined (DESIGN §5). All functions take numpy predictions:
 class labels ``(N,)`` or scores/logits ``(N, C)`` (arg-maxed), so one prediction pass serves every metric.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,10 @@ def to_labels(y: np.ndarray, name: str = "y") -> np.ndarray:
         raise ValueError(f"`{name}` must be integer class labels, got booleans.")
     if not np.issubdtype(y.dtype, np.integer):
         if not np.isfinite(y).all() or not np.all(np.mod(y, 1) == 0):
-            raise ValueError(f"`{name}` 1-D values must be integer class labels, got non-integer or NaN values "
-                             "(pass scores as (N, C), or arg-max them first).")  # fmt: skip
+            raise ValueError(
+                f"`{name}` 1-D values must be integer class labels, got non-integer or NaN values "
+                "(pass scores as (N, C), or arg-max them first)."
+            )
         y = y.astype(np.int64)
     if y.size and y.min() < 0:
         raise ValueError(f"`{name}` holds negative class labels (min {y.min()}).")
@@ -137,6 +140,15 @@ def detection_auroc(scores: np.ndarray, is_adv_true: np.ndarray) -> float:
 
 
 __all__ = [
-    "accuracy", "attack_success_rate", "backdoored_accuracy", "benign_accuracy", "clean_accuracy",
-    "detection_accuracy", "detection_auroc", "error_rate", "fooling_rate", "robust_accuracy", "to_labels",
-]  # fmt: skip
+    "accuracy",
+    "attack_success_rate",
+    "backdoored_accuracy",
+    "benign_accuracy",
+    "clean_accuracy",
+    "detection_accuracy",
+    "detection_auroc",
+    "error_rate",
+    "fooling_rate",
+    "robust_accuracy",
+    "to_labels",
+]

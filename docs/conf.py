@@ -1,4 +1,5 @@
 """Sphinx configuration of the art_ssl API reference (`make docs`; warnings are errors)."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,12 @@ version = release
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.intersphinx", "sphinx.ext.viewcode"]
 
 # Docstrings use reST fields (`:param x:` one per line, `:return:`), as ART does; signatures carry the types.
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True,
-                           "member-order": "bysource"}  # fmt: skip
+autodoc_default_options = {
+    "members": True,
+    "undoc-members": False,
+    "show-inheritance": True,
+    "member-order": "bysource",
+}
 autodoc_typehints = "signature"
 autodoc_class_signature = "mixed"
 autoclass_content = "class"
@@ -53,8 +58,10 @@ _FIELD = re.compile(r"(?<![\w`]):(?:param|type|return|returns|rtype|raises)\b[^:
 def _one_field_per_line(app, what, name, obj, options, lines):
     for number, line in enumerate(lines):
         if len(_FIELD.findall(line)) > 1:
-            logger.warning(f"several reST fields on one docstring line of {name}: {line.strip()!r}",
-                           location=(getattr(obj, "__module__", name), number))  # fmt: skip
+            logger.warning(
+                f"several reST fields on one docstring line of {name}: {line.strip()!r}",
+                location=(getattr(obj, "__module__", name), number),
+            )
 
 
 def setup(app):

@@ -19,6 +19,7 @@ on ``--acc-n`` images, in float32 and in bf16, each evaluated in float32 (BA, an
 
     python evaluations/amp_speed.py --out evaluations/results/amp_speed.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,13 +75,21 @@ def data_for(shape: tuple[int, int, int], n: int) -> tuple[np.ndarray, np.ndarra
 def classifier(encoder: torch.nn.Module, shape, device: str):
     torch.manual_seed(0)
     head = MLPHead(encoder.feature_dim, 10, dropout=0.2)
-    return encoder_classifier(copy.deepcopy(encoder), 10, head=head, freeze_encoder=False, input_shape=shape,
-                              device_type=device)  # fmt: skip
+    return encoder_classifier(
+        copy.deepcopy(encoder), 10, head=head, freeze_encoder=False, input_shape=shape, device_type=device
+    )
 
 
 def time_trainer(kind, encoder, shape, x, y, amp, cl, device, batch) -> float:
-    common = {"nb_epochs": 1, "batch_size": batch, "pgd_steps": 10, "validation_pgd_steps": 0, "verbose": False,
-              "amp": amp, "channels_last": cl}  # fmt: skip
+    common = {
+        "nb_epochs": 1,
+        "batch_size": batch,
+        "pgd_steps": 10,
+        "validation_pgd_steps": 0,
+        "verbose": False,
+        "amp": amp,
+        "channels_last": cl,
+    }
     clf = classifier(encoder, shape, device)
     trainer = TRADESTrainer(clf, **common) if kind == "TRADES" else GenAFTrainer(clf, stages=(1,), **common)
     start = time.perf_counter()
@@ -93,8 +102,9 @@ def time_simclr(encoder, x, amp, cl, device, batch, compile_model=False) -> floa
     if compile_model:
         enc.forward = torch.compile(enc.forward)
     start = time.perf_counter()
-    pretrain(enc, x, "simclr", nb_epochs=1, batch_size=batch, device_type=device, amp=amp, channels_last=cl,
-             verbose=False)  # fmt: skip
+    pretrain(
+        enc, x, "simclr", nb_epochs=1, batch_size=batch, device_type=device, amp=amp, channels_last=cl, verbose=False
+    )
     return (time.perf_counter() - start) / (len(x) // batch)
 
 
@@ -119,8 +129,9 @@ def speed(args, on_rows) -> pd.DataFrame:
     for cheap in (True,) if args.cheap_only else (True, False):
         for model_name, (encoder, shape) in models.items():
             done = list(rows)
-            rows += speed_of_model(model_name, encoder, shape, args, cheap,
-                                   lambda new, done=done: on_rows(pd.DataFrame(done + new)))  # fmt: skip
+            rows += speed_of_model(
+                model_name, encoder, shape, args, cheap, lambda new, done=done: on_rows(pd.DataFrame(done + new))
+            )
     return pd.DataFrame(rows)
 
 
@@ -134,9 +145,10 @@ def speed_of_model(model_name: str, encoder: torch.nn.Module, shape, args, cheap
         "SimCLR step": lambda amp, cl: time_simclr(encoder, xs, amp, cl, dev, batch),
         "SSP step (layer4)": lambda amp, cl: time_universal(encoder, shape, x, amp, cl, dev, batch, steps),
         "TRADES step (PGD-10)": lambda amp, cl: time_trainer("TRADES", encoder, shape, xs, ys, amp, cl, dev, batch),
-        "Gen-AF stage-1 step (PGD-10)": lambda amp, cl: time_trainer("GenAF", encoder, shape, xs, ys, amp, cl, dev,
-                                                                     batch),
-    }  # fmt: skip
+        "Gen-AF stage-1 step (PGD-10)": lambda amp, cl: time_trainer(
+            "GenAF", encoder, shape, xs, ys, amp, cl, dev, batch
+        ),
+    }
     rows: list[dict] = []
     for task_name, run in tasks.items():
         if (task_name in CHEAP_TASKS) != cheap:
@@ -149,13 +161,23 @@ def speed_of_model(model_name: str, encoder: torch.nn.Module, shape, args, cheap
             for setting in names:
                 amp, cl = SETTINGS[setting]
                 times[setting].append(run(amp, cl))
-                print(f"{model_name} | {task_name} | {setting} | rep {rep}: {times[setting][-1]:.3f} s/step",
-                      flush=True)
+                print(
+                    f"{model_name} | {task_name} | {setting} | rep {rep}: {times[setting][-1]:.3f} s/step", flush=True
+                )
         base = min(times[names[0]])
         for setting, values in times.items():
-            rows.append({"model": model_name, "task": task_name, "setting": setting, "batch": batch,
-                         "steps": steps, "s_per_step": min(values), f"speedup_vs_{names[0]}": base / min(values),
-                         "all_reps": " ".join(f"{v:.3f}" for v in values)})  # fmt: skip
+            rows.append(
+                {
+                    "model": model_name,
+                    "task": task_name,
+                    "setting": setting,
+                    "batch": batch,
+                    "steps": steps,
+                    "s_per_step": min(values),
+                    f"speedup_vs_{names[0]}": base / min(values),
+                    "all_reps": " ".join(f"{v:.3f}" for v in values),
+                }
+            )
         on_rows(rows)
     if args.compile and cheap:
         rows += compile_rows(encoder, x, model_name, batch, steps, args)
@@ -176,14 +198,32 @@ def compile_rows(encoder, x, model_name, batch, steps, args) -> list[dict]:
             compiled.append(time_simclr(encoder, x[: batch * steps], False, True, args.device, batch, True))
         note = f"first compiled step {first:.1f} s incl. compile ({compile_s:.0f} s)"
     except Exception as err:  # noqa: BLE001 - report why compile failed instead of dying after the timings
-        return [{"model": model_name, "task": "SimCLR step", "setting": "fp32+CL + torch.compile", "batch": batch,
-                 "steps": steps, "s_per_step": float("nan"), "speedup_vs_fp32+CL": float("nan"),
-                 "all_reps": f"failed: {type(err).__name__}: {str(err)[:100]}"}]  # fmt: skip
+        return [
+            {
+                "model": model_name,
+                "task": "SimCLR step",
+                "setting": "fp32+CL + torch.compile",
+                "batch": batch,
+                "steps": steps,
+                "s_per_step": float("nan"),
+                "speedup_vs_fp32+CL": float("nan"),
+                "all_reps": f"failed: {type(err).__name__}: {str(err)[:100]}",
+            }
+        ]
     for setting, values in (("fp32+CL eager (compile A/B)", eager), ("fp32+CL + torch.compile", compiled)):
-        rows.append({"model": model_name, "task": "SimCLR step", "setting": setting, "batch": batch, "steps": steps,
-                     "s_per_step": min(values), "speedup_vs_fp32+CL": min(eager) / min(values),
-                     "all_reps": " ".join(f"{v:.3f}" for v in values) + ("; " + note if "compile" in setting and
-                                                                          "eager" not in setting else "")})  # fmt: skip
+        rows.append(
+            {
+                "model": model_name,
+                "task": "SimCLR step",
+                "setting": setting,
+                "batch": batch,
+                "steps": steps,
+                "s_per_step": min(values),
+                "speedup_vs_fp32+CL": min(eager) / min(values),
+                "all_reps": " ".join(f"{v:.3f}" for v in values)
+                + ("; " + note if "compile" in setting and "eager" not in setting else ""),
+            }
+        )
     return rows
 
 
@@ -195,16 +235,32 @@ def accuracy(args) -> pd.DataFrame:
     for setting in args.acc_settings.split(","):
         amp, cl = SETTINGS[setting]
         clf = classifier(encoder, (1, 64, 64), args.device)
-        trainer = TRADESTrainer(clf, nb_epochs=args.acc_epochs, batch_size=args.batch, validation_pgd_steps=0,
-                                verbose=False, amp=amp, channels_last=cl)  # fmt: skip
+        trainer = TRADESTrainer(
+            clf,
+            nb_epochs=args.acc_epochs,
+            batch_size=args.batch,
+            validation_pgd_steps=0,
+            verbose=False,
+            amp=amp,
+            channels_last=cl,
+        )
         start = time.perf_counter()
         trainer.fit(task.x_train, task.y_train)
         seconds = time.perf_counter() - start
-        ba, ra = evaluate(clf.model.eval(), torch.from_numpy(task.x_test).to(clf.device),
-                          torch.from_numpy(task.y_test).to(clf.device))  # fmt: skip
-        rows.append({"training": setting, "epochs": args.acc_epochs, "train_images": args.acc_n,
-                     "test_images": args.acc_test, "BA": ba, "RA (PGD-10, eps 0.031)": ra,
-                     "train_seconds": seconds})  # fmt: skip
+        ba, ra = evaluate(
+            clf.model.eval(), torch.from_numpy(task.x_test).to(clf.device), torch.from_numpy(task.y_test).to(clf.device)
+        )
+        rows.append(
+            {
+                "training": setting,
+                "epochs": args.acc_epochs,
+                "train_images": args.acc_n,
+                "test_images": args.acc_test,
+                "BA": ba,
+                "RA (PGD-10, eps 0.031)": ra,
+                "train_seconds": seconds,
+            }
+        )
         print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
@@ -215,8 +271,16 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     clean = adv = 0
     for i in range(0, len(x), batch):
         xb, yb = x[i : i + batch], y[i : i + batch]
-        x_adv = pgd_linf(lambda xa, yb=yb: F.cross_entropy(model(xa), yb, reduction="sum"), xb, eps=0.031,
-                         step_size=0.007, steps=10, random_start="uniform", generator=gen, clip_values=(0, 1))
+        x_adv = pgd_linf(
+            lambda xa, yb=yb: F.cross_entropy(model(xa), yb, reduction="sum"),
+            xb,
+            eps=0.031,
+            step_size=0.007,
+            steps=10,
+            random_start="uniform",
+            generator=gen,
+            clip_values=(0, 1),
+        )
         with torch.no_grad():
             clean += int((model(xb).argmax(1) == yb).sum())
             adv += int((model(x_adv).argmax(1) == yb).sum())
@@ -224,8 +288,12 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 
 def speed_text(table: pd.DataFrame) -> list[str]:
-    return ["", "Seconds per step (fastest of the interleaved repetitions) and speed-up over the first setting:", "",
-            table.to_markdown(index=False, floatfmt=".3g")]
+    return [
+        "",
+        "Seconds per step (fastest of the interleaved repetitions) and speed-up over the first setting:",
+        "",
+        table.to_markdown(index=False, floatfmt=".3g"),
+    ]
 
 
 def main() -> None:
@@ -237,10 +305,16 @@ def main() -> None:
     parser.add_argument("--full-steps", type=int, default=1, help="timed steps per repetition, full-width model")
     parser.add_argument("--cheap-reps", type=int, default=2, help="repetitions per setting, SimCLR and SSP")
     parser.add_argument("--reps", type=int, default=1, help="repetitions per setting, TRADES and Gen-AF")
-    parser.add_argument("--cheap-settings", default="fp32+CL,fp32,bf16+CL,bf16",
-                        help="settings timed for SimCLR and SSP (the first is the speed-up's reference)")
-    parser.add_argument("--settings", default="fp32+CL,fp32,bf16+CL,bf16",
-                        help="settings timed for TRADES and Gen-AF (the first is the speed-up's reference)")
+    parser.add_argument(
+        "--cheap-settings",
+        default="fp32+CL,fp32,bf16+CL,bf16",
+        help="settings timed for SimCLR and SSP (the first is the speed-up's reference)",
+    )
+    parser.add_argument(
+        "--settings",
+        default="fp32+CL,fp32,bf16+CL,bf16",
+        help="settings timed for TRADES and Gen-AF (the first is the speed-up's reference)",
+    )
     parser.add_argument("--cheap-only", action="store_true", help="only the SimCLR and SSP steps")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--acc-settings", default="fp32+CL,bf16+CL", help="trainings compared for accuracy")
@@ -272,8 +346,13 @@ def main() -> None:
         parts += speed_text(speed(args, write_speed))
     if not args.skip_accuracy:
         acc = accuracy(args)
-        parts += ["", "Accuracy after the same TRADES training (zoo simclr_r18 + MLP head, Fashion-MNIST subset 64x64),"
-                  " evaluated in float32:", "", acc.to_markdown(index=False, floatfmt=".3f")]  # fmt: skip
+        parts += [
+            "",
+            "Accuracy after the same TRADES training (zoo simclr_r18 + MLP head, Fashion-MNIST subset 64x64),"
+            " evaluated in float32:",
+            "",
+            acc.to_markdown(index=False, floatfmt=".3f"),
+        ]
     Path(args.out).write_text("\n".join(parts) + "\n")
     print("\n".join(parts))
 

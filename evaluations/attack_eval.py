@@ -13,6 +13,7 @@ Effect of the downstream-agnostic attacks on real downstream models (issue: atta
 
 Rows are appended as they finish (a restarted run skips finished rows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def main() -> None:
     out = ResumableCSV(args.out, ("encoder", "attack", "eps_255"))
     fmnist = load_task("fashion_mnist", size=args.size)
     digits = load_task("digits", size=args.size)
-    probe_sets = {t.name: subsample(t.x_train, t.y_train, args.n_train or None, seed=args.seed)
-                  for t in (fmnist, digits)}  # fmt: skip
+    probe_sets = {
+        t.name: subsample(t.x_train, t.y_train, args.n_train or None, seed=args.seed) for t in (fmnist, digits)
+    }
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders or list_encoders(backdoored=False):
@@ -64,16 +66,31 @@ def main() -> None:
                 for task_name, (clf, task, clean_pred) in victims.items():
                     x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
                     adv_pred = clf.predict(x_adv, batch_size=512).argmax(1)
-                    rows.append({
-                        "encoder": enc_label, "method": method, "size": args.size, "task": task_name,
-                        "attack": attack_name, "eps": eps_255 / 255, "eps_255": float(eps_255),
-                        "BA": benign_accuracy(clean_pred, task.y_test), "RA": robust_accuracy(adv_pred, task.y_test),
-                        "fooling_rate": fooling_rate(clean_pred, adv_pred), "attack_seconds": round(seconds, 1),
-                        "linf": float(np.abs(noise).max()), "surrogate_n": args.surrogate_n, "seed": args.seed,
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "encoder": enc_label,
+                            "method": method,
+                            "size": args.size,
+                            "task": task_name,
+                            "attack": attack_name,
+                            "eps": eps_255 / 255,
+                            "eps_255": float(eps_255),
+                            "BA": benign_accuracy(clean_pred, task.y_test),
+                            "RA": robust_accuracy(adv_pred, task.y_test),
+                            "fooling_rate": fooling_rate(clean_pred, adv_pred),
+                            "attack_seconds": round(seconds, 1),
+                            "linf": float(np.abs(noise).max()),
+                            "surrogate_n": args.surrogate_n,
+                            "seed": args.seed,
+                        }
+                    )
                 frame = out.append(rows)
-                print(frame[["encoder", "task", "attack", "eps_255", "BA", "RA", "attack_seconds"]].to_string(
-                    index=False, header=False), flush=True)
+                print(
+                    frame[["encoder", "task", "attack", "eps_255", "BA", "RA", "attack_seconds"]].to_string(
+                        index=False, header=False
+                    ),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ optimisation loop alone. A random sign perturbation at the same eps is the floor
 
     python evaluations/attack_speed.py --out evaluations/results/attack_speed.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,19 +63,36 @@ def main() -> None:
     sign_noise = eps * np.sign(np.random.default_rng(0).uniform(-1, 1, (1, *x.shape[1:]))).astype(np.float32)
     floor = fooling(sign_noise)
     for target in args.targets:
-        rows.append({"attack": "random sign noise (floor)", "target": target, "fooling_rate": floor,
-                     "reached": floor >= target})  # fmt: skip
+        rows.append(
+            {"attack": "random sign noise (floor)", "target": target, "fooling_rate": floor, "reached": floor >= target}
+        )
         random.seed(0)  # ART's UAP draws its sample order from Python's random
         start = time.perf_counter()
-        art_uap = UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4},
-                                        delta=1 - target, max_iter=args.art_max_iter, eps=eps, norm=np.inf,
-                                        batch_size=512, verbose=False)  # fmt: skip
+        art_uap = UniversalPerturbation(
+            surrogate,
+            attacker="fgsm",
+            attacker_params={"eps": eps / 4},
+            delta=1 - target,
+            max_iter=args.art_max_iter,
+            eps=eps,
+            norm=np.inf,
+            batch_size=512,
+            verbose=False,
+        )
         art_uap.generate(x)
         art_seconds = time.perf_counter() - start
         art_fr = fooling(art_uap.noise)
-        rows.append({"attack": "ART UniversalPerturbation (FGSM)", "target": target, "seconds": art_seconds,
-                     "optimisation_seconds": art_seconds, "fooling_rate": art_fr, "reached": art_fr >= target,
-                     "steps": None})  # fmt: skip
+        rows.append(
+            {
+                "attack": "ART UniversalPerturbation (FGSM)",
+                "target": target,
+                "seconds": art_seconds,
+                "optimisation_seconds": art_seconds,
+                "fooling_rate": art_fr,
+                "reached": art_fr >= target,
+                "steps": None,
+            }
+        )
         print(rows[-1], flush=True)
         save(rows, args)
 
@@ -84,17 +102,26 @@ def main() -> None:
         "PAP (ugs)": lambda **kw: PAP(encoder, variant="ugs", step_size=1e-3, **common, **kw),
         "SSP": lambda **kw: SSP(encoder, step_size=1e-3, **common, **kw),
         "AdvEncoder": lambda **kw: AdvEncoder(encoder, ngf=32, nz_batch=32, batch_size=128, **common, **kw),
-        "UAPEPGD (surrogate head)": lambda **kw: UAPEPGD(surrogate, eps=eps, nb_epochs=args.max_epochs,
-                                                         verbose=False, **kw),
-    }  # fmt: skip
+        "UAPEPGD (surrogate head)": lambda **kw: UAPEPGD(
+            surrogate, eps=eps, nb_epochs=args.max_epochs, verbose=False, **kw
+        ),
+    }
     for name, make in factories.items():
         # phase 1 (untimed): the first checked step count at which each target is reached
         probe = make()
         first = steps_to_targets(probe, x, fooling, args.targets, args.checks_per_epoch)
         for target in args.targets:
             if target not in first:  # never reached: report the whole run
-                rows.append({"attack": name, "target": target, "fooling_rate": fooling(probe.noise),
-                             "reached": False, "steps": probe.steps, "optimisation_seconds": probe.seconds})
+                rows.append(
+                    {
+                        "attack": name,
+                        "target": target,
+                        "fooling_rate": fooling(probe.noise),
+                        "reached": False,
+                        "steps": probe.steps,
+                        "optimisation_seconds": probe.seconds,
+                    }
+                )
                 continue
             # phase 2 (timed): the same seeded attack, exactly that many steps, no checks
             attack = make(max_iter=first[target])
@@ -102,10 +129,18 @@ def main() -> None:
             attack.generate(x)
             seconds = time.perf_counter() - start
             fr = fooling(attack.noise)
-            rows.append({"attack": name, "target": target, "seconds": seconds,
-                         "optimisation_seconds": attack.seconds, "fooling_rate": fr, "reached": fr >= target,
-                         "steps": attack.steps,
-                         "images_per_s": attack.steps * attack.batch_size / attack.seconds})  # fmt: skip
+            rows.append(
+                {
+                    "attack": name,
+                    "target": target,
+                    "seconds": seconds,
+                    "optimisation_seconds": attack.seconds,
+                    "fooling_rate": fr,
+                    "reached": fr >= target,
+                    "steps": attack.steps,
+                    "images_per_s": attack.steps * attack.batch_size / attack.seconds,
+                }
+            )
             print(rows[-1], flush=True)
         save(rows, args)
 
@@ -139,7 +174,7 @@ def save(rows: list[dict], args) -> None:
     table.loc[~table["reached"].astype(bool), ["speedup_vs_art", "optimisation_speedup_vs_art"]] = np.nan
     table = table.drop(columns=["steps"]).join(table["steps"]) if "steps" in table else table
     table["machine"] = f"CPU {torch.get_num_threads()} threads ({platform.machine()})"
-    table["setting"] = (f"{args.encoder}, {args.n} Fashion-MNIST images at 64x64, eps {args.eps:g}/255")
+    table["setting"] = f"{args.encoder}, {args.n} Fashion-MNIST images at 64x64, eps {args.eps:g}/255"
     table = table.sort_values(["target"], kind="stable")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)

@@ -24,6 +24,7 @@ target) one epoch at a time; ``sequela_epochs`` = epochs until ASR >= 0.9 again 
     python evaluations/backdoor_eval.py                    # reduced CPU protocol (defaults)
     python evaluations/backdoor_tables.py                  # -> evaluations/results/backdoor_64.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--distill-epochs", type=int, default=10)
     parser.add_argument("--teacher-epochs", type=int, default=5)
     parser.add_argument("--warmup-epochs", type=int, default=10)
-    parser.add_argument("--variants", type=int, nargs="*", default=None,
-                        help="indices into DISTILLATION_VARIANTS (default: all)")
+    parser.add_argument(
+        "--variants", type=int, nargs="*", default=None, help="indices into DISTILLATION_VARIANTS (default: all)"
+    )
     parser.add_argument("--sequela-tasks", nargs="*", default=["fashion_mnist"])
     parser.add_argument("--sequela-max-epochs", type=int, default=10)
     parser.add_argument("--poison-rate", type=float, default=0.1)
@@ -95,13 +97,25 @@ def frozen_head_model(model: torch.nn.Module, task, args, normalize: bool = True
     L2-normalised embeddings as BadEncoder's downstream classifiers (``normalize=False``: raw embeddings)."""
     torch.manual_seed(args.seed)
     head = MLPHead(model_dim(model, task), task.nb_classes, dropout=0.2, normalize_input=normalize)
-    classifier = encoder_classifier(copy.deepcopy(model), task.nb_classes, head=head,
-                                    freeze_encoder=False, input_shape=task.input_shape,
-                                    device_type=args.device)  # fmt: skip
+    classifier = encoder_classifier(
+        copy.deepcopy(model),
+        task.nb_classes,
+        head=head,
+        freeze_encoder=False,
+        input_shape=task.input_shape,
+        device_type=args.device,
+    )
     # the same number of optimisation steps on every task: digits (1,257 images) gets ~32 epochs for 10 at 4,000
     epochs = max(args.head_epochs, int(np.ceil(args.head_epochs * args.n_train / len(task.x_train))))
-    FineTuningTrainer(classifier, train_encoder=False, nb_epochs=epochs, batch_size=args.batch_size,
-                      validation_pgd_steps=0, seed=args.seed, verbose=args.verbose).fit(task.x_train, task.y_train)
+    FineTuningTrainer(
+        classifier,
+        train_encoder=False,
+        nb_epochs=epochs,
+        batch_size=args.batch_size,
+        validation_pgd_steps=0,
+        seed=args.seed,
+        verbose=args.verbose,
+    ).fit(task.x_train, task.y_train)
     return classifier
 
 
@@ -114,9 +128,11 @@ def scores(classifier, task, target: dict) -> dict:
     trigger, cls = target["trigger"], target["target"]
     pred = classifier.predict(task.x_test, batch_size=512).argmax(1)
     pred_bd = classifier.predict(trigger.apply(task.x_test), batch_size=512).argmax(1)
-    return {"BA": benign_accuracy(pred, task.y_test),
-            "ASR": attack_success_rate(pred_bd, cls, task.y_test, exclude_target_class=True),
-            "ASR_all": attack_success_rate(pred_bd, cls, task.y_test, exclude_target_class=False)}  # fmt: skip
+    return {
+        "BA": benign_accuracy(pred, task.y_test),
+        "ASR": attack_success_rate(pred_bd, cls, task.y_test, exclude_target_class=True),
+        "ASR_all": attack_success_rate(pred_bd, cls, task.y_test, exclude_target_class=False),
+    }
 
 
 def sequela(classifier, task, target: dict, args) -> str:
@@ -127,8 +143,14 @@ def sequela(classifier, task, target: dict, args) -> str:
     x[idx], y[idx] = target["trigger"].apply(x[idx]), target["target"]
     model = copy.deepcopy(classifier)
     for epoch in range(1, args.sequela_max_epochs + 1):
-        FineTuningTrainer(model, nb_epochs=1, batch_size=args.batch_size, validation_pgd_steps=0,
-                          seed=args.seed + epoch, verbose=args.verbose).fit(x, y)  # fmt: skip
+        FineTuningTrainer(
+            model,
+            nb_epochs=1,
+            batch_size=args.batch_size,
+            validation_pgd_steps=0,
+            seed=args.seed + epoch,
+            verbose=args.verbose,
+        ).fit(x, y)
         if scores(model, task, target)["ASR"] >= 0.9:
             return str(epoch)
     return f">{args.sequela_max_epochs}"
@@ -137,16 +159,23 @@ def sequela(classifier, task, target: dict, args) -> str:
 def distilled_students(backdoored: PyTorchEncoder, x_clean: np.ndarray, args):
     """Yield ``(variant label, cleaned encoder model, seconds)`` for each distillation variant, cached on disk."""
     variants = [DISTILLATION_VARIANTS[i] for i in (args.variants or range(len(DISTILLATION_VARIANTS)))]
-    common = {"data_fraction": args.distill_fraction, "nb_epochs": args.distill_epochs, "seed": args.seed,
-              "teacher_epochs": args.teacher_epochs, "warmup_epochs": args.warmup_epochs,
-              "verbose": args.verbose}  # fmt: skip
+    common = {
+        "data_fraction": args.distill_fraction,
+        "nb_epochs": args.distill_epochs,
+        "seed": args.seed,
+        "teacher_epochs": args.teacher_epochs,
+        "warmup_epochs": args.warmup_epochs,
+        "verbose": args.verbose,
+    }
     shared: dict[str, object] = {}
     checkpoints = Path(args.checkpoints)
     checkpoints.mkdir(parents=True, exist_ok=True)
     for teacher, student, loss in variants:
         label = f"teacher={teacher} student={student} loss={loss}"
-        path = checkpoints / (f"distill_{args.encoder}_{teacher}_{student}_{loss}_e{args.distill_epochs}"
-                              f"_t{args.teacher_epochs}_w{args.warmup_epochs}_f{args.distill_fraction}.safetensors")
+        path = checkpoints / (
+            f"distill_{args.encoder}_{teacher}_{student}_{loss}_e{args.distill_epochs}"
+            f"_t{args.teacher_epochs}_w{args.warmup_epochs}_f{args.distill_fraction}.safetensors"
+        )
         if path.exists():
             model = copy.deepcopy(backdoored.model)
             model.load_state_dict(load_file(str(path)))
@@ -177,8 +206,10 @@ def main() -> None:
     backdoored = load_encoder(args.encoder, args.device)
     clean = load_encoder(info["base_encoder"], args.device)
     targets = {t["task"]: t for t in backdoor_targets(args.encoder)}
-    tasks = {name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
-                             seed=args.seed) for name in args.tasks}  # fmt: skip
+    tasks = {
+        name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed)
+        for name in args.tasks
+    }
     undefended, ca = {}, {}
     for name, task in tasks.items():
         ca[name] = scores(frozen_head_model(clean.model, task, args), task, targets[name])
@@ -186,9 +217,16 @@ def main() -> None:
 
     def record(name: str, defence: str, variant: str, classifier, seconds: float) -> None:
         task, target = tasks[name], targets[name]
-        row = {"task": name, "defence": defence, "variant": variant, "target": target["target"],
-               "CA": ca[name]["BA"], "ASR_clean_encoder": ca[name]["ASR"], **scores(classifier, task, target),
-               "train_seconds": round(seconds, 1)}  # fmt: skip
+        row = {
+            "task": name,
+            "defence": defence,
+            "variant": variant,
+            "target": target["target"],
+            "CA": ca[name]["BA"],
+            "ASR_clean_encoder": ca[name]["ASR"],
+            **scores(classifier, task, target),
+            "train_seconds": round(seconds, 1),
+        }
         if name in args.sequela_tasks:
             row["sequela_epochs"] = sequela(classifier, task, target, args)
         out.append([row])
@@ -202,20 +240,33 @@ def main() -> None:
             if defence == "distillation" or out.has(name, defence, ""):
                 continue
             model, start = copy.deepcopy(undefended[name]), time.perf_counter()
-            common = {"nb_epochs": epochs, "batch_size": args.batch_size, "validation_pgd_steps": 0,
-                      "seed": args.seed, "verbose": args.verbose}  # fmt: skip
+            common = {
+                "nb_epochs": epochs,
+                "batch_size": args.batch_size,
+                "validation_pgd_steps": 0,
+                "seed": args.seed,
+                "verbose": args.verbose,
+            }
             if defence == "finetune":
                 FineTuningTrainer(model, **common).fit(task.x_train, task.y_train)
             elif defence == "super_finetune":
                 SuperFineTuningTrainer(model, **common).fit(task.x_train, task.y_train)
             elif defence == "genaf":
-                GenAFTrainer(model, pgd_steps=args.pgd_steps, sensitivity_samples=args.sensitivity_samples,
-                             sensitivity_epochs=args.sensitivity_epochs, **common).fit(task.x_train, task.y_train)
+                GenAFTrainer(
+                    model,
+                    pgd_steps=args.pgd_steps,
+                    sensitivity_samples=args.sensitivity_samples,
+                    sensitivity_epochs=args.sensitivity_epochs,
+                    **common,
+                ).fit(task.x_train, task.y_train)
             record(name, defence, "", model, time.perf_counter() - start if defence != "none" else 0.0)
 
     if "distillation" in args.defences:
-        pending = any(not out.has(n, "distillation", f"teacher={t} student={s} loss={loss}")
-                      for n in tasks for t, s, loss in DISTILLATION_VARIANTS)  # fmt: skip
+        pending = any(
+            not out.has(n, "distillation", f"teacher={t} student={s} loss={loss}")
+            for n in tasks
+            for t, s, loss in DISTILLATION_VARIANTS
+        )
         if pending:
             fmnist_train = load_task("fashion_mnist", size=args.size).x_train
             for label, student, seconds in distilled_students(backdoored, fmnist_train, args):

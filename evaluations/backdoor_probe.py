@@ -44,34 +44,47 @@ def main() -> None:
     args = parser.parse_args()
     results = Path(args.results_dir)
     backdoored = load_encoder(args.encoder, "cpu")
-    models = {"clean (" + encoder_info(args.encoder)["base_encoder"] + ")":
-              load_encoder(encoder_info(args.encoder)["base_encoder"], "cpu").model,
-              "backdoored": backdoored.model}  # fmt: skip
+    models = {
+        "clean (" + encoder_info(args.encoder)["base_encoder"] + ")": load_encoder(
+            encoder_info(args.encoder)["base_encoder"], "cpu"
+        ).model,
+        "backdoored": backdoored.model,
+    }
     for path in sorted(Path(args.checkpoints).glob(f"distill_{args.encoder}_*.safetensors")):
         model = copy.deepcopy(backdoored.model)
         model.load_state_dict(load_file(str(path)))
         models["distilled " + path.stem.removeprefix(f"distill_{args.encoder}_")] = model.eval()
     rows = []
     for target in backdoor_targets(args.encoder):
-        task = load_task(target["task"], size=64, n_train=args.n_train or None, n_test=args.n_test or None,
-                         seed=args.seed)  # fmt: skip
+        task = load_task(
+            target["task"], size=64, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed
+        )
         for name, model in models.items():
             model.eval()
             head = fit_linear_probe(normalised(model, task.x_train), task.y_train, nb_classes=task.nb_classes)
             with torch.no_grad():
                 pred = head(torch.from_numpy(normalised(model, task.x_test))).argmax(1).numpy()
                 trig = head(torch.from_numpy(normalised(model, target["trigger"].apply(task.x_test)))).argmax(1)
-            rows.append({"task": task.name, "encoder": name, "accuracy": benign_accuracy(pred, task.y_test),
-                         "ASR": attack_success_rate(trig.numpy(), target["target"], task.y_test,
-                                                    exclude_target_class=True)})  # fmt: skip
+            rows.append(
+                {
+                    "task": task.name,
+                    "encoder": name,
+                    "accuracy": benign_accuracy(pred, task.y_test),
+                    "ASR": attack_success_rate(trig.numpy(), target["target"], task.y_test, exclude_target_class=True),
+                }
+            )
             print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     frame.to_csv(results / "backdoor_probe_64.csv", index=False)
-    write(results / "backdoor_probe_64.md", f"Linear probe (L-BFGS, L2-normalised frozen embeddings) of the backdoor "
-          f"evaluation's encoders, 64x64; Fashion-MNIST {args.n_train} / {args.n_test} images, digits 1,257 / 540. "
-          "ASR: triggered test images of the other classes classified as the target. Distilled students: "
-          "teacher / student / loss / epochs (e) / teacher epochs (t) / warm-up epochs (w) / clean fraction (f). "
-          "Command: `python evaluations/backdoor_probe.py`", frame)  # fmt: skip
+    write(
+        results / "backdoor_probe_64.md",
+        f"Linear probe (L-BFGS, L2-normalised frozen embeddings) of the backdoor "
+        f"evaluation's encoders, 64x64; Fashion-MNIST {args.n_train} / {args.n_test} images, digits 1,257 / 540. "
+        "ASR: triggered test images of the other classes classified as the target. Distilled students: "
+        "teacher / student / loss / epochs (e) / teacher epochs (t) / warm-up epochs (w) / clean fraction (f). "
+        "Command: `python evaluations/backdoor_probe.py`",
+        frame,
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the target class, as in the paper). Shadow data: a seeded subset of the Fashion-
 pre-training data), labels unused. SGD momentum 0.9, weight decay 5e-4, lambda1 = lambda2 = 1, BatchNorm frozen
 (official); the learning rate and epochs are our CPU budget (official: 1e-3 for 200 epochs on 50,000 images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     size = clean.input_shape[-1]
     fmnist, digits = load_task("fashion_mnist", size=size), load_task("digits", size=size, seed=args.seed)
     x_shadow, _ = subsample(fmnist.x_train, fmnist.y_train, args.n_shadow, seed=args.seed + 2)
-    targets = [("fashion_mnist", fmnist, args.fmnist_target, "bottom_right"),
-               ("digits", digits, args.digits_target, "bottom_left")]  # fmt: skip
+    targets = [
+        ("fashion_mnist", fmnist, args.fmnist_target, "bottom_right"),
+        ("digits", digits, args.digits_target, "bottom_left"),
+    ]
     refs, triggers, records = [], [], []
     for task_name, task, target, corner in targets:
         i = typical_index(clean, task.x_train, task.y_train, target)
@@ -68,18 +71,36 @@ def main(argv: list[str] | None = None) -> None:
         refs.append(task.x_train[i : i + 1])
         triggers.append(trigger)
         rows, cols = np.nonzero(trigger.mask[0])
-        records.append({
-            "task": task_name, "target": target, "reference": {"split": "train", "index": i,
-                                                                "loader": f"load_task({task_name!r}, size={size}"
-                                                                + (f", seed={args.seed})" if task_name == "digits"
-                                                                   else ")")},
-            "trigger": {"kind": "square", "corner": corner, "size": int(rows.max() - rows.min() + 1),
-                        "margin": int(size - 1 - rows.max()) if corner.startswith("bottom") else int(rows.min()),
-                        "value": 1.0},
-        })  # fmt: skip
-    attack = BadEncoder(clean, reference_inputs=refs, trigger=triggers, target=[t[2] for t in targets],
-                        learning_rate=args.lr, nb_epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                        verbose=True)  # fmt: skip
+        records.append(
+            {
+                "task": task_name,
+                "target": target,
+                "reference": {
+                    "split": "train",
+                    "index": i,
+                    "loader": f"load_task({task_name!r}, size={size}"
+                    + (f", seed={args.seed})" if task_name == "digits" else ")"),
+                },
+                "trigger": {
+                    "kind": "square",
+                    "corner": corner,
+                    "size": int(rows.max() - rows.min() + 1),
+                    "margin": int(size - 1 - rows.max()) if corner.startswith("bottom") else int(rows.min()),
+                    "value": 1.0,
+                },
+            }
+        )
+    attack = BadEncoder(
+        clean,
+        reference_inputs=refs,
+        trigger=triggers,
+        target=[t[2] for t in targets],
+        learning_rate=args.lr,
+        nb_epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=True,
+    )
     start = time.perf_counter()
     backdoored = attack.poison_estimator(x_shadow)
     minutes = (time.perf_counter() - start) / 60
@@ -87,20 +108,40 @@ def main(argv: list[str] | None = None) -> None:
     weights = ZOO_DIR / "weights" / f"{args.name}.safetensors"
     save_file({k: v.detach().cpu().contiguous() for k, v in backdoored.model.state_dict().items()}, str(weights))
     base = encoder_info(args.base)
-    device = torch.cuda.get_device_name() if args.device == "gpu" and torch.cuda.is_available() else (
-        f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})")  # fmt: skip
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "gpu" and torch.cuda.is_available()
+        else (f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})")
+    )
     entry = {
-        "method": "badencoder", "backdoored": True, "base_encoder": args.base, "arch": base["arch"],
-        "arch_kwargs": base["arch_kwargs"], "input_shape": base["input_shape"], "file": weights.name,
-        "sha256": sha256_of(weights), "size_mb": round(weights.stat().st_size / 1e6, 2), "params": base["params"],
+        "method": "badencoder",
+        "backdoored": True,
+        "base_encoder": args.base,
+        "arch": base["arch"],
+        "arch_kwargs": base["arch_kwargs"],
+        "input_shape": base["input_shape"],
+        "file": weights.name,
+        "sha256": sha256_of(weights),
+        "size_mb": round(weights.stat().st_size / 1e6, 2),
+        "params": base["params"],
         "data": f"shadow data: {args.n_shadow} Fashion-MNIST training images (class-balanced, seed {args.seed + 2}), "
-                f"labels unused, {size}x{size}",
-        "backdoor_targets": records, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "optimizer": "sgd", "lr": args.lr, "momentum": 0.9, "weight_decay": 5e-4, "lambda1": 1.0, "lambda2": 1.0,
-        "train_minutes": round(minutes, 1), "device": device, "torch": torch.__version__,
+        f"labels unused, {size}x{size}",
+        "backdoor_targets": records,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "optimizer": "sgd",
+        "lr": args.lr,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "lambda1": 1.0,
+        "lambda2": 1.0,
+        "train_minutes": round(minutes, 1),
+        "device": device,
+        "torch": torch.__version__,
         "final_loss": round(float(attack.history_["loss"].iloc[-1]), 4),
         "command": "python evaluations/backdoor_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
-    }  # fmt: skip
+    }
     meta_path = ZOO_DIR / "zoo.json"
     meta = json.loads(meta_path.read_text())
     meta[args.name] = entry

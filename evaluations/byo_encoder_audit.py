@@ -9,6 +9,7 @@ End-to-end proof at the width users have: pre-train a full-width ResNet-18 (CIFA
 Pre-training reads the shipped Fashion-MNIST subset (5,000 train images; the full set is not installed here),
 repeated to 3 channels. Results: evaluations/results/byo_resnet18_cifar/ (results.csv, report.md, timings.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,24 +43,70 @@ def pretrain_stage(args, timings: dict) -> None:
     torch.manual_seed(args.seed)
     encoder = build_encoder("resnet18_cifar", in_channels=3)
     start = time.perf_counter()
-    result = pretrain(encoder, x, "simclr", nb_epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                      device_type="cpu", verbose=True)
+    result = pretrain(
+        encoder,
+        x,
+        "simclr",
+        nb_epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device_type="cpu",
+        verbose=True,
+    )
     timings["pretrain_seconds"] = time.perf_counter() - start
     timings["pretrain_images"], timings["pretrain_epochs"] = int(len(x)), args.epochs
     timings["pretrain_final_loss"] = float(result.history["loss"].iloc[-1])
-    save_encoder(result.encoder, CKPT, arch="resnet18_cifar", arch_kwargs={"in_channels": 3},
-                 input_shape=(3, 32, 32), method="simclr")
+    save_encoder(
+        result.encoder,
+        CKPT,
+        arch="resnet18_cifar",
+        arch_kwargs={"in_channels": 3},
+        input_shape=(3, 32, 32),
+        method="simclr",
+    )
     print(result.history.to_string(index=False), flush=True)
 
 
 def audit_stage(args, timings: dict) -> int:
     # paths relative to the repository root (the command runs there), so the recorded results name no local folder
-    command = [sys.executable, "-m", "art_ssl", "audit", "--encoder", str(CKPT.relative_to(ROOT)),
-               "--data", "fashion-mnist-subset",
-               "--size", "32", "--attacks", *args.attacks, "--defences", *args.defences, "--eps", "10",
-               "--n-train", str(args.n_train), "--n-test", str(args.n_test), "--surrogate-n", str(args.surrogate_n),
-               "--epochs", "1", "--gen-epochs", "1", "--sign-epochs", "1", "--whitebox-n", "50",
-               "--batch-size", "128", "--device", "cpu", "--out", str(OUT.relative_to(ROOT))]
+    command = [
+        sys.executable,
+        "-m",
+        "art_ssl",
+        "audit",
+        "--encoder",
+        str(CKPT.relative_to(ROOT)),
+        "--data",
+        "fashion-mnist-subset",
+        "--size",
+        "32",
+        "--attacks",
+        *args.attacks,
+        "--defences",
+        *args.defences,
+        "--eps",
+        "10",
+        "--n-train",
+        str(args.n_train),
+        "--n-test",
+        str(args.n_test),
+        "--surrogate-n",
+        str(args.surrogate_n),
+        "--epochs",
+        "1",
+        "--gen-epochs",
+        "1",
+        "--sign-epochs",
+        "1",
+        "--whitebox-n",
+        "50",
+        "--batch-size",
+        "128",
+        "--device",
+        "cpu",
+        "--out",
+        str(OUT.relative_to(ROOT)),
+    ]
     timings["audit_command"] = " ".join(["art-ssl", *command[3:]])
     print("$", timings["audit_command"], flush=True)
     start = time.perf_counter()
@@ -86,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     timings_file = OUT / "timings.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-    timings.update(cpu=platform.processor() or platform.machine(), torch_threads=torch.get_num_threads(),
-                   torch=torch.__version__)
+    timings.update(
+        cpu=platform.processor() or platform.machine(), torch_threads=torch.get_num_threads(), torch=torch.__version__
+    )
     rc = 0
     if args.stage in ("all", "pretrain"):
         pretrain_stage(args, timings)

@@ -2,6 +2,7 @@
 What the evaluation scripts share: the attack line-up with its CPU-budget settings, loading an encoder by zoo name or
 file, resumable CSV output, and the threat model's DAEs (crafted once on the public encoder, cached on disk).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,13 @@ def add_cache_argument(parser) -> None:
 def add_task_epochs_argument(parser) -> None:
     """``--task-epochs digits=10``: per-task epochs. Digits has 1,257 training images (5 batches of 256): the same
     epochs as a 4,000-image task would give it a third of the optimisation steps."""
-    parser.add_argument("--task-epochs", nargs="*", default=["digits=10"], metavar="TASK=EPOCHS",
-                        help="epochs for these tasks instead of the default (default: digits=10)")  # fmt: skip
+    parser.add_argument(
+        "--task-epochs",
+        nargs="*",
+        default=["digits=10"],
+        metavar="TASK=EPOCHS",
+        help="epochs for these tasks instead of the default (default: digits=10)",
+    )
 
 
 def task_epochs(args, task: str, default: int) -> int:
@@ -59,9 +65,15 @@ def task_epochs(args, task: str, default: int) -> int:
 
 def make_attack(name: str, encoder: PyTorchEncoder, surrogate, eps: float, args):
     """One attack of ``ATTACKS`` at budget ``eps``; ``surrogate`` is the attacker's label-free head."""
-    settings = AttackSettings(surrogate_n=args.surrogate_n, sign_step=args.sign_step, gen_ngf=args.gen_ngf,
-                              gen_nz_batch=args.gen_nz_batch, gen_epochs=args.gen_epochs, uap_iter=args.uap_iter,
-                              seed=args.seed)  # fmt: skip
+    settings = AttackSettings(
+        surrogate_n=args.surrogate_n,
+        sign_step=args.sign_step,
+        gen_ngf=args.gen_ngf,
+        gen_nz_batch=args.gen_nz_batch,
+        gen_epochs=args.gen_epochs,
+        uap_iter=args.uap_iter,
+        seed=args.seed,
+    )
     return make_universal_attack(name, encoder, eps, surrogate, settings)
 
 
@@ -77,8 +89,9 @@ def learn_noise(name: str, encoder: PyTorchEncoder, surrogate, eps: float, x_sur
     return attack.noise.astype(np.float32), time.perf_counter() - start
 
 
-def cached_daes(enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray,
-                args) -> dict[tuple[str, float], np.ndarray]:
+def cached_daes(
+    enc_label: str, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray, args
+) -> dict[tuple[str, float], np.ndarray]:
     """The threat model's DAEs: each attack's perturbation crafted once on the *public* encoder from the attacker's
     unlabelled images (label-free surrogate head for the classifier-based attacks), cached as .npy by setting in
     ``args.cache``."""
@@ -116,9 +129,14 @@ def fresh_victim(public: PyTorchEncoder, nb_classes: int, args):
     from art_ssl.models import MLPHead
 
     torch.manual_seed(args.seed)
-    return encoder_classifier(copy.deepcopy(public.model), nb_classes,
-                              head=MLPHead(public.embedding_dim, nb_classes, dropout=0.2), freeze_encoder=False,
-                              input_shape=public.input_shape, device_type=args.device)  # fmt: skip
+    return encoder_classifier(
+        copy.deepcopy(public.model),
+        nb_classes,
+        head=MLPHead(public.embedding_dim, nb_classes, dropout=0.2),
+        freeze_encoder=False,
+        input_shape=public.input_shape,
+        device_type=args.device,
+    )
 
 
 class ResumableCSV:
@@ -128,8 +146,11 @@ class ResumableCSV:
         self.path, self.key = Path(path), key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # keys as written: an empty key value stays "" (pandas would read it as NaN)
-        done = (pd.read_csv(self.path, dtype=str, keep_default_na=False) if self.path.exists()
-                else pd.DataFrame(columns=list(key)))  # fmt: skip
+        done = (
+            pd.read_csv(self.path, dtype=str, keep_default_na=False)
+            if self.path.exists()
+            else pd.DataFrame(columns=list(key))
+        )
         self.done = {tuple(str(v) for v in row) for row in done[list(key)].itertuples(index=False)}
 
     def has(self, *values) -> bool:

@@ -18,6 +18,7 @@ data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where th
 Rows (one per setting and training epoch; the head warm start's epochs are not curves) are appended to ``--out``;
 a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,19 +44,33 @@ def make_trainer(setting: str, classifier, args):
     clean = [p for p in parts if p.startswith("clean")]
     parts = [p for p in parts if not p.startswith(("warm", "clean"))]
     name, head_init = parts[0], parts[-1]
-    common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps,
-              "validation_pgd_steps": args.val_pgd_steps, "seed": args.seed, "verbose": args.verbose,
-              "head_init": head_init, "head_init_epochs": args.head_init_epochs}  # fmt: skip
+    common = {
+        "nb_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "pgd_steps": args.pgd_steps,
+        "validation_pgd_steps": args.val_pgd_steps,
+        "seed": args.seed,
+        "verbose": args.verbose,
+        "head_init": head_init,
+        "head_init_epochs": args.head_init_epochs,
+    }
     if warm:
         common["eps_warmup_epochs"] = int(warm[0][4:])
     if name in ("genaf", "genaf_l0"):
-        return GenAFTrainer(classifier, stages=tuple(args.stages), gr_reduction=parts[1],
-                            lambda_gr=0.0 if name == "genaf_l0" else args.lambda_gr, stage2_epochs=args.stage2_epochs,
-                            sensitivity_samples=args.sensitivity_samples, sensitivity_epochs=args.sensitivity_epochs,
-                            **common)  # fmt: skip
+        return GenAFTrainer(
+            classifier,
+            stages=tuple(args.stages),
+            gr_reduction=parts[1],
+            lambda_gr=0.0 if name == "genaf_l0" else args.lambda_gr,
+            stage2_epochs=args.stage2_epochs,
+            sensitivity_samples=args.sensitivity_samples,
+            sensitivity_epochs=args.sensitivity_epochs,
+            **common,
+        )
     if name == "pgd_at":
-        return FineTuningTrainer(classifier, adversarial=True, clean_weight=float(clean[0][5:]) if clean else 0.0,
-                                 **common)  # fmt: skip
+        return FineTuningTrainer(
+            classifier, adversarial=True, clean_weight=float(clean[0][5:]) if clean else 0.0, **common
+        )
     if name == "trades":
         return TRADESTrainer(classifier, **common)
     if name == "mart":
@@ -106,22 +121,35 @@ def main() -> None:
         if key.any():
             continue
         torch.manual_seed(args.seed)
-        victim = encoder_classifier(copy.deepcopy(public.model), task.nb_classes,
-                                    head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-                                    freeze_encoder=False, input_shape=public.input_shape,
-                                    device_type="cpu")  # fmt: skip
+        victim = encoder_classifier(
+            copy.deepcopy(public.model),
+            task.nb_classes,
+            head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
+            freeze_encoder=False,
+            input_shape=public.input_shape,
+            device_type="cpu",
+        )
         trainer = make_trainer(setting, victim, args)
         start = time.perf_counter()
         trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test))
         hist = trainer.history_
-        rows = hist.assign(task=args.task, encoder=args.encoder, setting=setting, n_train=len(task.x_train),
-                           pgd_steps=args.pgd_steps, seconds_total=time.perf_counter() - start)  # fmt: skip
+        rows = hist.assign(
+            task=args.task,
+            encoder=args.encoder,
+            setting=setting,
+            n_train=len(task.x_train),
+            pgd_steps=args.pgd_steps,
+            seconds_total=time.perf_counter() - start,
+        )
         rows = rows.assign(epoch=np.arange(1, len(rows) + 1))
         done = pd.concat([done, rows], ignore_index=True)
         done.to_csv(args.out, index=False)
         last = rows.iloc[-1]
-        print(f"{setting}: val_ba {last['val_ba']:.3f} val_ra {last.get('val_ra', float('nan')):.3f} "
-              f"({last['seconds_total']:.0f} s)", flush=True)
+        print(
+            f"{setting}: val_ba {last['val_ba']:.3f} val_ra {last.get('val_ra', float('nan')):.3f} "
+            f"({last['seconds_total']:.0f} s)",
+            flush=True,
+        )
     if args.md:
         with open(args.md, "w") as f:
             f.write(to_markdown(done) + "\n")

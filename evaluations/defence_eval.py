@@ -22,6 +22,7 @@ i.e. an attacker who knows the defence; columns ``RA_adaptive_*``) and a *transf
 
 Rows are appended to ``--out`` as they finish; a restarted run skips finished rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,11 +57,19 @@ def adaptive_daes(victim, public: PyTorchEncoder, attacks, eps_list, x_surrogate
     unlabelled surrogate images, label-free surrogate head on that encoder); not cached (one per trained victim)."""
     from art_ssl.evaluation import surrogate_classifier
 
-    defended = PyTorchEncoder(victim.model.encoder.eval(), public.input_shape, clip_values=public.clip_values,
-                              preprocessing=public.preprocessing, device_type=args.device)  # fmt: skip
+    defended = PyTorchEncoder(
+        victim.model.encoder.eval(),
+        public.input_shape,
+        clip_values=public.clip_values,
+        preprocessing=public.preprocessing,
+        device_type=args.device,
+    )
     surrogate = surrogate_classifier(defended, x_surrogate, seed=args.seed)
-    return {(attack, eps_255): learn_noise(attack, defended, surrogate, eps_255 / 255, x_surrogate, args)[0]
-            for attack in attacks for eps_255 in eps_list}  # fmt: skip
+    return {
+        (attack, eps_255): learn_noise(attack, defended, surrogate, eps_255 / 255, x_surrogate, args)[0]
+        for attack in attacks
+        for eps_255 in eps_list
+    }
 
 
 def robust_columns(victim, task, noises: dict, prefix: str = "") -> dict:
@@ -74,10 +83,18 @@ def robust_columns(victim, task, noises: dict, prefix: str = "") -> dict:
 
 
 def make_trainer(name: str, classifier, args, epochs: int):
-    return make_defence_trainer(name, classifier, epochs, batch_size=args.batch_size, pgd_steps=args.pgd_steps,
-                                seed=args.seed, verbose=args.verbose, stage2_epochs=args.genaf_stage2_epochs,
-                                sensitivity_samples=args.sensitivity_samples,
-                                sensitivity_epochs=args.sensitivity_epochs)  # fmt: skip
+    return make_defence_trainer(
+        name,
+        classifier,
+        epochs,
+        batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps,
+        seed=args.seed,
+        verbose=args.verbose,
+        stage2_epochs=args.genaf_stage2_epochs,
+        sensitivity_samples=args.sensitivity_samples,
+        sensitivity_epochs=args.sensitivity_epochs,
+    )
 
 
 def main() -> None:
@@ -98,14 +115,26 @@ def main() -> None:
     parser.add_argument("--aa-n", type=int, default=200, help="test images under AutoAttack (0: skip)")
     parser.add_argument("--aa-eps", type=float, default=2.0, help="AutoAttack budget, in 1/255 units")
     parser.add_argument("--aa-version", default="standard")
-    parser.add_argument("--aa-encoders", nargs="*", default=None,
-                        help="encoders whose victims also face AutoAttack (default: the first of --encoders)")
+    parser.add_argument(
+        "--aa-encoders",
+        nargs="*",
+        default=None,
+        help="encoders whose victims also face AutoAttack (default: the first of --encoders)",
+    )
     parser.add_argument("--aa-tasks", nargs="*", default=["fashion_mnist"], help="tasks whose victims face AutoAttack")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--dae-sources", nargs="*", default=["standard"], choices=DAE_SOURCES,
-                        help="standard (public encoder), adaptive (the defended encoder), transfer (another encoder)")
-    parser.add_argument("--transfer-encoder", default=None,
-                        help="encoder of the transfer DAEs (default: the first clean zoo encoder not attacked)")
+    parser.add_argument(
+        "--dae-sources",
+        nargs="*",
+        default=["standard"],
+        choices=DAE_SOURCES,
+        help="standard (public encoder), adaptive (the defended encoder), transfer (another encoder)",
+    )
+    parser.add_argument(
+        "--transfer-encoder",
+        default=None,
+        help="encoder of the transfer DAEs (default: the first clean zoo encoder not attacked)",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", default="evaluations/results/defences_64.csv")
     add_attack_arguments(parser)
@@ -125,13 +154,15 @@ def main() -> None:
         if "transfer" in args.dae_sources:
             from art_ssl.zoo import list_encoders
 
-            source = args.transfer_encoder or next(n for n in list_encoders(backdoored=False)
-                                                   if n not in (enc_name, enc_label) and n not in args.encoders)
+            source = args.transfer_encoder or next(
+                n for n in list_encoders(backdoored=False) if n not in (enc_name, enc_label) and n not in args.encoders
+            )
             src_label, _, src_encoder = load_any_encoder(source, args.size, args.device)
             transfer_noises = cached_daes(src_label, src_encoder, args.attacks, args.eps, x_sur, args)
         for task_name in args.tasks:
-            task = load_task(task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
-                             seed=args.seed)  # fmt: skip
+            task = load_task(
+                task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed
+            )
             for defence in args.defences:
                 if out.has(enc_label, task_name, defence):
                     continue
@@ -142,8 +173,13 @@ def main() -> None:
                 trainer.fit(task.x_train, task.y_train)
                 train_seconds = time.perf_counter() - start
                 clean_pred = victim.predict(task.x_test, batch_size=512).argmax(1)
-                row = {"encoder": enc_label, "method": method, "task": task_name, "defence": defence,
-                       "BA": benign_accuracy(clean_pred, task.y_test)}  # fmt: skip
+                row = {
+                    "encoder": enc_label,
+                    "method": method,
+                    "task": task_name,
+                    "defence": defence,
+                    "BA": benign_accuracy(clean_pred, task.y_test),
+                }
                 if "standard" in args.dae_sources:
                     row.update(robust_columns(victim, task, noises))
                 if "adaptive" in args.dae_sources:
@@ -156,12 +192,24 @@ def main() -> None:
                     start_aa = time.perf_counter()
                     n = min(args.aa_n, len(task.x_test))
                     row[f"RA_autoattack_eps{args.aa_eps:g}"] = autoattack_accuracy(
-                        victim, task.x_test[:n], task.y_test[:n], eps=args.aa_eps / 255, version=args.aa_version,
-                        seed=args.seed)[0]  # fmt: skip
+                        victim,
+                        task.x_test[:n],
+                        task.y_test[:n],
+                        eps=args.aa_eps / 255,
+                        version=args.aa_version,
+                        seed=args.seed,
+                    )[0]
                     row["autoattack_n"], row["autoattack_seconds"] = n, round(time.perf_counter() - start_aa, 1)
-                row.update({"train_seconds": round(train_seconds, 1), "epochs": epochs,
-                            "pgd_steps": args.pgd_steps, "n_train": len(task.x_train), "n_test": len(task.x_test),
-                            "seed": args.seed})  # fmt: skip
+                row.update(
+                    {
+                        "train_seconds": round(train_seconds, 1),
+                        "epochs": epochs,
+                        "pgd_steps": args.pgd_steps,
+                        "n_train": len(task.x_train),
+                        "n_test": len(task.x_test),
+                        "seed": args.seed,
+                    }
+                )
                 frame = out.append([row])
                 print(frame.round(3).to_string(index=False), flush=True)
 

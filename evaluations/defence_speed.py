@@ -8,6 +8,7 @@ regulariser overhead over plain PGD-AT (same PGD, same model).
 Each trainer trains its own copy of the same classifier for ``--epochs`` epochs; the table gives seconds per epoch
 (the mean over epochs after the first, or the only epoch) and images per second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,27 @@ def main() -> None:
     task = load_task("fashion_mnist", size=64, n_train=args.n, n_test=100)
     encoder = load_encoder(args.encoder, args.device)
     eps, step = 0.031, 0.007
-    common = {"nb_epochs": args.epochs, "batch_size": args.batch_size, "pgd_steps": args.pgd_steps, "eps": eps,
-              "step_size": step, "validation_pgd_steps": 0, "verbose": False}  # fmt: skip
+    common = {
+        "nb_epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "pgd_steps": args.pgd_steps,
+        "eps": eps,
+        "step_size": step,
+        "validation_pgd_steps": 0,
+        "verbose": False,
+    }
 
     def classifier():
         torch.manual_seed(0)
         head = MLPHead(encoder.embedding_dim, 10, dropout=0.2)
-        return encoder_classifier(copy.deepcopy(encoder.model), 10, head=head, freeze_encoder=False,
-                                  input_shape=(1, 64, 64), device_type=args.device)  # fmt: skip
+        return encoder_classifier(
+            copy.deepcopy(encoder.model),
+            10,
+            head=head,
+            freeze_encoder=False,
+            input_shape=(1, 64, 64),
+            device_type=args.device,
+        )
 
     def run_ours(name, make):
         trainer = make(classifier())
@@ -65,16 +79,21 @@ def main() -> None:
         run_ours("art_ssl FineTuningTrainer (PGD-AT)", lambda c: FineTuningTrainer(c, adversarial=True, **common)),
     ]
     art_clf = classifier()
-    pgd = ProjectedGradientDescent(art_clf, eps=eps, eps_step=step, max_iter=args.pgd_steps, batch_size=args.batch_size,
-                                   verbose=False)  # fmt: skip
+    pgd = ProjectedGradientDescent(
+        art_clf, eps=eps, eps_step=step, max_iter=args.pgd_steps, batch_size=args.batch_size, verbose=False
+    )
     art_trainer = AdversarialTrainerTRADESPyTorch(art_clf, pgd, beta=6.0)
     times = []
     for _ in range(args.epochs):
         start = time.perf_counter()
         art_trainer.fit(task.x_train, task.y_train, batch_size=args.batch_size, nb_epochs=1)
         times.append(time.perf_counter() - start)
-    rows.append({"trainer": "ART AdversarialTrainerTRADESPyTorch",
-                 "seconds_per_epoch": float(np.mean(times[1:] if len(times) > 1 else times))})  # fmt: skip
+    rows.append(
+        {
+            "trainer": "ART AdversarialTrainerTRADESPyTorch",
+            "seconds_per_epoch": float(np.mean(times[1:] if len(times) > 1 else times)),
+        }
+    )
 
     table = pd.DataFrame(rows)
     table["images_per_s"] = args.n / table["seconds_per_epoch"]
@@ -82,10 +101,15 @@ def main() -> None:
     table["speedup_vs_art_trades"] = art_time / table["seconds_per_epoch"]
     pgd_at = table.loc[table.trainer.str.contains("PGD-AT"), "seconds_per_epoch"].item()
     table["overhead_vs_pgd_at"] = table["seconds_per_epoch"] / pgd_at - 1
-    device = torch.cuda.get_device_name() if args.device == "gpu" and torch.cuda.is_available() else (
-        f"CPU {torch.get_num_threads()} threads ({platform.machine()})")
-    table["setting"] = (f"{args.encoder} + MLP head, {args.n} Fashion-MNIST images at 64x64, batch {args.batch_size}, "
-                        f"PGD-{args.pgd_steps}, {device}")
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "gpu" and torch.cuda.is_available()
+        else (f"CPU {torch.get_num_threads()} threads ({platform.machine()})")
+    )
+    table["setting"] = (
+        f"{args.encoder} + MLP head, {args.n} Fashion-MNIST images at 64x64, batch {args.batch_size}, "
+        f"PGD-{args.pgd_steps}, {device}"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(table.to_markdown(index=False, floatfmt=".3g"))

@@ -32,29 +32,44 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
 
 # (CSV, tidy it, caption) of each table; a table whose CSV is missing is skipped.
 TABLES = [
-    ("defences_64.csv", True,
-     "Defences against DAEs crafted on the public encoder (5,000 unlabelled Fashion-MNIST images, eps "
-     "10/255), 64x64. Downstream: Fashion-MNIST 4,000 training / 2,000 test images, 3 epochs; digits all "
-     "1,257 / 540, 10 epochs (about the same number of steps); PGD-5 inside the trainers. AutoAttack "
-     "(pyautoattack standard, eps 2/255) on the first 40 test images of the simclr_r18 Fashion-MNIST "
-     "victims. Commands: `python evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40`"),
-    ("defences_curve_64.csv", True,
-     "RA against the DAE budget (1/255 units in the column names), no defence and TRADES, simclr_r18, "
-     "Fashion-MNIST. Command: `python evaluations/defence_eval.py --encoders simclr_r18 --tasks "
-     "fashion_mnist --defences none trades --eps 4 8 10 16 --epochs 3 --n-train 4000 --aa-n 0 "
-     "--out evaluations/results/defences_curve_64.csv`"),
-    ("defences_genaf_epochs_64.csv", True,
-     "Gen-AF with 10 stage-1 epochs (the main table: 3), simclr_r18, Fashion-MNIST. Command: `python "
-     "evaluations/defence_eval.py --encoders simclr_r18 --tasks fashion_mnist --defences genaf --epochs 10 "
-     "--n-train 4000 --aa-n 0 --out evaluations/results/defences_genaf_epochs_64.csv`"),
-    ("defence_speed.csv", False,
-     "Seconds per training epoch, each trainer on its own copy of the same model and data, one run "
-     "(mean over the epochs after the first). Command: `python evaluations/defence_speed.py --epochs 2 "
-     "--pgd-steps 10`"),
-    ("defences_digits_3epochs_64.csv", True,
-     "The first digits run, at Fashion-MNIST's 3 epochs: 1,257 images make 5 batches an epoch, 15 steps in "
-     "all, and PGD-AT, MART and Gen-AF stay at chance. Superseded by the 10-epoch rows of defences_64.md."),
-]  # fmt: skip
+    (
+        "defences_64.csv",
+        True,
+        "Defences against DAEs crafted on the public encoder (5,000 unlabelled Fashion-MNIST images, eps "
+        "10/255), 64x64. Downstream: Fashion-MNIST 4,000 training / 2,000 test images, 3 epochs; digits all "
+        "1,257 / 540, 10 epochs (about the same number of steps); PGD-5 inside the trainers. AutoAttack "
+        "(pyautoattack standard, eps 2/255) on the first 40 test images of the simclr_r18 Fashion-MNIST "
+        "victims. Commands: `python evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40`",
+    ),
+    (
+        "defences_curve_64.csv",
+        True,
+        "RA against the DAE budget (1/255 units in the column names), no defence and TRADES, simclr_r18, "
+        "Fashion-MNIST. Command: `python evaluations/defence_eval.py --encoders simclr_r18 --tasks "
+        "fashion_mnist --defences none trades --eps 4 8 10 16 --epochs 3 --n-train 4000 --aa-n 0 "
+        "--out evaluations/results/defences_curve_64.csv`",
+    ),
+    (
+        "defences_genaf_epochs_64.csv",
+        True,
+        "Gen-AF with 10 stage-1 epochs (the main table: 3), simclr_r18, Fashion-MNIST. Command: `python "
+        "evaluations/defence_eval.py --encoders simclr_r18 --tasks fashion_mnist --defences genaf --epochs 10 "
+        "--n-train 4000 --aa-n 0 --out evaluations/results/defences_genaf_epochs_64.csv`",
+    ),
+    (
+        "defence_speed.csv",
+        False,
+        "Seconds per training epoch, each trainer on its own copy of the same model and data, one run "
+        "(mean over the epochs after the first). Command: `python evaluations/defence_speed.py --epochs 2 "
+        "--pgd-steps 10`",
+    ),
+    (
+        "defences_digits_3epochs_64.csv",
+        True,
+        "The first digits run, at Fashion-MNIST's 3 epochs: 1,257 images make 5 batches an epoch, 15 steps in "
+        "all, and PGD-AT, MART and Gen-AF stay at chance. Superseded by the 10-epoch rows of defences_64.md.",
+    ),
+]
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Write the Fashion-MNIST subset shipped in the package: 5,000 train and 1,000 test images, class-balanced, seed 0.
 
-    python evaluations/make_subset.py   # needs `apt-get install dataset-fashion-mnist`
+python evaluations/make_subset.py   # needs `apt-get install dataset-fashion-mnist`
 """
+
 from pathlib import Path
 
 import numpy as np

@@ -7,6 +7,7 @@ Pre-train one zoo encoder on the Fashion-MNIST training images at 64x64 (labels 
 The exact command of every shipped encoder is in evaluations/README.md and recorded in art_ssl/zoo/zoo.json.
 Probe accuracies are measured afterwards by evaluations/probe_zoo.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,30 +50,55 @@ def main(argv: list[str] | None = None) -> None:
     ckpt_dir.mkdir(exist_ok=True)
 
     def checkpoint(epoch, model, history):
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(ckpt_dir / f"{args.name}_epoch{epoch}.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            str(ckpt_dir / f"{args.name}_epoch{epoch}.safetensors"),
+        )
         history.to_csv(ckpt_dir / f"{args.name}_history.csv", index=False)
 
     start = time.perf_counter()
-    result = pretrain(encoder, x, method=args.method, nb_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, device_type=args.device, epoch_callback=checkpoint)
+    result = pretrain(
+        encoder,
+        x,
+        method=args.method,
+        nb_epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device_type=args.device,
+        epoch_callback=checkpoint,
+    )
     minutes = (time.perf_counter() - start) / 60
 
     weights = ZOO_DIR / "weights" / f"{args.name}.safetensors"
     weights.parent.mkdir(exist_ok=True)
     save_file({k: v.contiguous() for k, v in result.encoder.state_dict().items()}, str(weights))
-    device = torch.cuda.get_device_name() if args.device == "gpu" and torch.cuda.is_available() else (
-        f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})")
+    device = (
+        torch.cuda.get_device_name()
+        if args.device == "gpu" and torch.cuda.is_available()
+        else (f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})")
+    )
     defaults = OPTIMIZER_DEFAULTS[args.method]
     entry = {
-        "method": args.method, "arch": ARCH, "arch_kwargs": ARCH_KWARGS, "input_shape": [1, args.size, args.size],
-        "file": weights.name, "sha256": sha256_of(weights), "size_mb": round(weights.stat().st_size / 1e6, 2),
+        "method": args.method,
+        "arch": ARCH,
+        "arch_kwargs": ARCH_KWARGS,
+        "input_shape": [1, args.size, args.size],
+        "file": weights.name,
+        "sha256": sha256_of(weights),
+        "size_mb": round(weights.stat().st_size / 1e6, 2),
         "params": sum(p.numel() for p in result.encoder.parameters()),
         "data": f"Fashion-MNIST train (60,000 images, labels unused) at {args.size}x{args.size}",
-        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "optimizer": defaults["optimizer"], "lr": args.lr if args.lr is not None else defaults["lr"],
-        "weight_decay": defaults["weight_decay"], "train_minutes": round(minutes, 1), "device": device,
-        "torch": torch.__version__, "final_loss": round(float(result.history["loss"].iloc[-1]), 4),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "optimizer": defaults["optimizer"],
+        "lr": args.lr if args.lr is not None else defaults["lr"],
+        "weight_decay": defaults["weight_decay"],
+        "train_minutes": round(minutes, 1),
+        "device": device,
+        "torch": torch.__version__,
+        "final_loss": round(float(result.history["loss"].iloc[-1]), 4),
         "command": "python evaluations/pretrain_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     meta_path = ZOO_DIR / "zoo.json"

@@ -10,6 +10,7 @@ fit on the raw 64x64 pixels.
     python evaluations/probe_zoo.py                    # needs `apt-get install dataset-fashion-mnist`
     python evaluations/probe_zoo.py --checkpoints NAME # probe every epoch checkpoint of one training run (5k protocol)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--root", default=None)
     parser.add_argument("--results-dir", default=str(RESULTS), help="where zoo_probe.{csv,md} go")
-    parser.add_argument("--no-zoo-update", action="store_true",
-                        help="leave art_ssl/zoo/zoo.json as it is (the table still shows this run's probes)")
+    parser.add_argument(
+        "--no-zoo-update",
+        action="store_true",
+        help="leave art_ssl/zoo/zoo.json as it is (the table still shows this run's probes)",
+    )
     args = parser.parse_args()
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
@@ -66,9 +70,13 @@ def main() -> None:
         start = time.perf_counter()
         full = linear_probe(encoder, x_train, y_train, x_test, y_test).accuracy
         small = linear_probe(encoder, x_5k, y_5k, x_test, y_test).accuracy
-        entry = {"probe_acc": round(full, 4), "probe_acc_5k": round(small, 4), **baseline,
-                 "probe_protocol": "Fashion-MNIST 64x64, L-BFGS logistic regression (l2 1e-4) on frozen embeddings "
-                                   "of 60,000 (probe_acc) or 5,000 (probe_acc_5k) training images; 10,000 test images"}
+        entry = {
+            "probe_acc": round(full, 4),
+            "probe_acc_5k": round(small, 4),
+            **baseline,
+            "probe_protocol": "Fashion-MNIST 64x64, L-BFGS logistic regression (l2 1e-4) on frozen embeddings "
+            "of 60,000 (probe_acc) or 5,000 (probe_acc_5k) training images; 10,000 test images",
+        }
         meta[name].update(entry)
         print(f"{name}: 60k {full:.4f}  5k {small:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
     for entry in meta.values():  # one baseline for every encoder: same data, same protocol
@@ -76,15 +84,26 @@ def main() -> None:
     if not args.no_zoo_update:
         META.write_text(json.dumps(meta, indent=2) + "\n")
     keys = ("probe_acc", "probe_acc_5k", "raw_pixel_probe_acc", "raw_pixel_probe_acc_5k")
-    table = pd.DataFrame([  # every probed encoder of the zoo, not only those of this run
-        {"encoder": name, "method": e["method"], "epochs": e["epochs"], "seed": e["seed"],
-         "train_minutes": e["train_minutes"], "size_mb": e["size_mb"], **{k: e.get(k) for k in keys}}
-        for name, e in meta.items() if "probe_acc" in e
-    ])  # fmt: skip
+    table = pd.DataFrame(
+        [  # every probed encoder of the zoo, not only those of this run
+            {
+                "encoder": name,
+                "method": e["method"],
+                "epochs": e["epochs"],
+                "seed": e["seed"],
+                "train_minutes": e["train_minutes"],
+                "size_mb": e["size_mb"],
+                **{k: e.get(k) for k in keys},
+            }
+            for name, e in meta.items()
+            if "probe_acc" in e
+        ]
+    )
     table.to_csv(results / "zoo_probe.csv", index=False)
     (results / "zoo_probe.md").write_text(
         "Linear probe on Fashion-MNIST test (10,000 images) at 64x64. Command: `python evaluations/probe_zoo.py`\n\n"
-        + table.to_markdown(index=False) + "\n"
+        + table.to_markdown(index=False)
+        + "\n"
     )
     print(table.to_markdown(index=False))
 
@@ -93,8 +112,10 @@ def probe_checkpoints(run: str, x_5k, y_5k, x_test, y_test) -> None:
     """Probe accuracy (5k protocol) after every epoch of one training run, from its safetensors checkpoints."""
     info = {"arch": ZOO_ARCH[0], "arch_kwargs": ZOO_ARCH[1], "input_shape": [1, 64, 64]}
     rows = []
-    for path in sorted((ROOT / "evaluations" / "checkpoints").glob(f"{run}_epoch*.safetensors"),
-                       key=lambda p: int(p.stem.rsplit("epoch", 1)[1])):
+    for path in sorted(
+        (ROOT / "evaluations" / "checkpoints").glob(f"{run}_epoch*.safetensors"),
+        key=lambda p: int(p.stem.rsplit("epoch", 1)[1]),
+    ):
         model = build_from_info(info, load_state_dict(path))
         encoder = PyTorchEncoder(model, tuple(info["input_shape"]), device_type="cpu")
         acc = linear_probe(encoder, x_5k, y_5k, x_test, y_test).accuracy

@@ -24,11 +24,24 @@ from attack_tables import RESULTS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 METHODS = {"simclr": "SimCLR", "moco": "MoCo v2", "barlow_twins": "Barlow Twins", "byol": "BYOL", "simsiam": "SimSiam"}
-ATTACK_COLUMNS = {"advencoder": "AdvEncoder", "ssp": "SSP", "pap_fuse": "PAP fuse", "pap_ugs": "PAP ugs",
-                  "pap_base": "PAP base", "uapepgd": "UAPEPGD", "art_uap": "ART UAP (surrogate head)"}  # fmt: skip
+ATTACK_COLUMNS = {
+    "advencoder": "AdvEncoder",
+    "ssp": "SSP",
+    "pap_fuse": "PAP fuse",
+    "pap_ugs": "PAP ugs",
+    "pap_base": "PAP base",
+    "uapepgd": "UAPEPGD",
+    "art_uap": "ART UAP (surrogate head)",
+}
 TASKS = {"fashion_mnist": "Fashion-MNIST", "digits": "digits"}
-DEFENCE_ROWS = {"none": "none (frozen encoder)", "finetune": "plain fine-tuning", "pgd_at": "PGD-AT",
-                "trades": "TRADES", "mart": "MART", "genaf": "Gen-AF (both stages)"}  # fmt: skip
+DEFENCE_ROWS = {
+    "none": "none (frozen encoder)",
+    "finetune": "plain fine-tuning",
+    "pgd_at": "PGD-AT",
+    "trades": "TRADES",
+    "mart": "MART",
+    "genaf": "Gen-AF (both stages)",
+}
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -38,8 +51,18 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def zoo_table(results: Path) -> str:
     frame = pd.read_csv(results / "zoo_probe.csv").sort_values("probe_acc", ascending=False, kind="stable")
-    rows = [[f"`{r.encoder}`", METHODS.get(r.method, r.method), str(r.epochs), str(r.seed), f"{r.train_minutes:.1f}",
-             f"{r.probe_acc:.4f}", f"{r.probe_acc_5k:.4f}"] for r in frame.itertuples()]  # fmt: skip
+    rows = [
+        [
+            f"`{r.encoder}`",
+            METHODS.get(r.method, r.method),
+            str(r.epochs),
+            str(r.seed),
+            f"{r.train_minutes:.1f}",
+            f"{r.probe_acc:.4f}",
+            f"{r.probe_acc_5k:.4f}",
+        ]
+        for r in frame.itertuples()
+    ]
     header = ["encoder", "method", "epochs", "seed", "CPU minutes", "probe, 60k train", "probe, 5k train"]
     return markdown(header, rows)
 
@@ -50,8 +73,15 @@ def attack_table(results: Path) -> str:
     ranges = frame.groupby(["task", "attack"])["RA"].agg(["min", "max"])
     rows = []
     for task, label in TASKS.items():
-        rows.append([label] + [f"{ranges.loc[(task, a), 'min']:.2f}-{ranges.loc[(task, a), 'max']:.2f}"
-                               if (task, a) in ranges.index else "" for a in ATTACK_COLUMNS])  # fmt: skip
+        rows.append(
+            [label]
+            + [
+                f"{ranges.loc[(task, a), 'min']:.2f}-{ranges.loc[(task, a), 'max']:.2f}"
+                if (task, a) in ranges.index
+                else ""
+                for a in ATTACK_COLUMNS
+            ]
+        )
     return markdown(["attack", *ATTACK_COLUMNS.values()], rows)
 
 
@@ -66,8 +96,15 @@ def defence_table(results: Path) -> str:
     for defence, label in DEFENCE_ROWS.items():
         if defence not in frame.defence.values:
             continue
-        rows.append([label] + [f"{cells.loc[(defence, e, t), 'BA']:.3f} / {cells.loc[(defence, e, t), 'RA_mean']:.3f}"
-                               if (defence, e, t) in cells.index else "" for e, t in columns])  # fmt: skip
+        rows.append(
+            [label]
+            + [
+                f"{cells.loc[(defence, e, t), 'BA']:.3f} / {cells.loc[(defence, e, t), 'RA_mean']:.3f}"
+                if (defence, e, t) in cells.index
+                else ""
+                for e, t in columns
+            ]
+        )
     return markdown(["defence", *[f"{e}, {TASKS[t]}" for e, t in columns]], rows)
 
 
@@ -101,8 +138,10 @@ def main() -> None:
     results = Path(args.results_dir)
     tables = render(results)
     text = "\n\n".join(f"<!-- table:{name} -->\n{table}\n<!-- /table:{name} -->" for name, table in tables.items())
-    (results / "readme_tables.md").write_text("Tables of the top-level README, from this folder's CSVs "
-                                              "(`python evaluations/readme_tables.py`).\n\n" + text + "\n")  # fmt: skip
+    (results / "readme_tables.md").write_text(
+        "Tables of the top-level README, from this folder's CSVs "
+        "(`python evaluations/readme_tables.py`).\n\n" + text + "\n"
+    )
     print(text)
     if args.update_readme:
         print("README.md: updated", ", ".join(update_readme(tables)))

@@ -10,6 +10,7 @@ folder, so images load from where they are): it records ``console.error`` calls,
 then after ``load`` checks every image's decoded size and every table's right edge against the window, and writes
 its findings into the DOM, which ``--dump-dom`` prints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # A clean, private, offline profile: no sync, updates, first-run pages or network chatter.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--hide-scrollbars")  # fmt: skip
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
 PROBE = """<script>
 window.__problems = [];
 (function () {
@@ -73,8 +82,14 @@ def find_browser() -> str | None:
 
 
 def _run(browser: str, profile: Path, width: int, height: int, *args: str, timeout: float = 120) -> str:
-    cmd = [browser, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
-           "--virtual-time-budget=10000", *args]  # fmt: skip
+    cmd = [
+        browser,
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+        "--virtual-time-budget=10000",
+        *args,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{Path(browser).name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -101,8 +116,12 @@ def check_report(report: Path, width: int = 1280, screenshot: Path | None = None
         dom = _run(browser, tmp / "profile", width, 900, "--dump-dom", copy.as_uri())
         found = re.search(r'<pre id="__report_check">(.*?)</pre>', dom, flags=re.S)
         if found is None:
-            return {"problems": ["the page never finished loading (no probe result)"], "images": 0, "tables": 0,
-                    "height": 0}  # fmt: skip
+            return {
+                "problems": ["the page never finished loading (no probe result)"],
+                "images": 0,
+                "tables": 0,
+                "height": 0,
+            }
         result = json.loads(html.unescape(found.group(1)))
         if screenshot is not None:
             screenshot = Path(screenshot).resolve()
@@ -113,8 +132,9 @@ def check_report(report: Path, width: int = 1280, screenshot: Path | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("report", nargs="?", default="audit", help="an audit folder or its report.html")
     parser.add_argument("--screenshot", default=None, help="save the whole page as this PNG")
     parser.add_argument("--width", type=int, default=1280, help="window width in CSS pixels")
@@ -127,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     for problem in result["problems"]:
         print(f"report-check: {problem}", file=sys.stderr)
     status = "FAILED" if result["problems"] else "ok"
-    print(f"report-check {status}: {result['images']} images, {result['tables']} tables, page {result['height']} px "
-          f"high at {args.width} px" + (f"; screenshot {args.screenshot}" if args.screenshot else ""))  # fmt: skip
+    print(
+        f"report-check {status}: {result['images']} images, {result['tables']} tables, page {result['height']} px "
+        f"high at {args.width} px" + (f"; screenshot {args.screenshot}" if args.screenshot else "")
+    )
     return 1 if result["problems"] else 0
 
 

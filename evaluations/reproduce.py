@@ -48,61 +48,216 @@ ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("quick", "bench", "full")
 # skip the rows already in their --out (so does the audit, in its --out folder)
 RESUMABLE = ("attack_eval.py", "defence_eval.py", "backdoor_eval.py")
-ZOO = {"simclr_r18": ("simclr", 0), "simclr_r18_s1": ("simclr", 1), "barlow_twins_r18": ("barlow_twins", 0),
-       "moco_r18": ("moco", 0)}  # fmt: skip
+ZOO = {
+    "simclr_r18": ("simclr", 0),
+    "simclr_r18_s1": ("simclr", 1),
+    "barlow_twins_r18": ("barlow_twins", 0),
+    "moco_r18": ("moco", 0),
+}
 
 # Per profile, the options of each step that differ from the script's defaults. bench: the committed commands.
 SETTINGS: dict[str, dict[str, list[str]]] = {
     "bench": {
-        "attacks": [], "attacks_28_pretrain": ["--epochs", "10"], "attack_speed": [],
+        "attacks": [],
+        "attacks_28_pretrain": ["--epochs", "10"],
+        "attack_speed": [],
         "defences": ["--epochs", "3", "--n-train", "4000", "--aa-n", "40"],
         "defences_curve": ["--epochs", "3", "--n-train", "4000"],
         "defences_digits_3epochs": ["--epochs", "3", "--n-train", "4000"],
         "defence_speed": ["--epochs", "2", "--pgd-steps", "10"],
         "zepad": ["--aft-epochs", "3", "--n-train", "4000", "--adaptive-n", "200", "--aa-n", "20"],
-        "backdoor": [], "backdoor_probe": [], "audit": [],
+        "backdoor": [],
+        "backdoor_probe": [],
+        "audit": [],
     },
     "quick": {
         "attacks": ["--surrogate-n", "1000", "--n-train", "10000"],
         "attacks_28_pretrain": ["--epochs", "2"],
         "attack_speed": ["--n", "1000", "--max-epochs", "5", "--art-max-iter", "5"],
-        "defences": ["--epochs", "2", "--n-train", "1000", "--n-test", "1000", "--aa-n", "10", "--surrogate-n", "1000",
-                     "--task-epochs", "digits=2", "--sensitivity-samples", "200", "--sensitivity-epochs", "1",
-                     "--genaf-stage2-epochs", "1"],
+        "defences": [
+            "--epochs",
+            "2",
+            "--n-train",
+            "1000",
+            "--n-test",
+            "1000",
+            "--aa-n",
+            "10",
+            "--surrogate-n",
+            "1000",
+            "--task-epochs",
+            "digits=2",
+            "--sensitivity-samples",
+            "200",
+            "--sensitivity-epochs",
+            "1",
+            "--genaf-stage2-epochs",
+            "1",
+        ],
         "defences_curve": ["--epochs", "2", "--n-train", "1000", "--n-test", "1000", "--surrogate-n", "1000"],
-        "defences_digits_3epochs": ["--epochs", "1", "--n-train", "1000", "--n-test", "540", "--surrogate-n", "1000",
-                                    "--sensitivity-samples", "200", "--sensitivity-epochs", "1",
-                                    "--genaf-stage2-epochs", "1"],
+        "defences_digits_3epochs": [
+            "--epochs",
+            "1",
+            "--n-train",
+            "1000",
+            "--n-test",
+            "540",
+            "--surrogate-n",
+            "1000",
+            "--sensitivity-samples",
+            "200",
+            "--sensitivity-epochs",
+            "1",
+            "--genaf-stage2-epochs",
+            "1",
+        ],
         "defence_speed": ["--epochs", "1", "--n", "512", "--pgd-steps", "10"],
-        "zepad": ["--aft-epochs", "2", "--n-train", "1000", "--n-test", "1000", "--surrogate-n", "1000",
-                  "--task-epochs", "digits=2", "--head-epochs", "5", "--adaptive-n", "50", "--aa-n", "5"],
-        "backdoor": ["--n-train", "2000", "--n-test", "1000", "--epochs", "3", "--task-epochs", "digits=5",
-                     "--distill-fraction", "0.02", "--distill-epochs", "4", "--teacher-epochs", "2",
-                     "--warmup-epochs", "4", "--sequela-max-epochs", "3", "--sensitivity-samples", "200",
-                     "--sensitivity-epochs", "1"],
+        "zepad": [
+            "--aft-epochs",
+            "2",
+            "--n-train",
+            "1000",
+            "--n-test",
+            "1000",
+            "--surrogate-n",
+            "1000",
+            "--task-epochs",
+            "digits=2",
+            "--head-epochs",
+            "5",
+            "--adaptive-n",
+            "50",
+            "--aa-n",
+            "5",
+        ],
+        "backdoor": [
+            "--n-train",
+            "2000",
+            "--n-test",
+            "1000",
+            "--epochs",
+            "3",
+            "--task-epochs",
+            "digits=5",
+            "--distill-fraction",
+            "0.02",
+            "--distill-epochs",
+            "4",
+            "--teacher-epochs",
+            "2",
+            "--warmup-epochs",
+            "4",
+            "--sequela-max-epochs",
+            "3",
+            "--sensitivity-samples",
+            "200",
+            "--sensitivity-epochs",
+            "1",
+        ],
         "backdoor_probe": ["--n-train", "1000", "--n-test", "1000"],
         "audit": ["--epochs", "1", "--n-train", "1000", "--n-test", "500"],
     },
     "full": {
         "attacks": ["--gen-ngf", "128", "--gen-nz-batch", "256", "--gen-epochs", "20"],
-        "attacks_28_pretrain": ["--epochs", "10"], "attack_speed": [],
-        "defences": ["--epochs", "50", "--n-train", "0", "--n-test", "0", "--pgd-steps", "10", "--aa-n", "1000",
-                     "--task-epochs", "digits=50", "--genaf-stage2-epochs", "50", "--gen-ngf", "128",
-                     "--gen-nz-batch", "256", "--gen-epochs", "20"],
-        "defences_curve": ["--epochs", "50", "--n-train", "0", "--n-test", "0", "--pgd-steps", "10",
-                           "--gen-ngf", "128", "--gen-nz-batch", "256", "--gen-epochs", "20"],
-        "defences_digits_3epochs": ["--epochs", "3", "--n-train", "0", "--n-test", "0", "--pgd-steps", "10",
-                                    "--gen-ngf", "128", "--gen-nz-batch", "256", "--gen-epochs", "20"],
+        "attacks_28_pretrain": ["--epochs", "10"],
+        "attack_speed": [],
+        "defences": [
+            "--epochs",
+            "50",
+            "--n-train",
+            "0",
+            "--n-test",
+            "0",
+            "--pgd-steps",
+            "10",
+            "--aa-n",
+            "1000",
+            "--task-epochs",
+            "digits=50",
+            "--genaf-stage2-epochs",
+            "50",
+            "--gen-ngf",
+            "128",
+            "--gen-nz-batch",
+            "256",
+            "--gen-epochs",
+            "20",
+        ],
+        "defences_curve": [
+            "--epochs",
+            "50",
+            "--n-train",
+            "0",
+            "--n-test",
+            "0",
+            "--pgd-steps",
+            "10",
+            "--gen-ngf",
+            "128",
+            "--gen-nz-batch",
+            "256",
+            "--gen-epochs",
+            "20",
+        ],
+        "defences_digits_3epochs": [
+            "--epochs",
+            "3",
+            "--n-train",
+            "0",
+            "--n-test",
+            "0",
+            "--pgd-steps",
+            "10",
+            "--gen-ngf",
+            "128",
+            "--gen-nz-batch",
+            "256",
+            "--gen-epochs",
+            "20",
+        ],
         "defence_speed": ["--epochs", "2", "--pgd-steps", "10", "--n", "8192"],
-        "zepad": ["--aft-epochs", "20", "--head-epochs", "20", "--n-train", "0", "--n-test", "0", "--pgd-steps", "10",
-                  "--task-epochs", "digits=20", "--adaptive-n", "1000", "--aa-n", "1000", "--gen-ngf", "128",
-                  "--gen-nz-batch", "256", "--gen-epochs", "20"],
-        "backdoor": ["--n-train", "0", "--n-test", "0", "--epochs", "20", "--task-epochs", "digits=20",
-                     "--distill-epochs", "500", "--pgd-steps", "10"],
+        "zepad": [
+            "--aft-epochs",
+            "20",
+            "--head-epochs",
+            "20",
+            "--n-train",
+            "0",
+            "--n-test",
+            "0",
+            "--pgd-steps",
+            "10",
+            "--task-epochs",
+            "digits=20",
+            "--adaptive-n",
+            "1000",
+            "--aa-n",
+            "1000",
+            "--gen-ngf",
+            "128",
+            "--gen-nz-batch",
+            "256",
+            "--gen-epochs",
+            "20",
+        ],
+        "backdoor": [
+            "--n-train",
+            "0",
+            "--n-test",
+            "0",
+            "--epochs",
+            "20",
+            "--task-epochs",
+            "digits=20",
+            "--distill-epochs",
+            "500",
+            "--pgd-steps",
+            "10",
+        ],
         "backdoor_probe": ["--n-train", "0", "--n-test", "0"],
         "audit": ["--data", "fashion-mnist", "--epochs", "10", "--n-train", "0", "--n-test", "0"],
     },
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -136,48 +291,169 @@ def plan(profile: str, out: Path, zoo: bool = False) -> list[Step]:
     steps = []
     if zoo:
         if profile == "quick":
-            raise ValueError("`--zoo` re-trains the shipped encoders in art_ssl/zoo: use it with --profile bench or "
-                             "full, not quick.")  # fmt: skip
+            raise ValueError(
+                "`--zoo` re-trains the shipped encoders in art_ssl/zoo: use it with --profile bench or full, not quick."
+            )
         for name, (method, seed) in ZOO.items():
-            steps.append(Step(f"zoo_{name}", [ev + "pretrain_zoo.py", "--name", name, "--method", method,
-                                              "--seed", str(seed), "--epochs", "10", *device]))  # fmt: skip
+            steps.append(
+                Step(
+                    f"zoo_{name}",
+                    [
+                        ev + "pretrain_zoo.py",
+                        "--name",
+                        name,
+                        "--method",
+                        method,
+                        "--seed",
+                        str(seed),
+                        "--epochs",
+                        "10",
+                        *device,
+                    ],
+                )
+            )
         steps.append(Step("zoo_badencoder", [ev + "backdoor_zoo.py", *device]))
     steps += [
         Step("zoo_probe", [ev + "probe_zoo.py", "--results-dir", str(out), *([] if bench else ["--no-zoo-update"])]),
-        Step("attacks", [ev + "attack_eval.py", "--eps", "10", *s["attacks"], *device,
-                         "--out", str(out / "attacks_64.csv")]),
-        Step("attacks_curve", [ev + "attack_eval.py", "--encoders", "simclr_r18", "--eps", "4", "8", "16",
-                               *s["attacks"], *device, "--out", str(out / "attacks_64_curve.csv")]),
-        Step("attacks_28_pretrain", ["-m", "art_ssl", "pretrain", "--method", "simclr", "--data", "fashion_mnist",
-                                     "--size", "28", *s["attacks_28_pretrain"], "--seed", "0", *device,
-                                     "--out", enc28]),
-        Step("attacks_28", [ev + "attack_eval.py", "--size", "28", "--encoders", enc28, "--eps", "10", "16",
-                            *s["attacks"], *device, "--out", str(out / "attacks_28.csv")]),
+        Step(
+            "attacks",
+            [ev + "attack_eval.py", "--eps", "10", *s["attacks"], *device, "--out", str(out / "attacks_64.csv")],
+        ),
+        Step(
+            "attacks_curve",
+            [
+                ev + "attack_eval.py",
+                "--encoders",
+                "simclr_r18",
+                "--eps",
+                "4",
+                "8",
+                "16",
+                *s["attacks"],
+                *device,
+                "--out",
+                str(out / "attacks_64_curve.csv"),
+            ],
+        ),
+        Step(
+            "attacks_28_pretrain",
+            [
+                "-m",
+                "art_ssl",
+                "pretrain",
+                "--method",
+                "simclr",
+                "--data",
+                "fashion_mnist",
+                "--size",
+                "28",
+                *s["attacks_28_pretrain"],
+                "--seed",
+                "0",
+                *device,
+                "--out",
+                enc28,
+            ],
+        ),
+        Step(
+            "attacks_28",
+            [
+                ev + "attack_eval.py",
+                "--size",
+                "28",
+                "--encoders",
+                enc28,
+                "--eps",
+                "10",
+                "16",
+                *s["attacks"],
+                *device,
+                "--out",
+                str(out / "attacks_28.csv"),
+            ],
+        ),
         Step("attack_speed", [ev + "attack_speed.py", *s["attack_speed"], "--out", str(out / "attack_speed.csv")]),
         Step("attack_tables", [ev + "attack_tables.py", "--results-dir", str(out)]),
-        Step("defences", [ev + "defence_eval.py", *s["defences"], *cache, *device,
-                          "--out", str(out / "defences_64.csv")]),
-        Step("defences_curve", [ev + "defence_eval.py", "--encoders", "simclr_r18", "--tasks", "fashion_mnist",
-                                "--defences", "none", "trades", "--eps", "4", "8", "10", "16", "--aa-n", "0",
-                                *s["defences_curve"], *cache, *device, "--out", str(out / "defences_curve_64.csv")]),
-        Step("defences_digits_3epochs", [ev + "defence_eval.py", "--encoders", "simclr_r18", "--tasks", "digits",
-                                         "--task-epochs", "--aa-n", "0", *s["defences_digits_3epochs"], *cache,
-                                         *device, "--out", str(out / "defences_digits_3epochs_64.csv")]),
-        Step("defence_speed", [ev + "defence_speed.py", *s["defence_speed"], *device,
-                               "--out", str(out / "defence_speed.csv")]),
+        Step(
+            "defences", [ev + "defence_eval.py", *s["defences"], *cache, *device, "--out", str(out / "defences_64.csv")]
+        ),
+        Step(
+            "defences_curve",
+            [
+                ev + "defence_eval.py",
+                "--encoders",
+                "simclr_r18",
+                "--tasks",
+                "fashion_mnist",
+                "--defences",
+                "none",
+                "trades",
+                "--eps",
+                "4",
+                "8",
+                "10",
+                "16",
+                "--aa-n",
+                "0",
+                *s["defences_curve"],
+                *cache,
+                *device,
+                "--out",
+                str(out / "defences_curve_64.csv"),
+            ],
+        ),
+        Step(
+            "defences_digits_3epochs",
+            [
+                ev + "defence_eval.py",
+                "--encoders",
+                "simclr_r18",
+                "--tasks",
+                "digits",
+                "--task-epochs",
+                "--aa-n",
+                "0",
+                *s["defences_digits_3epochs"],
+                *cache,
+                *device,
+                "--out",
+                str(out / "defences_digits_3epochs_64.csv"),
+            ],
+        ),
+        Step(
+            "defence_speed",
+            [ev + "defence_speed.py", *s["defence_speed"], *device, "--out", str(out / "defence_speed.csv")],
+        ),
         Step("defence_tables", [ev + "defence_tables.py", "--results-dir", str(out)]),
         Step("zepad", [ev + "zepad_eval.py", "--skip-genaf", *s["zepad"], *cache, *device, "--out-dir", str(out)]),
         Step("zepad_cost", [ev + "zepad_cost.py", *device, "--out", str(out / "zepad_cost.csv")]),
-        Step("backdoor", [ev + "backdoor_eval.py", *s["backdoor"], *device, "--checkpoints", str(ckpt),
-                          "--out", str(out / "backdoor_64.csv")]),
+        Step(
+            "backdoor",
+            [
+                ev + "backdoor_eval.py",
+                *s["backdoor"],
+                *device,
+                "--checkpoints",
+                str(ckpt),
+                "--out",
+                str(out / "backdoor_64.csv"),
+            ],
+        ),
         Step("backdoor_tables", [ev + "backdoor_tables.py", "--results-dir", str(out)]),
-        Step("backdoor_probe", [ev + "backdoor_probe.py", *s["backdoor_probe"], "--checkpoints", str(ckpt),
-                                "--results-dir", str(out)]),
-        Step("audit", ["-m", "art_ssl", "audit", *s["audit"], *device, "--out", str(out / "audit")],
-             keep=(out / "audit" / "results.csv", out / "audit_default.csv")),
-        Step("readme_tables", [ev + "readme_tables.py", "--results-dir", str(out),
-                               *(["--update-readme"] if bench else [])]),
-    ]  # fmt: skip
+        Step(
+            "backdoor_probe",
+            [ev + "backdoor_probe.py", *s["backdoor_probe"], "--checkpoints", str(ckpt), "--results-dir", str(out)],
+        ),
+        Step(
+            "audit",
+            ["-m", "art_ssl", "audit", *s["audit"], *device, "--out", str(out / "audit")],
+            keep=(out / "audit" / "results.csv", out / "audit_default.csv"),
+        ),
+        Step(
+            "readme_tables",
+            [ev + "readme_tables.py", "--results-dir", str(out), *(["--update-readme"] if bench else [])],
+        ),
+    ]
     return steps
 
 
@@ -196,8 +472,10 @@ def log_row(log: Path, row: dict) -> None:
 
 def stamp(out: Path, profile: str) -> None:
     """Mark every markdown table of a reduced or enlarged run: its captions describe the bench settings."""
-    note = (f"> Profile `{profile}` of `evaluations/reproduce.py`: the caption below describes the committed "
-            "(bench) settings; this table's own commands are in `reproduce_log.md` of this folder.\n\n")  # fmt: skip
+    note = (
+        f"> Profile `{profile}` of `evaluations/reproduce.py`: the caption below describes the committed "
+        "(bench) settings; this table's own commands are in `reproduce_log.md` of this folder.\n\n"
+    )
     for path in out.glob("*.md"):
         text = path.read_text()
         if path.name != "reproduce_log.md" and not text.startswith("> Profile"):
@@ -213,17 +491,21 @@ def summarise(log: Path, profile: str) -> str:
     import torch
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    text = (f"`python evaluations/reproduce.py --profile {profile}`: {len(table)} steps, {total:.1f} minutes in all "
-            f"(sum of each step's last run) on {os.cpu_count()} CPU cores ({platform.machine()}), {gpu}.\n\n"
-            + table[["step", "minutes", "returncode", "command"]].to_markdown(index=False) + "\n")  # fmt: skip
+    text = (
+        f"`python evaluations/reproduce.py --profile {profile}`: {len(table)} steps, {total:.1f} minutes in all "
+        f"(sum of each step's last run) on {os.cpu_count()} CPU cores ({platform.machine()}), {gpu}.\n\n"
+        + table[["step", "minutes", "returncode", "command"]].to_markdown(index=False)
+        + "\n"
+    )
     log.with_suffix(".md").write_text(text)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="default: full when CUDA is available, else quick")  # fmt: skip
+    parser.add_argument(
+        "--profile", choices=PROFILES, default=None, help="default: full when CUDA is available, else quick"
+    )
     parser.add_argument("--out", default=None, help="output folder (default: evaluations/results[/quick|/full])")
     parser.add_argument("--only", nargs="*", default=None, metavar="STEP", help="run these steps only")
     parser.add_argument("--skip", nargs="*", default=[], metavar="STEP", help="leave these steps out")
@@ -268,15 +550,25 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         returncode = subprocess.run([sys.executable, *step.argv], cwd=ROOT).returncode
         seconds = time.perf_counter() - start
-        log_row(log, {"profile": args.profile, "step": step.name, "seconds": round(seconds, 1),
-                      "returncode": returncode, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                      "command": step.command})  # fmt: skip
+        log_row(
+            log,
+            {
+                "profile": args.profile,
+                "step": step.name,
+                "seconds": round(seconds, 1),
+                "returncode": returncode,
+                "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": step.command,
+            },
+        )
         print(f"[{i}/{len(steps)}] {step.name}: exit {returncode} after {seconds / 60:.1f} min", flush=True)
         if returncode == 0 and step.keep:
             shutil.copyfile(*(ROOT / path for path in step.keep))
         if returncode != 0:
-            print(f"reproduce: step {step.name} failed; fix it and run the same command again to continue",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"reproduce: step {step.name} failed; fix it and run the same command again to continue",
+                file=sys.stderr,
+            )
             return returncode
     if args.profile != "bench":
         stamp(ROOT / out, args.profile)

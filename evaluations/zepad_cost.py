@@ -64,20 +64,33 @@ def measure(kind: str, args) -> dict:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         model(x)  # warm-up, and the peak of one batch
-        peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                   else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024)  # fmt: skip
+        peak_mb = (
+            torch.cuda.max_memory_allocated() / 2**20
+            if device.type == "cuda"
+            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        )
         batch_s = timed(x, args.repeats)
         single_s = timed(x[:1], args.repeats * 5)
     params = sum(p.numel() for p in model.parameters())
-    return {"model": kind, "parameters_M": params / 1e6, "parameter_MB": params * 4 / 2**20,
-            f"batch{args.batch_size}_ms": batch_s * 1e3, "one_image_ms": single_s * 1e3,
-            "images_per_s": args.batch_size / batch_s, "peak_forward_MB": peak_mb}  # fmt: skip
+    return {
+        "model": kind,
+        "parameters_M": params / 1e6,
+        "parameter_MB": params * 4 / 2**20,
+        f"batch{args.batch_size}_ms": batch_s * 1e3,
+        "one_image_ms": single_s * 1e3,
+        "images_per_s": args.batch_size / batch_s,
+        "peak_forward_MB": peak_mb,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoders", nargs=2, default=["simclr_r18", "barlow_twins_r18"],
-                        help="victim (MPAE and BMP) and auxiliary (MPAE) encoders")  # fmt: skip
+    parser.add_argument(
+        "--encoders",
+        nargs=2,
+        default=["simclr_r18", "barlow_twins_r18"],
+        help="victim (MPAE and BMP) and auxiliary (MPAE) encoders",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
@@ -89,20 +102,37 @@ def main() -> None:
         return
     rows = []
     for kind in MODELS:
-        child = [sys.executable, __file__, "--measure", kind, "--batch-size", str(args.batch_size),
-                 "--repeats", str(args.repeats), "--device", args.device, "--encoders", *args.encoders]  # fmt: skip
+        child = [
+            sys.executable,
+            __file__,
+            "--measure",
+            kind,
+            "--batch-size",
+            str(args.batch_size),
+            "--repeats",
+            str(args.repeats),
+            "--device",
+            args.device,
+            "--encoders",
+            *args.encoders,
+        ]
         result = subprocess.run(child, check=True, capture_output=True, text=True)
         rows.append(json.loads(result.stdout.splitlines()[-1]))
     table = pd.DataFrame(rows)
     ratio = table.set_index("model").loc["zepad"] / table.set_index("model").loc["single"]
     table = pd.concat([table, pd.DataFrame([{"model": "zepad / single", **ratio.to_dict()}])], ignore_index=True)
-    machine = (torch.cuda.get_device_name() if args.device == "gpu"
-               else f"CPU {torch.get_num_threads()} threads ({platform.machine()})")  # fmt: skip
+    machine = (
+        torch.cuda.get_device_name()
+        if args.device == "gpu"
+        else f"CPU {torch.get_num_threads()} threads ({platform.machine()})"
+    )
     table["setting"] = f"{args.encoders[0]} (+ {args.encoders[1]}) with MLP heads, 64x64, {machine}"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    text = ("Inference cost of the three-branch ZePAD model against one encoder + head. Command: "
-            f"`python evaluations/zepad_cost.py`\n\n{table.to_markdown(index=False, floatfmt='.3g')}\n")  # fmt: skip
+    text = (
+        "Inference cost of the three-branch ZePAD model against one encoder + head. Command: "
+        f"`python evaluations/zepad_cost.py`\n\n{table.to_markdown(index=False, floatfmt='.3g')}\n"
+    )
     Path(args.out).with_suffix(".md").write_text(text)
     print(text)
 

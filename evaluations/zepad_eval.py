@@ -60,8 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--victim", default="simclr_r18", help="the public encoder the attacker holds")
     parser.add_argument("--auxiliary", default="barlow_twins_r18", help="second MPAE encoder (another SSL method)")
-    parser.add_argument("--bmp", default="auto",
-                        help="BMP encoder: 'auto' (a different clean zoo encoder), a zoo name, or 'victim'")
+    parser.add_argument(
+        "--bmp", default="auto", help="BMP encoder: 'auto' (a different clean zoo encoder), a zoo name, or 'victim'"
+    )
     parser.add_argument("--mpae-trainer", default="genaf", choices=["genaf", "trades", "mart", "pgd_at"])
     parser.add_argument("--tasks", nargs="*", default=["fashion_mnist", "digits"])
     parser.add_argument("--attacks", nargs="*", default=["advencoder", "pap_ugs", "ssp"], choices=ENCODER_ATTACKS)
@@ -75,8 +76,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--genaf-stage2-epochs", type=int, default=2)
     parser.add_argument("--sensitivity-samples", type=int, default=1000, help="Gen-AF stage-2 probe images")
     parser.add_argument("--sensitivity-epochs", type=int, default=3, help="Gen-AF stage-2 ascent passes")
-    parser.add_argument("--skip-genaf", action="store_true",
-                        help="no Gen-AF row (defence_eval.py trains the same Gen-AF victim)")
+    parser.add_argument(
+        "--skip-genaf", action="store_true", help="no Gen-AF row (defence_eval.py trains the same Gen-AF victim)"
+    )
     parser.add_argument("--adaptive-n", type=int, default=500, help="test images under white-box PGD")
     parser.add_argument("--adaptive-eps", nargs="*", type=float, default=[2.0, 10.0], help="in 1/255 units")
     parser.add_argument("--adaptive-steps", type=int, default=20)
@@ -95,9 +97,14 @@ def parse_args() -> argparse.Namespace:
 def fused(branches: list[nn.Module], bmp: nn.Module | None, fusion: str, like: PyTorchClassifier) -> PyTorchClassifier:
     """An ART classifier over a ZePADModel built from already trained branches."""
     model = ZePADModel(branches, bmp, fusion).eval()
-    return PyTorchClassifier(model, loss=nn.CrossEntropyLoss(), input_shape=like.input_shape,
-                             nb_classes=like.nb_classes, clip_values=like.clip_values,
-                             device_type="gpu" if like.device.type == "cuda" else "cpu")  # fmt: skip
+    return PyTorchClassifier(
+        model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=like.input_shape,
+        nb_classes=like.nb_classes,
+        clip_values=like.clip_values,
+        device_type="gpu" if like.device.type == "cuda" else "cpu",
+    )
 
 
 def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTorchClassifier]:
@@ -105,8 +112,10 @@ def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTor
     undefended victim (clean victim encoder + clean head)."""
     model: ZePADModel = zepad.model
     mpae, bmp = list(model.mpae), model.bmp
-    out = {"none (clean victim encoder + head)": fused([undefended], None, "equal", zepad),
-           "BMP branch alone": fused([bmp], None, "equal", zepad)}  # fmt: skip
+    out = {
+        "none (clean victim encoder + head)": fused([undefended], None, "equal", zepad),
+        "BMP branch alone": fused([bmp], None, "equal", zepad),
+    }
     for i, branch in enumerate(mpae):
         out[f"MPAE branch {i} alone"] = fused([branch], None, "equal", zepad)
     for rule in ("federal", "equal", "entropy"):
@@ -120,8 +129,15 @@ def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTor
 def train_undefended(public, task, args) -> nn.Module:
     """The papers' undefended victim: the clean public encoder, frozen, with a head trained on clean data."""
     victim = fresh_victim(public, task.nb_classes, args)
-    FineTuningTrainer(victim, train_encoder=False, nb_epochs=args.head_epochs, batch_size=args.batch_size,
-                      validation_pgd_steps=0, seed=args.seed, verbose=args.verbose).fit(task.x_train, task.y_train)
+    FineTuningTrainer(
+        victim,
+        train_encoder=False,
+        nb_epochs=args.head_epochs,
+        batch_size=args.batch_size,
+        validation_pgd_steps=0,
+        seed=args.seed,
+        verbose=args.verbose,
+    ).fit(task.x_train, task.y_train)
     return victim.model.eval()
 
 
@@ -137,10 +153,19 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
     """ZePAD on ``task`` (adversarial fine-tuning for ``--aft-epochs``, or ``--task-epochs`` for this task)."""
     victim = fresh_victim(public, task.nb_classes, args)
     aft_epochs = task_epochs(args, task.name, args.aft_epochs)
-    trainer = ZePADTrainer(victim, auxiliary_encoder=auxiliary, mpae_encoders=mpae_encoders, aft_epochs=aft_epochs,
-                           head_epochs=args.head_epochs, pgd_steps=args.pgd_steps, bmp_encoder=args.bmp,
-                           mpae_trainer=args.mpae_trainer, batch_size=args.batch_size, seed=args.seed,
-                           verbose=args.verbose)  # fmt: skip
+    trainer = ZePADTrainer(
+        victim,
+        auxiliary_encoder=auxiliary,
+        mpae_encoders=mpae_encoders,
+        aft_epochs=aft_epochs,
+        head_epochs=args.head_epochs,
+        pgd_steps=args.pgd_steps,
+        bmp_encoder=args.bmp,
+        mpae_trainer=args.mpae_trainer,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
     trainer.fit(task.x_train, task.y_train)
     return trainer
 
@@ -148,10 +173,18 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
 def train_genaf(public, task, args) -> PyTorchClassifier:
     victim = fresh_victim(public, task.nb_classes, args)
     epochs = task_epochs(args, task.name, args.aft_epochs)
-    GenAFTrainer(victim, nb_epochs=epochs, pgd_steps=args.pgd_steps, batch_size=args.batch_size,
-                 stage2_epochs=args.genaf_stage2_epochs, sensitivity_samples=args.sensitivity_samples,
-                 sensitivity_epochs=args.sensitivity_epochs, validation_pgd_steps=0, seed=args.seed,
-                 verbose=args.verbose).fit(task.x_train, task.y_train)  # fmt: skip
+    GenAFTrainer(
+        victim,
+        nb_epochs=epochs,
+        pgd_steps=args.pgd_steps,
+        batch_size=args.batch_size,
+        stage2_epochs=args.genaf_stage2_epochs,
+        sensitivity_samples=args.sensitivity_samples,
+        sensitivity_epochs=args.sensitivity_epochs,
+        validation_pgd_steps=0,
+        seed=args.seed,
+        verbose=args.verbose,
+    ).fit(task.x_train, task.y_train)
     return victim
 
 
@@ -163,12 +196,20 @@ def detection_rows(zepad: PyTorchClassifier, task, noises: dict) -> list[dict]:
         for (attack, eps_255), noise in noises.items():
             adv_report, adv_flag = detector.detect(np.clip(task.x_test + noise, 0, 1).astype(np.float32))
             truth = np.r_[np.zeros(len(clean_flag)), np.ones(len(adv_flag))].astype(bool)
-            rows.append({"score": score, "attack": attack, "eps_255": eps_255, "threshold": 0.1,
-                         "detection_accuracy": detection_accuracy(np.r_[clean_flag, adv_flag], truth),
-                         "auroc": detection_auroc(np.r_[clean_report["score"], adv_report["score"]], truth),
-                         "true_positive_rate": float(adv_flag.mean()), "false_positive_rate": float(clean_flag.mean()),
-                         "mean_gap_clean": float(clean_report["gap"].mean()),
-                         "mean_gap_dae": float(adv_report["gap"].mean())})  # fmt: skip
+            rows.append(
+                {
+                    "score": score,
+                    "attack": attack,
+                    "eps_255": eps_255,
+                    "threshold": 0.1,
+                    "detection_accuracy": detection_accuracy(np.r_[clean_flag, adv_flag], truth),
+                    "auroc": detection_auroc(np.r_[clean_report["score"], adv_report["score"]], truth),
+                    "true_positive_rate": float(adv_flag.mean()),
+                    "false_positive_rate": float(clean_flag.mean()),
+                    "mean_gap_clean": float(clean_report["gap"].mean()),
+                    "mean_gap_dae": float(adv_report["gap"].mean()),
+                }
+            )
     return rows
 
 
@@ -185,11 +226,15 @@ def detector_aware_pgd(zepad: PyTorchClassifier, x: np.ndarray, y: np.ndarray, e
             conf = F.softmax(branch, dim=-1).amax(-1)
             gap = conf[:, :-1].mean(1) - conf[:, -1]
             fused_logits = model(x_adv)
-            return (F.cross_entropy(fused_logits, yb, reduction="none")
-                    - args.detector_weight * F.relu(gap - 0.1 + 0.05)).sum()  # fmt: skip
+            return (
+                F.cross_entropy(fused_logits, yb, reduction="none") - args.detector_weight * F.relu(gap - 0.1 + 0.05)
+            ).sum()
 
-        out.append(pgd_linf(loss, xb, eps, eps / 4, args.adaptive_steps,
-                            generator=torch.Generator().manual_seed(args.seed)).numpy())  # fmt: skip
+        out.append(
+            pgd_linf(
+                loss, xb, eps, eps / 4, args.adaptive_steps, generator=torch.Generator().manual_seed(args.seed)
+            ).numpy()
+        )
     return np.concatenate(out)
 
 
@@ -203,20 +248,30 @@ def adaptive_rows(zepad: PyTorchClassifier, task, args) -> list[dict]:
         pred = zepad.predict(x_adv, batch_size=256).argmax(1)
         flagged = detector.detect(x_adv)[1]
         fooled = pred != y
-        rows.append({"attack": attack, "eps_255": eps_255, "n": len(x), "RA": float(1 - fooled.mean()),
-                     "detected": float(flagged.mean()), "fooled_and_undetected": float((fooled & ~flagged).mean()),
-                     "seconds": round(seconds, 1)})  # fmt: skip
+        rows.append(
+            {
+                "attack": attack,
+                "eps_255": eps_255,
+                "n": len(x),
+                "RA": float(1 - fooled.mean()),
+                "detected": float(flagged.mean()),
+                "fooled_and_undetected": float((fooled & ~flagged).mean()),
+                "seconds": round(seconds, 1),
+            }
+        )
         print(rows[-1], flush=True)
 
     record("clean", 0.0, x, 0.0)
     for eps_255 in args.adaptive_eps:
         eps = eps_255 / 255
         start = time.perf_counter()
-        pgd = ProjectedGradientDescent(zepad, eps=eps, eps_step=eps / 4, max_iter=args.adaptive_steps,
-                                       batch_size=100, verbose=False)  # fmt: skip
+        pgd = ProjectedGradientDescent(
+            zepad, eps=eps, eps_step=eps / 4, max_iter=args.adaptive_steps, batch_size=100, verbose=False
+        )
         np.random.seed(args.seed)
-        record("ART PGD (white-box, fused)", eps_255, pgd.generate(x, y=y).astype(np.float32),
-               time.perf_counter() - start)  # fmt: skip
+        record(
+            "ART PGD (white-box, fused)", eps_255, pgd.generate(x, y=y).astype(np.float32), time.perf_counter() - start
+        )
         start = time.perf_counter()
         record("detector-aware PGD", eps_255, detector_aware_pgd(zepad, x, y, eps, args), time.perf_counter() - start)
     if args.aa_n:
@@ -225,9 +280,17 @@ def adaptive_rows(zepad: PyTorchClassifier, task, args) -> list[dict]:
         ra, x_adv = autoattack_accuracy(zepad, x[:m], y[:m], eps=args.aa_eps / 255, seed=args.seed)
         flagged = detector.detect(x_adv)[1]
         fooled = zepad.predict(x_adv, batch_size=256).argmax(1) != y[:m]
-        rows.append({"attack": "AutoAttack standard (pyautoattack)", "eps_255": args.aa_eps, "n": m, "RA": ra,
-                     "detected": float(flagged.mean()), "fooled_and_undetected": float((fooled & ~flagged).mean()),
-                     "seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+        rows.append(
+            {
+                "attack": "AutoAttack standard (pyautoattack)",
+                "eps_255": args.aa_eps,
+                "n": m,
+                "RA": ra,
+                "detected": float(flagged.mean()),
+                "fooled_and_undetected": float((fooled & ~flagged).mean()),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -242,17 +305,21 @@ def main() -> None:
     args = parse_args()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    setting = (f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
-               f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
-               f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}, "
-               f"DAEs at eps {args.eps:g}/255, seed {args.seed}")  # fmt: skip
+    setting = (
+        f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
+        f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
+        f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}, "
+        f"DAEs at eps {args.eps:g}/255, seed {args.seed}"
+    )
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
     victim_label, _, public = load_any_encoder(args.victim, args.size, args.device)
     _, _, auxiliary = load_any_encoder(args.auxiliary, args.size, args.device)
     noises = cached_daes(victim_label, public, args.attacks, [args.eps], x_sur, args)
-    tasks = {name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None,
-                             seed=args.seed) for name in args.tasks}  # fmt: skip
+    tasks = {
+        name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed)
+        for name in args.tasks
+    }
 
     main_rows, detect_rows, trained = [], [], {}
     for name, task in tasks.items():
@@ -268,13 +335,25 @@ def main() -> None:
         if not args.skip_genaf:
             start = time.perf_counter()
             genaf = train_genaf(public, task, args)
-            main_rows.append({"task": name, "model": "Gen-AF (both stages)", **ba_ra(genaf, task, noises),
-                              "train_seconds": round(time.perf_counter() - start, 1)})  # fmt: skip
+            main_rows.append(
+                {
+                    "task": name,
+                    "model": "Gen-AF (both stages)",
+                    **ba_ra(genaf, task, noises),
+                    "train_seconds": round(time.perf_counter() - start, 1),
+                }
+            )
         detect_rows += [{"task": name, **r} for r in detection_rows(trainer.get_classifier(), task, noises)]
-        write(pd.DataFrame(main_rows), out_dir / "zepad_64.csv",
-              f"ZePAD against DAEs ({setting}). Command: `python evaluations/zepad_eval.py`")  # fmt: skip
-        write(pd.DataFrame(detect_rows), out_dir / "zepad_detection_64.csv",
-              f"ZePAD's training-free DAE detector, clean test set vs its DAE copy ({setting})")  # fmt: skip
+        write(
+            pd.DataFrame(main_rows),
+            out_dir / "zepad_64.csv",
+            f"ZePAD against DAEs ({setting}). Command: `python evaluations/zepad_eval.py`",
+        )
+        write(
+            pd.DataFrame(detect_rows),
+            out_dir / "zepad_detection_64.csv",
+            f"ZePAD's training-free DAE detector, clean test set vs its DAE copy ({setting})",
+        )
 
     transfer_rows = []
     for src in tasks:
@@ -287,14 +366,20 @@ def main() -> None:
     undefended = {r["task"]: r for r in main_rows if r["model"].startswith("none")}
     for row in transfer_rows:
         row["BA_no_defence"] = undefended[row["task"]]["BA"]
-    write(pd.DataFrame(transfer_rows), out_dir / "zepad_transfer_64.csv",
-          f"Persistent robustness: MPAE encoders fine-tuned once, reused with new heads ({setting})")  # fmt: skip
+    write(
+        pd.DataFrame(transfer_rows),
+        out_dir / "zepad_transfer_64.csv",
+        f"Persistent robustness: MPAE encoders fine-tuned once, reused with new heads ({setting})",
+    )
 
     first = next(iter(tasks))
     adaptive = adaptive_rows(trained[first].get_classifier(), tasks[first], args)
-    write(pd.DataFrame(adaptive).assign(task=first), out_dir / "zepad_adaptive_64.csv",
-          f"Adaptive white-box attacks on the fused ZePAD classifier and its detector, {first} ({setting}; PGD "
-          f"{args.adaptive_steps} steps of eps/4, detector weight {args.detector_weight})")  # fmt: skip
+    write(
+        pd.DataFrame(adaptive).assign(task=first),
+        out_dir / "zepad_adaptive_64.csv",
+        f"Adaptive white-box attacks on the fused ZePAD classifier and its detector, {first} ({setting}; PGD "
+        f"{args.adaptive_steps} steps of eps/4, detector weight {args.detector_weight})",
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: real Fashion-MNIST (the subset shipped in the package) and a small classifier trained on it."""
+
 from __future__ import annotations
 
 import copy
@@ -55,10 +56,18 @@ def linear_head_on(encoder, data):
     """A linear head trained on the frozen ``encoder`` (a copy), as BadEncoder's downstream user trains one."""
     from art_ssl.defences.trainer import FineTuningTrainer
 
-    classifier = encoder_classifier(copy.deepcopy(encoder.model), 10, head="linear", freeze_encoder=True,
-                                    input_shape=(1, 28, 28), device_type="cpu")  # fmt: skip
-    FineTuningTrainer(classifier, train_encoder=False, nb_epochs=20, batch_size=128, head_lr=1e-2,
-                      validation_pgd_steps=0, verbose=False).fit(data.x_train, data.y_train)  # fmt: skip
+    classifier = encoder_classifier(
+        copy.deepcopy(encoder.model), 10, head="linear", freeze_encoder=True, input_shape=(1, 28, 28), device_type="cpu"
+    )
+    FineTuningTrainer(
+        classifier,
+        train_encoder=False,
+        nb_epochs=20,
+        batch_size=128,
+        head_lr=1e-2,
+        validation_pgd_steps=0,
+        verbose=False,
+    ).fit(data.x_train, data.y_train)
     return classifier
 
 
@@ -76,8 +85,15 @@ def backdoored(pristine_encoder, fmnist28):
     from art_ssl.attacks.poisoning import BadEncoder
 
     reference = fmnist28.x_train[fmnist28.y_train == BACKDOOR_TARGET][:1]
-    attack = BadEncoder(pristine_encoder, reference_inputs=reference, target=BACKDOOR_TARGET, nb_epochs=20,
-                        learning_rate=1e-2, batch_size=64, verbose=False)  # fmt: skip
+    attack = BadEncoder(
+        pristine_encoder,
+        reference_inputs=reference,
+        target=BACKDOOR_TARGET,
+        nb_epochs=20,
+        learning_rate=1e-2,
+        batch_size=64,
+        verbose=False,
+    )
     encoder = attack.poison_estimator(fmnist28.x_train[:1000])
     return attack, encoder, linear_head_on(encoder, fmnist28)
 
@@ -103,5 +119,12 @@ def normalised_classifier(trained_classifier):
     preprocessing (or applies it twice) sees a different model and gives different numbers."""
     model = copy.deepcopy(trained_classifier.model)
     encoder = torch.nn.Sequential(Denormalise(FMNIST_MEAN, FMNIST_STD), model.encoder)
-    return encoder_classifier(encoder, 10, head=model.head, freeze_encoder=False, input_shape=(1, 28, 28),
-                              preprocessing=(FMNIST_MEAN, FMNIST_STD), device_type="cpu")  # fmt: skip
+    return encoder_classifier(
+        encoder,
+        10,
+        head=model.head,
+        freeze_encoder=False,
+        input_shape=(1, 28, 28),
+        preprocessing=(FMNIST_MEAN, FMNIST_STD),
+        device_type="cpu",
+    )

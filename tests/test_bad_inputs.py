@@ -4,6 +4,7 @@ command line; each must raise its exact error class (the CLI: exit status 2 with
 traceback) with a message that names the parameter the user got wrong, before any expensive work.
 Tiny data only: files of a few bytes, no training (work functions are replaced by tripwires).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -61,8 +62,15 @@ def _idx(path: Path, array: np.ndarray, code: int = 0x08, dtype=np.uint8, gz: bo
         path.write_bytes(data)
 
 
-def _idx_root(root: Path, images: np.ndarray, labels: np.ndarray, image_code=0x08, image_dtype=np.uint8,
-              label_code=0x08, label_dtype=np.uint8) -> Path:  # fmt: skip
+def _idx_root(
+    root: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    image_code=0x08,
+    image_dtype=np.uint8,
+    label_code=0x08,
+    label_dtype=np.uint8,
+) -> Path:
     root.mkdir(parents=True)
     for prefix in ("train", "t10k"):
         _idx(root / f"{prefix}-images-idx3-ubyte", images, image_code, image_dtype)
@@ -90,8 +98,9 @@ def files(tmp_path_factory):
     f["idx_labels_200"] = _idx_root(t / "labels200", img, np.array([0, 1, 200, 3]))
     f["idx_float_1000"] = _idx_root(t / "float1000", np.full((4, 28, 28), 1000.0), ten, 0x0D, ">f4")
     f["idx_int16"] = _idx_root(t / "int16", img, ten, 0x0B, ">i2")
-    f["idx_float_labels"] = _idx_root(t / "floatlabels", img, np.array([0.5, 1, 2, 3]), label_code=0x0D,
-                                      label_dtype=">f4")  # fmt: skip
+    f["idx_float_labels"] = _idx_root(
+        t / "floatlabels", img, np.array([0.5, 1, 2, 3]), label_code=0x0D, label_dtype=">f4"
+    )
     f["idx_mismatch"] = _idx_root(t / "mismatch", img, np.arange(3))
     (t / "magic").write_bytes(b"\x01\x02\x03\x04rest")
     (t / "short").write_bytes(b"\x00\x00")
@@ -156,8 +165,14 @@ def grid(**kwargs):
 
 def task(**kwargs):
     x = np.zeros((4, 1, 8, 8), np.float32)
-    parts = {"name": "t", "x_train": x, "y_train": np.array([0, 1, 0, 1]), "x_test": x,
-             "y_test": np.array([0, 1, 1, 0]), **kwargs}  # fmt: skip
+    parts = {
+        "name": "t",
+        "x_train": x,
+        "y_train": np.array([0, 1, 0, 1]),
+        "x_test": x,
+        "y_test": np.array([0, 1, 1, 0]),
+        **kwargs,
+    }
     return Task(**parts)
 
 
@@ -170,39 +185,54 @@ LOGITS = np.eye(3)[[0, 1, 2, 0]]
 Y = np.array([0, 1, 2, 0])
 
 API_CASES = {
-    "encoder-std-zero": Case(lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, 0.0)), ValueError,
-                             "`preprocessing` .*std > 0"),
-    "encoder-std-nan": Case(lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, float("nan"))),
-                            ValueError, "`preprocessing` .*std > 0"),
-    "encoder-std-negative-channel": Case(lambda f: PyTorchEncoder(nn.Flatten(), (3, 4, 4),
-                                                                  preprocessing=((0.5,) * 3, (0.2, -0.2, 0.2))),
-                                         ValueError, "`preprocessing` .*std > 0"),
+    "encoder-std-zero": Case(
+        lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, 0.0)),
+        ValueError,
+        "`preprocessing` .*std > 0",
+    ),
+    "encoder-std-nan": Case(
+        lambda f: PyTorchEncoder(nn.Flatten(), (1, 4, 4), preprocessing=(0.5, float("nan"))),
+        ValueError,
+        "`preprocessing` .*std > 0",
+    ),
+    "encoder-std-negative-channel": Case(
+        lambda f: PyTorchEncoder(nn.Flatten(), (3, 4, 4), preprocessing=((0.5,) * 3, (0.2, -0.2, 0.2))),
+        ValueError,
+        "`preprocessing` .*std > 0",
+    ),
     # ---------------------------------------------------------------- GridConfig: every setting, before any load
     "grid-encoders-str": Case(lambda f: GridConfig(encoders="simclr_r18"), TypeError, "`encoders` must be a tuple"),
     "grid-encoders-int": Case(lambda f: GridConfig(encoders=(3,)), TypeError, "`encoders` must hold"),
     "grid-encoders-empty-name": Case(lambda f: GridConfig(encoders=("",)), TypeError, "`encoders` must hold"),
     "grid-encoders-unknown": Case(lambda f: grid(encoders=("nope",)), ValueError, "`encoders`: .*neither a zoo"),
-    "grid-encoders-onnx": Case(lambda f: grid(encoders=(str(f["tmp"] / "model.onnx"),)), ValueError,
-                               "`encoders`: Unsupported encoder file"),
+    "grid-encoders-onnx": Case(
+        lambda f: grid(encoders=(str(f["tmp"] / "model.onnx"),)), ValueError, "`encoders`: Unsupported encoder file"
+    ),
     "grid-tasks-str": Case(lambda f: grid(tasks="digits"), TypeError, "`tasks` must be a tuple"),
     "grid-tasks-unknown": Case(lambda f: grid(tasks=("imagenet",)), ValueError, "`tasks`: Unknown dataset"),
     "grid-tasks-cifar-no-root": Case(lambda f: grid(tasks=("cifar10",)), ValueError, "`data` 'cifar10' needs a folder"),
     "grid-tasks-stl-no-root": Case(lambda f: grid(tasks=("stl10",)), ValueError, "`data` 'stl10' needs a folder"),
     "grid-tasks-folder-no-root": Case(lambda f: grid(tasks=("folder",)), ValueError, "`data` 'folder' needs"),
-    "grid-tasks-missing-root": Case(lambda f: grid(tasks=("cifar10:/no/such/dir",)), ValueError,
-                                    "`data` 'cifar10:/no/such/dir': folder"),
-    "grid-tasks-root-for-digits": Case(lambda f: grid(tasks=(f"digits:{f['tmp']}",)), ValueError,
-                                       "`data` .*digits takes no folder"),
+    "grid-tasks-missing-root": Case(
+        lambda f: grid(tasks=("cifar10:/no/such/dir",)), ValueError, "`data` 'cifar10:/no/such/dir': folder"
+    ),
+    "grid-tasks-root-for-digits": Case(
+        lambda f: grid(tasks=(f"digits:{f['tmp']}",)), ValueError, "`data` .*digits takes no folder"
+    ),
     "grid-tasks-none": Case(lambda f: grid(tasks=(None,)), TypeError, "`tasks` must hold"),
     "grid-attacks-unknown": Case(lambda f: grid(attacks=("deepfool2",)), ValueError, "`attacks`: Unknown attack"),
-    "grid-attacks-torchattacks-unknown": Case(lambda f: grid(attacks=("torchattacks:Nope",)), ValueError,
-                                              "`attacks`: Unknown attack 'torchattacks:Nope'"),
-    "grid-attacks-torchattacks-base": Case(lambda f: grid(attacks=("torchattacks:Attack",)), ValueError,
-                                           "`attacks`: Unknown attack 'torchattacks:Attack'"),
-    "grid-attacks-torchattacks-empty": Case(lambda f: grid(attacks=("torchattacks:",)), ValueError,
-                                            "`attacks`: Unknown attack"),
-    "grid-attacks-torchattacks-module": Case(lambda f: grid(attacks=("torchattacks:attack",)), ValueError,
-                                             "`attacks`: Unknown attack"),
+    "grid-attacks-torchattacks-unknown": Case(
+        lambda f: grid(attacks=("torchattacks:Nope",)), ValueError, "`attacks`: Unknown attack 'torchattacks:Nope'"
+    ),
+    "grid-attacks-torchattacks-base": Case(
+        lambda f: grid(attacks=("torchattacks:Attack",)), ValueError, "`attacks`: Unknown attack 'torchattacks:Attack'"
+    ),
+    "grid-attacks-torchattacks-empty": Case(
+        lambda f: grid(attacks=("torchattacks:",)), ValueError, "`attacks`: Unknown attack"
+    ),
+    "grid-attacks-torchattacks-module": Case(
+        lambda f: grid(attacks=("torchattacks:attack",)), ValueError, "`attacks`: Unknown attack"
+    ),
     "grid-attacks-case": Case(lambda f: grid(attacks=("PGD",)), ValueError, "`attacks`: Unknown attack 'PGD'"),
     "grid-attacks-list-of-int": Case(lambda f: grid(attacks=(1,)), TypeError, "`attacks` must hold"),
     "grid-defences-unknown": Case(lambda f: grid(defences=("magic",)), ValueError, "`defences`: Unknown defence"),
@@ -239,26 +269,30 @@ API_CASES = {
     "grid-whitebox-n-negative": Case(lambda f: grid(whitebox_n=-5), ValueError, "`whitebox_n` must be >= 1"),
     "grid-whitebox-n-zero": Case(lambda f: grid(whitebox_n=0), ValueError, "`whitebox_n` must be >= 1"),
     "grid-surrogate-n-zero": Case(lambda f: grid(surrogate_n=0), ValueError, "`surrogate_n` must be >= 1"),
-    "grid-surrogate-n-uap": Case(lambda f: grid(attacks=("uapepgd",), surrogate_n=5), ValueError,
-                                 "`surrogate_n` must be >= 10 for 'uapepgd'"),
-    "grid-surrogate-n-art-uap": Case(lambda f: grid(attacks=("art_uap",), surrogate_n=9), ValueError,
-                                     "`surrogate_n` must be >= 10"),
-    "grid-attack-settings-none": Case(lambda f: grid(attack_settings=None), TypeError,
-                                      "`attack_settings` must be an AttackSettings"),
-    "grid-attack-settings-dict": Case(lambda f: grid(attack_settings={"sign_epochs": 1}), TypeError,
-                                      "`attack_settings` must be an AttackSettings"),
+    "grid-surrogate-n-uap": Case(
+        lambda f: grid(attacks=("uapepgd",), surrogate_n=5), ValueError, "`surrogate_n` must be >= 10 for 'uapepgd'"
+    ),
+    "grid-surrogate-n-art-uap": Case(
+        lambda f: grid(attacks=("art_uap",), surrogate_n=9), ValueError, "`surrogate_n` must be >= 10"
+    ),
+    "grid-attack-settings-none": Case(
+        lambda f: grid(attack_settings=None), TypeError, "`attack_settings` must be an AttackSettings"
+    ),
+    "grid-attack-settings-dict": Case(
+        lambda f: grid(attack_settings={"sign_epochs": 1}), TypeError, "`attack_settings` must be an AttackSettings"
+    ),
     "grid-sign-step-zero": Case(lambda f: settings(sign_step=0.0), ValueError, "`attack_settings.sign_step`"),
     "grid-sign-step-negative": Case(lambda f: settings(sign_step=-1e-3), ValueError, "`attack_settings.sign_step`"),
     "grid-sign-step-nan": Case(lambda f: settings(sign_step=NAN), ValueError, "`attack_settings.sign_step`"),
     "grid-sign-step-str": Case(lambda f: settings(sign_step="0.1"), ValueError, "`attack_settings.sign_step`"),
-    "grid-sign-epochs-zero": Case(lambda f: settings(sign_epochs=0), ValueError,
-                                  "`attack_settings.sign_epochs` must be >= 1"),
+    "grid-sign-epochs-zero": Case(
+        lambda f: settings(sign_epochs=0), ValueError, "`attack_settings.sign_epochs` must be >= 1"
+    ),
     "grid-gen-epochs-zero": Case(lambda f: settings(gen_epochs=0), ValueError, "`attack_settings.gen_epochs`"),
     "grid-gen-ngf-zero": Case(lambda f: settings(gen_ngf=0), ValueError, "`attack_settings.gen_ngf`"),
     "grid-gen-nz-batch-zero": Case(lambda f: settings(gen_nz_batch=0), ValueError, "`attack_settings.gen_nz_batch`"),
     "grid-uap-iter-zero": Case(lambda f: settings(uap_iter=0), ValueError, "`attack_settings.uap_iter`"),
-    "grid-settings-surrogate-n": Case(lambda f: settings(surrogate_n=-1), ValueError,
-                                      "`attack_settings.surrogate_n`"),
+    "grid-settings-surrogate-n": Case(lambda f: settings(surrogate_n=-1), ValueError, "`attack_settings.surrogate_n`"),
     "grid-settings-seed": Case(lambda f: settings(seed=-1), ValueError, "`attack_settings.seed` must be >= 0"),
     "grid-settings-float-epochs": Case(lambda f: settings(sign_epochs=1.0), TypeError, "`attack_settings.sign_epochs`"),
     "grid-device-tpu": Case(lambda f: grid(device_type="tpu"), ValueError, "`device_type` must be"),
@@ -266,56 +300,81 @@ API_CASES = {
     "grid-verbose-str": Case(lambda f: grid(verbose="yes"), TypeError, "`verbose` must be a bool"),
     # ---------------------------------------------------------------- run_grid
     "run-backend": Case(lambda f: run_grid(grid(), f["tmp"] / "r.csv", backend="dask"), ValueError, "`backend`"),
-    "run-config-dict": Case(lambda f: run_grid({"encoders": ("simclr_r18",)}, f["tmp"] / "r.csv"), TypeError,
-                            "`config` must be a GridConfig"),
+    "run-config-dict": Case(
+        lambda f: run_grid({"encoders": ("simclr_r18",)}, f["tmp"] / "r.csv"),
+        TypeError,
+        "`config` must be a GridConfig",
+    ),
     "run-no-cells": Case(lambda f: run_grid(GridConfig(encoders=()), f["tmp"] / "r.csv"), ValueError, "no cells"),
-    "run-no-cells-backdoor": Case(lambda f: run_grid(grid(attacks=("badencoder",)), f["tmp"] / "r.csv"),
-                                  ValueError, "no cells"),
+    "run-no-cells-backdoor": Case(
+        lambda f: run_grid(grid(attacks=("badencoder",)), f["tmp"] / "r.csv"), ValueError, "no cells"
+    ),
     "run-out-is-folder": Case(lambda f: run_grid(grid(), f["tmp"]), ValueError, "`out` '.*' is a folder"),
-    "run-out-under-file": Case(lambda f: run_grid(grid(), f["tmp"] / "a_file" / "r.csv"), ValueError,
-                               "out '.*a_file' is a file"),
-    "run-perturbation-dir-file": Case(lambda f: run_grid(grid(), f["tmp"] / "r2.csv",
-                                                         perturbation_dir=f["tmp"] / "a_file"),
-                                      ValueError, "perturbation_dir '.*' is a file"),  # fmt: skip
-    "run-unreadable-results": Case(lambda f: run_grid(grid(), f["tmp"] / "bad.csv"), ValueError,
-                                   "not a readable CSV"),
-    "run-foreign-results": Case(lambda f: run_grid(grid(), f["tmp"] / "other.csv"), ValueError,
-                                "lacks the key columns"),
-    "run-folder-one-class": Case(lambda f: run_grid(grid(tasks=(f"folder:{f['one_class']}",), size=8),
-                                                    f["tmp"] / "r3.csv"), ValueError,
-                                 "`tasks` 'folder:.*': Task .* has 1 class"),  # fmt: skip
-    "run-encoder-garbage": Case(lambda f: run_grid(grid(encoders=(str(f["tmp"] / "garbage.safetensors"),)),
-                                                   f["tmp"] / "r4.csv"), ValueError,
-                                "`encoders`: .*not a valid safetensors"),  # fmt: skip
-    "run-cifar-missing-files": Case(lambda f: run_grid(grid(tasks=(f"cifar10:{f['cifar_missing']}",)),
-                                                       f["tmp"] / "r5.csv"), DatasetNotFoundError,
-                                    "`tasks` 'cifar10:.*': CIFAR-10 batch files"),  # fmt: skip
+    "run-out-under-file": Case(
+        lambda f: run_grid(grid(), f["tmp"] / "a_file" / "r.csv"), ValueError, "out '.*a_file' is a file"
+    ),
+    "run-perturbation-dir-file": Case(
+        lambda f: run_grid(grid(), f["tmp"] / "r2.csv", perturbation_dir=f["tmp"] / "a_file"),
+        ValueError,
+        "perturbation_dir '.*' is a file",
+    ),
+    "run-unreadable-results": Case(lambda f: run_grid(grid(), f["tmp"] / "bad.csv"), ValueError, "not a readable CSV"),
+    "run-foreign-results": Case(
+        lambda f: run_grid(grid(), f["tmp"] / "other.csv"), ValueError, "lacks the key columns"
+    ),
+    "run-folder-one-class": Case(
+        lambda f: run_grid(grid(tasks=(f"folder:{f['one_class']}",), size=8), f["tmp"] / "r3.csv"),
+        ValueError,
+        "`tasks` 'folder:.*': Task .* has 1 class",
+    ),
+    "run-encoder-garbage": Case(
+        lambda f: run_grid(grid(encoders=(str(f["tmp"] / "garbage.safetensors"),)), f["tmp"] / "r4.csv"),
+        ValueError,
+        "`encoders`: .*not a valid safetensors",
+    ),
+    "run-cifar-missing-files": Case(
+        lambda f: run_grid(grid(tasks=(f"cifar10:{f['cifar_missing']}",)), f["tmp"] / "r5.csv"),
+        DatasetNotFoundError,
+        "`tasks` 'cifar10:.*': CIFAR-10 batch files",
+    ),
     # ---------------------------------------------------------------- results store
     "store-unreadable": Case(lambda f: ResultStore(f["tmp"] / "bad.csv", ("a",)), ValueError, "not a readable CSV"),
-    "store-missing-key": Case(lambda f: ResultStore(f["tmp"] / "other.csv", ("cell_key",)), ValueError,
-                              "lacks the key columns \\['cell_key'\\]"),
+    "store-missing-key": Case(
+        lambda f: ResultStore(f["tmp"] / "other.csv", ("cell_key",)),
+        ValueError,
+        "lacks the key columns \\['cell_key'\\]",
+    ),
     "store-is-folder": Case(lambda f: ResultStore(f["tmp"] / "results_dir.csv", ("a",)), ValueError, "is a folder"),
     # ---------------------------------------------------------------- data specs and encoder files
     "spec-empty": Case(lambda f: load_data_spec(""), ValueError, "`data` must be one of"),
     "spec-none": Case(lambda f: load_data_spec(None), ValueError, "`data` must be one of"),
     "spec-unknown": Case(lambda f: load_data_spec("imagenet-21k"), ValueError, "Unknown dataset"),
     "spec-stl-no-root": Case(lambda f: load_data_spec("stl10"), ValueError, "`data` 'stl10' needs a folder"),
-    "spec-folder-one-class": Case(lambda f: load_data_spec(f"folder:{f['one_class']}", size=8), ValueError,
-                                  "1 class"),
-    "spec-folder-no-classes": Case(lambda f: load_data_spec(f"folder:{f['no_classes']}", size=8), ValueError,
-                                   "`root` .* has no class sub-folders"),
-    "spec-folder-split-classes": Case(lambda f: load_data_spec(f"folder:{f['split']}", size=8), ValueError,
-                                      "`data` folder .* same class folders"),
-    "spec-cifar-labels": Case(lambda f: load_data_spec(f"cifar10:{f['cifar_labels']}", size=8), ValueError,
-                              "CIFAR-10 labels lie in \\[0, 10\\)"),
+    "spec-folder-one-class": Case(lambda f: load_data_spec(f"folder:{f['one_class']}", size=8), ValueError, "1 class"),
+    "spec-folder-no-classes": Case(
+        lambda f: load_data_spec(f"folder:{f['no_classes']}", size=8), ValueError, "`root` .* has no class sub-folders"
+    ),
+    "spec-folder-split-classes": Case(
+        lambda f: load_data_spec(f"folder:{f['split']}", size=8), ValueError, "`data` folder .* same class folders"
+    ),
+    "spec-cifar-labels": Case(
+        lambda f: load_data_spec(f"cifar10:{f['cifar_labels']}", size=8),
+        ValueError,
+        "CIFAR-10 labels lie in \\[0, 10\\)",
+    ),
     "spec-n-train-negative": Case(lambda f: load_data_spec("digits", n_train=-5), ValueError, "`n_train`"),
     "encoder-missing": Case(lambda f: load_encoder_spec("no_such_encoder"), ValueError, "neither a zoo encoder"),
-    "encoder-garbage": Case(lambda f: load_encoder_spec(str(f["tmp"] / "garbage.safetensors")), ValueError,
-                            "not a valid safetensors"),
-    "encoder-pickle-no-backbone": Case(lambda f: load_encoder_spec(str(f["tmp"] / "pickled.pt")), ValueError,
-                                       "No encoder backbone recognised.*key_prefix"),
-    "encoder-onnx": Case(lambda f: load_encoder_spec(str(f["tmp"] / "model.onnx")), ValueError,
-                         "Unsupported encoder file"),
+    "encoder-garbage": Case(
+        lambda f: load_encoder_spec(str(f["tmp"] / "garbage.safetensors")), ValueError, "not a valid safetensors"
+    ),
+    "encoder-pickle-no-backbone": Case(
+        lambda f: load_encoder_spec(str(f["tmp"] / "pickled.pt")),
+        ValueError,
+        "No encoder backbone recognised.*key_prefix",
+    ),
+    "encoder-onnx": Case(
+        lambda f: load_encoder_spec(str(f["tmp"] / "model.onnx")), ValueError, "Unsupported encoder file"
+    ),
     # ---------------------------------------------------------------- loaders
     "task-name": Case(lambda f: load_task("imagenet"), ValueError, "`name` must be one of"),
     "task-name-none": Case(lambda f: load_task(None), ValueError, "`name` must be one of"),
@@ -328,13 +387,16 @@ API_CASES = {
     "task-size-zero": Case(lambda f: load_task("digits", size=0), ValueError, "`size` must be"),
     "task-size-triple": Case(lambda f: load_task("digits", size=(8, 8, 8)), ValueError, "`size` must be"),
     "task-size-float": Case(lambda f: load_task("digits", size=8.5), ValueError, "`size` must be"),
-    "task-too-few-for-classes": Case(lambda f: load_task("digits", size=8, n_train=5), ValueError,
-                                     "`n_train`=5 may be too few"),
-    "task-fmnist-missing": Case(lambda f: load_task("fashion_mnist", root=f["tmp"] / "nope"), DatasetNotFoundError,
-                                "Fashion-MNIST not found"),
+    "task-too-few-for-classes": Case(
+        lambda f: load_task("digits", size=8, n_train=5), ValueError, "`n_train`=5 may be too few"
+    ),
+    "task-fmnist-missing": Case(
+        lambda f: load_task("fashion_mnist", root=f["tmp"] / "nope"), DatasetNotFoundError, "Fashion-MNIST not found"
+    ),
     "task-kmnist-no-root": Case(lambda f: load_task("kmnist"), DatasetNotFoundError, "pass `root=`"),
-    "task-cifar-missing": Case(lambda f: load_task("cifar10", root=f["cifar_missing"]), DatasetNotFoundError,
-                               "batch files"),
+    "task-cifar-missing": Case(
+        lambda f: load_task("cifar10", root=f["cifar_missing"]), DatasetNotFoundError, "batch files"
+    ),
     "digits-split": Case(lambda f: load_digits("val"), ValueError, "`split` must be one of"),
     "digits-test-fraction": Case(lambda f: load_digits(test_fraction=1.5), ValueError, "`test_fraction`"),
     "idx-bad-magic": Case(lambda f: read_idx(f["tmp"] / "magic"), ValueError, "bad magic number"),
@@ -343,19 +405,25 @@ API_CASES = {
     "idx-bad-dtype": Case(lambda f: read_idx(f["tmp"] / "dtype"), ValueError, "bad magic number"),
     "idx-truncated-header": Case(lambda f: read_idx(f["tmp"] / "header"), ValueError, "truncated: its header"),
     "idx-truncated-data": Case(lambda f: read_idx(f["tmp"] / "truncated"), ValueError, "truncated or corrupt"),
-    "idx-labels-200": Case(lambda f: load_idx_dataset(f["idx_labels_200"]), ValueError,
-                           "IDX labels .* must lie in \\[0, 10\\), got \\[0, 200\\]"),
-    "idx-float-images-1000": Case(lambda f: load_idx_dataset(f["idx_float_1000"]), ValueError,
-                                  "float IDX images must lie in \\[0, 1\\]"),
+    "idx-labels-200": Case(
+        lambda f: load_idx_dataset(f["idx_labels_200"]),
+        ValueError,
+        "IDX labels .* must lie in \\[0, 10\\), got \\[0, 200\\]",
+    ),
+    "idx-float-images-1000": Case(
+        lambda f: load_idx_dataset(f["idx_float_1000"]), ValueError, "float IDX images must lie in \\[0, 1\\]"
+    ),
     "idx-int16-images": Case(lambda f: load_idx_dataset(f["idx_int16"]), ValueError, "IDX images .* must be uint8"),
-    "idx-float-labels": Case(lambda f: load_idx_dataset(f["idx_float_labels"]), ValueError,
-                             "IDX labels .* must be integers"),
+    "idx-float-labels": Case(
+        lambda f: load_idx_dataset(f["idx_float_labels"]), ValueError, "IDX labels .* must be integers"
+    ),
     "idx-count-mismatch": Case(lambda f: load_idx_dataset(f["idx_mismatch"]), ValueError, "IDX files .* disagree"),
     "idx-split": Case(lambda f: load_idx_dataset(f["idx_labels_200"], split="val"), ValueError, "`split`"),
     "idx-missing-files": Case(lambda f: load_idx_dataset(f["no_classes"]), DatasetNotFoundError, "not found in"),
     "cifar-labels-10": Case(lambda f: load_cifar10(root=f["cifar_labels"]), ValueError, "labels in \\[0, 10\\]"),
-    "cifar-labels-negative": Case(lambda f: load_cifar10(root=f["cifar_negative"]), ValueError,
-                                  "CIFAR-10 labels lie in"),
+    "cifar-labels-negative": Case(
+        lambda f: load_cifar10(root=f["cifar_negative"]), ValueError, "CIFAR-10 labels lie in"
+    ),
     "cifar-float-data": Case(lambda f: load_cifar10(root=f["cifar_float"]), ValueError, "dtype float64"),
     "cifar-shape": Case(lambda f: load_cifar10(root=f["cifar_shape"]), ValueError, "expected \\(N, 3072\\)"),
     "cifar-code": Case(lambda f: load_cifar10(root=f["cifar_code"]), ValueError, "not a CIFAR-10 python batch"),
@@ -368,133 +436,219 @@ API_CASES = {
     "folder-no-images": Case(lambda f: load_image_folder(f["no_images"]), ValueError, "`root` .* holds no images"),
     "folder-sizes": Case(lambda f: load_image_folder(f["sizes"]), ValueError, "different sizes.*pass `size=`"),
     "folder-missing": Case(lambda f: load_image_folder(f["tmp"] / "nope"), DatasetNotFoundError, "Image folder"),
-    "float-images-above-1": Case(lambda f: to_float_nchw(np.full((2, 8, 8), 255.0)), ValueError,
-                                 "`images` of dtype float64 must hold finite pixels in \\[0, 1\\]"),
-    "float-images-negative": Case(lambda f: to_float_nchw(np.full((2, 8, 8), -0.5, np.float32)), ValueError,
-                                  "`images` .* in \\[0, 1\\]"),
-    "float-images-nan": Case(lambda f: to_float_nchw(np.full((2, 8, 8), NAN, np.float32)), ValueError,
-                             "`images` .* must hold finite pixels, got NaN"),
-    "int32-images": Case(lambda f: to_float_nchw(np.zeros((2, 8, 8), np.int32)), ValueError,
-                         "`images` must be uint8"),
+    "float-images-above-1": Case(
+        lambda f: to_float_nchw(np.full((2, 8, 8), 255.0)),
+        ValueError,
+        "`images` of dtype float64 must hold finite pixels in \\[0, 1\\]",
+    ),
+    "float-images-negative": Case(
+        lambda f: to_float_nchw(np.full((2, 8, 8), -0.5, np.float32)), ValueError, "`images` .* in \\[0, 1\\]"
+    ),
+    "float-images-nan": Case(
+        lambda f: to_float_nchw(np.full((2, 8, 8), NAN, np.float32)),
+        ValueError,
+        "`images` .* must hold finite pixels, got NaN",
+    ),
+    "int32-images": Case(lambda f: to_float_nchw(np.zeros((2, 8, 8), np.int32)), ValueError, "`images` must be uint8"),
     "images-2d": Case(lambda f: to_float_nchw(np.zeros((8, 8), np.uint8)), ValueError, "`images` must be 3-D"),
     "subsample-negative": Case(lambda f: subsample(np.zeros(4), np.arange(4), -1), ValueError, "`n` must be"),
     "subsample-bool": Case(lambda f: subsample(np.zeros(4), np.arange(4), True), TypeError, "`n` must be"),
     # ---------------------------------------------------------------- Task: degenerate tasks are refused
-    "task-all-labelled-42": Case(lambda f: task(y_train=np.full(4, 42), y_test=np.full(4, 42)), ValueError,
-                                 "1 class"),
-    "task-labels-0-and-42": Case(lambda f: task(y_train=np.array([0, 42, 0, 42]), y_test=np.array([0, 42, 0, 0])),
-                                 ValueError, "classes .* have no training image"),
-    "task-negative-label": Case(lambda f: task(y_train=np.array([0, 1, -1, 1])), ValueError,
-                                "`y_train` holds negative labels"),
-    "task-test-label-outside": Case(lambda f: task(y_test=np.array([0, 1, 5, 1])), ValueError,
-                                    "test labels up to 5 lie outside"),
-    "task-float-labels": Case(lambda f: task(y_train=np.array([0.0, 1.0, 0.0, 1.0])), ValueError,
-                              "`y_train` must be 4 integer labels"),
+    "task-all-labelled-42": Case(lambda f: task(y_train=np.full(4, 42), y_test=np.full(4, 42)), ValueError, "1 class"),
+    "task-labels-0-and-42": Case(
+        lambda f: task(y_train=np.array([0, 42, 0, 42]), y_test=np.array([0, 42, 0, 0])),
+        ValueError,
+        "classes .* have no training image",
+    ),
+    "task-negative-label": Case(
+        lambda f: task(y_train=np.array([0, 1, -1, 1])), ValueError, "`y_train` holds negative labels"
+    ),
+    "task-test-label-outside": Case(
+        lambda f: task(y_test=np.array([0, 1, 5, 1])), ValueError, "test labels up to 5 lie outside"
+    ),
+    "task-float-labels": Case(
+        lambda f: task(y_train=np.array([0.0, 1.0, 0.0, 1.0])), ValueError, "`y_train` must be 4 integer labels"
+    ),
     "task-label-count": Case(lambda f: task(y_test=np.array([0, 1])), ValueError, "`y_test` must be 4 integer"),
-    "task-pixels-255": Case(lambda f: task(x_test=np.full((4, 1, 8, 8), 255.0, np.float32)), ValueError,
-                            "`x_test` must hold finite pixels in \\[0, 1\\]"),
-    "task-pixels-nan": Case(lambda f: task(x_train=np.full((4, 1, 8, 8), NAN, np.float32)), ValueError,
-                            "`x_train` must hold finite pixels, got NaN"),
-    "task-uint8": Case(lambda f: task(x_train=np.zeros((4, 1, 8, 8), np.uint8)), ValueError,
-                       "`x_train` must be a float array"),
-    "task-3d": Case(lambda f: task(x_train=np.zeros((4, 8, 8), np.float32)), ValueError,
-                    "`x_train` must be a float array \\(N, C, H, W\\)"),
-    "task-empty": Case(lambda f: task(x_test=np.zeros((0, 1, 8, 8), np.float32), y_test=np.zeros(0, int)),
-                       ValueError, "`x_test` is empty"),
-    "task-shape-mismatch": Case(lambda f: task(x_test=np.zeros((4, 3, 8, 8), np.float32)), ValueError,
-                                "differ in shape"),
+    "task-pixels-255": Case(
+        lambda f: task(x_test=np.full((4, 1, 8, 8), 255.0, np.float32)),
+        ValueError,
+        "`x_test` must hold finite pixels in \\[0, 1\\]",
+    ),
+    "task-pixels-nan": Case(
+        lambda f: task(x_train=np.full((4, 1, 8, 8), NAN, np.float32)),
+        ValueError,
+        "`x_train` must hold finite pixels, got NaN",
+    ),
+    "task-uint8": Case(
+        lambda f: task(x_train=np.zeros((4, 1, 8, 8), np.uint8)), ValueError, "`x_train` must be a float array"
+    ),
+    "task-3d": Case(
+        lambda f: task(x_train=np.zeros((4, 8, 8), np.float32)),
+        ValueError,
+        "`x_train` must be a float array \\(N, C, H, W\\)",
+    ),
+    "task-empty": Case(
+        lambda f: task(x_test=np.zeros((0, 1, 8, 8), np.float32), y_test=np.zeros(0, int)),
+        ValueError,
+        "`x_test` is empty",
+    ),
+    "task-shape-mismatch": Case(
+        lambda f: task(x_test=np.zeros((4, 3, 8, 8), np.float32)), ValueError, "differ in shape"
+    ),
     # ---------------------------------------------------------------- metrics
-    "metric-nan-logits": Case(lambda f: metrics.accuracy(np.full((4, 3), NAN), Y), ValueError,
-                              "`y_pred` holds NaN or infinite scores"),
-    "metric-inf-logits": Case(lambda f: metrics.benign_accuracy(np.array([[INF, 0.0]] * 4), Y), ValueError,
-                              "`y_pred` holds NaN"),
-    "metric-1d-scores": Case(lambda f: metrics.accuracy(np.array([0.1, 0.9, 0.3, 0.2]), Y), ValueError,
-                             "`y_pred` 1-D values must be integer class labels"),
-    "metric-nan-labels": Case(lambda f: metrics.robust_accuracy(np.array([0.0, NAN, 1.0, 2.0]), Y), ValueError,
-                              "`y_pred` 1-D values"),
+    "metric-nan-logits": Case(
+        lambda f: metrics.accuracy(np.full((4, 3), NAN), Y), ValueError, "`y_pred` holds NaN or infinite scores"
+    ),
+    "metric-inf-logits": Case(
+        lambda f: metrics.benign_accuracy(np.array([[INF, 0.0]] * 4), Y), ValueError, "`y_pred` holds NaN"
+    ),
+    "metric-1d-scores": Case(
+        lambda f: metrics.accuracy(np.array([0.1, 0.9, 0.3, 0.2]), Y),
+        ValueError,
+        "`y_pred` 1-D values must be integer class labels",
+    ),
+    "metric-nan-labels": Case(
+        lambda f: metrics.robust_accuracy(np.array([0.0, NAN, 1.0, 2.0]), Y), ValueError, "`y_pred` 1-D values"
+    ),
     "metric-one-column": Case(lambda f: metrics.accuracy(np.zeros((4, 1)), Y), ValueError, "need C >= 2"),
     "metric-3d": Case(lambda f: metrics.accuracy(np.zeros((4, 3, 1)), Y), ValueError, "`y_pred` must be labels"),
-    "metric-length": Case(lambda f: metrics.accuracy(LOGITS[:3], Y), ValueError,
-                          "`y_pred` and `y_true` must hold as many"),
-    "metric-empty": Case(lambda f: metrics.accuracy(np.zeros(0, int), np.zeros(0, int)), ValueError,
-                         "`y_pred` is empty"),
-    "metric-negative-label": Case(lambda f: metrics.accuracy(Y, np.array([0, -1, 2, 0])), ValueError,
-                                  "`y_true` holds negative"),
-    "metric-strings": Case(lambda f: metrics.accuracy(np.array(["a", "b"]), np.array([0, 1])), ValueError,
-                           "`y_pred` must be numeric"),
-    "metric-bool": Case(lambda f: metrics.accuracy(np.array([True, False]), np.array([0, 1])), ValueError,
-                        "`y_pred` must be integer class labels"),
-    "metric-true-scores-nan": Case(lambda f: metrics.accuracy(Y, np.full((4, 3), NAN)), ValueError,
-                                   "`y_true` holds NaN"),
+    "metric-length": Case(
+        lambda f: metrics.accuracy(LOGITS[:3], Y), ValueError, "`y_pred` and `y_true` must hold as many"
+    ),
+    "metric-empty": Case(
+        lambda f: metrics.accuracy(np.zeros(0, int), np.zeros(0, int)), ValueError, "`y_pred` is empty"
+    ),
+    "metric-negative-label": Case(
+        lambda f: metrics.accuracy(Y, np.array([0, -1, 2, 0])), ValueError, "`y_true` holds negative"
+    ),
+    "metric-strings": Case(
+        lambda f: metrics.accuracy(np.array(["a", "b"]), np.array([0, 1])), ValueError, "`y_pred` must be numeric"
+    ),
+    "metric-bool": Case(
+        lambda f: metrics.accuracy(np.array([True, False]), np.array([0, 1])),
+        ValueError,
+        "`y_pred` must be integer class labels",
+    ),
+    "metric-true-scores-nan": Case(
+        lambda f: metrics.accuracy(Y, np.full((4, 3), NAN)), ValueError, "`y_true` holds NaN"
+    ),
     "metric-fooling-length": Case(lambda f: metrics.fooling_rate(Y, Y[:2]), ValueError, "`y_pred_clean` and"),
-    "metric-fooling-nan": Case(lambda f: metrics.fooling_rate(LOGITS, np.full((4, 3), NAN)), ValueError,
-                               "`y_pred_adv` holds NaN"),
+    "metric-fooling-nan": Case(
+        lambda f: metrics.fooling_rate(LOGITS, np.full((4, 3), NAN)), ValueError, "`y_pred_adv` holds NaN"
+    ),
     "metric-error-rate-nan": Case(lambda f: metrics.error_rate(np.full((4, 3), NAN), Y), ValueError, "`y_pred`"),
-    "metric-asr-target-negative": Case(lambda f: metrics.attack_success_rate(Y, -1, Y), ValueError,
-                                       "`target` must be a class label"),
+    "metric-asr-target-negative": Case(
+        lambda f: metrics.attack_success_rate(Y, -1, Y), ValueError, "`target` must be a class label"
+    ),
     "metric-asr-target-float": Case(lambda f: metrics.attack_success_rate(Y, 1.5, Y), ValueError, "`target`"),
     "metric-asr-no-y-true": Case(lambda f: metrics.attack_success_rate(Y, 1), ValueError, "`y_true` is required"),
-    "metric-asr-nan": Case(lambda f: metrics.attack_success_rate(np.full((4, 3), NAN), 1, Y), ValueError,
-                           "`y_pred` holds NaN"),
-    "metric-asr-only-target": Case(lambda f: metrics.attack_success_rate(Y, 0, np.zeros(4, int)), ValueError,
-                                   "No samples left"),
-    "metric-auroc-nan": Case(lambda f: metrics.detection_auroc(np.array([0.1, NAN]), np.array([0, 1])), ValueError,
-                             "`scores` holds NaN"),
-    "metric-auroc-one-class": Case(lambda f: metrics.detection_auroc(np.array([0.1, 0.2]), np.array([1, 1])),
-                                   ValueError, "`is_adv_true` must contain both"),
-    "metric-auroc-length": Case(lambda f: metrics.detection_auroc(np.array([0.1]), np.array([0, 1])), ValueError,
-                                "`scores` and `is_adv_true`"),
-    "metric-detection-length": Case(lambda f: metrics.detection_accuracy(np.array([1]), np.array([0, 1])),
-                                    ValueError, "`is_adv_pred` and `is_adv_true`"),
+    "metric-asr-nan": Case(
+        lambda f: metrics.attack_success_rate(np.full((4, 3), NAN), 1, Y), ValueError, "`y_pred` holds NaN"
+    ),
+    "metric-asr-only-target": Case(
+        lambda f: metrics.attack_success_rate(Y, 0, np.zeros(4, int)), ValueError, "No samples left"
+    ),
+    "metric-auroc-nan": Case(
+        lambda f: metrics.detection_auroc(np.array([0.1, NAN]), np.array([0, 1])), ValueError, "`scores` holds NaN"
+    ),
+    "metric-auroc-one-class": Case(
+        lambda f: metrics.detection_auroc(np.array([0.1, 0.2]), np.array([1, 1])),
+        ValueError,
+        "`is_adv_true` must contain both",
+    ),
+    "metric-auroc-length": Case(
+        lambda f: metrics.detection_auroc(np.array([0.1]), np.array([0, 1])), ValueError, "`scores` and `is_adv_true`"
+    ),
+    "metric-detection-length": Case(
+        lambda f: metrics.detection_accuracy(np.array([1]), np.array([0, 1])),
+        ValueError,
+        "`is_adv_pred` and `is_adv_true`",
+    ),
     # ---------------------------------------------------------------- input checks shared by attacks and trainers
     "images-list": Case(lambda f: check_images([[0.0]], "x_train"), TypeError, "`x_train` must be a numpy array"),
-    "images-uint8": Case(lambda f: check_images(np.zeros((2, 1, 4, 4), np.uint8), "x"), TypeError,
-                         "`x` must hold floats.*scale uint8"),
-    "images-empty": Case(lambda f: check_images(np.zeros((0, 1, 4, 4), np.float32), "x_test"), ValueError,
-                         "`x_test` is empty"),
-    "images-shape": Case(lambda f: check_images(np.zeros((2, 3, 4, 4), np.float32), "x", (1, 4, 4)), ValueError,
-                         "`x` must have shape \\(N, 1, 4, 4\\)"),
-    "images-nan": Case(lambda f: check_images(np.full((2, 1, 4, 4), NAN, np.float32), "x"), ValueError,
-                       "`x` contains NaN"),
-    "images-range": Case(lambda f: check_images(np.full((2, 1, 4, 4), 255, np.float32), "x", None, (0, 1)),
-                         ValueError, "`x` has values in \\[255, 255\\], outside clip_values"),
+    "images-uint8": Case(
+        lambda f: check_images(np.zeros((2, 1, 4, 4), np.uint8), "x"), TypeError, "`x` must hold floats.*scale uint8"
+    ),
+    "images-empty": Case(
+        lambda f: check_images(np.zeros((0, 1, 4, 4), np.float32), "x_test"), ValueError, "`x_test` is empty"
+    ),
+    "images-shape": Case(
+        lambda f: check_images(np.zeros((2, 3, 4, 4), np.float32), "x", (1, 4, 4)),
+        ValueError,
+        "`x` must have shape \\(N, 1, 4, 4\\)",
+    ),
+    "images-nan": Case(
+        lambda f: check_images(np.full((2, 1, 4, 4), NAN, np.float32), "x"), ValueError, "`x` contains NaN"
+    ),
+    "images-range": Case(
+        lambda f: check_images(np.full((2, 1, 4, 4), 255, np.float32), "x", None, (0, 1)),
+        ValueError,
+        "`x` has values in \\[255, 255\\], outside clip_values",
+    ),
     "labels-list": Case(lambda f: check_labels([0, 1], 2, "y_train"), TypeError, "`y_train` must be a numpy array"),
     "labels-count": Case(lambda f: check_labels(np.arange(3), 2, "y"), ValueError, "`y` must have 2 labels"),
-    "labels-range": Case(lambda f: check_labels(np.array([0, 10]), 2, "y", 10), ValueError,
-                         "`y` labels must lie in \\[0, 10\\)"),
+    "labels-range": Case(
+        lambda f: check_labels(np.array([0, 10]), 2, "y", 10), ValueError, "`y` labels must lie in \\[0, 10\\)"
+    ),
     "labels-negative": Case(lambda f: check_labels(np.array([0, -1]), 2, "y"), ValueError, "`y` labels must lie"),
     "labels-float": Case(lambda f: check_labels(np.array([0.5, 1.0]), 2, "y"), TypeError, "`y` must hold integer"),
     "labels-bool": Case(lambda f: check_labels(np.array([True, False]), 2, "y"), TypeError, "`y` must hold integer"),
-    "labels-onehot-nan": Case(lambda f: check_labels(np.full((2, 3), NAN), 2, "y"), ValueError,
-                              "`y` one-hot/probabilities hold NaN"),
+    "labels-onehot-nan": Case(
+        lambda f: check_labels(np.full((2, 3), NAN), 2, "y"), ValueError, "`y` one-hot/probabilities hold NaN"
+    ),
     "labels-onehot-one-column": Case(lambda f: check_labels(np.ones((2, 1)), 2, "y"), ValueError, "need C >= 2"),
     # ---------------------------------------------------------------- encoder_classifier
-    "clf-nb-classes-1": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 1, input_shape=(1, 8, 8)), ValueError,
-                             "`nb_classes` must be an int >= 2"),
-    "clf-nb-classes-0": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 0, input_shape=(1, 8, 8)), ValueError,
-                             "`nb_classes`"),
-    "clf-nb-classes-float": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 2.5, input_shape=(1, 8, 8)),
-                                 ValueError, "`nb_classes`"),
-    "clf-nb-classes-bool": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), True, input_shape=(1, 8, 8)),
-                                ValueError, "`nb_classes`"),
-    "clf-head-name": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, head="conv", input_shape=(1, 8, 8)),
-                          ValueError, "`head` must be one of"),
-    "clf-head-int": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, head=3, input_shape=(1, 8, 8)),
-                         TypeError, "`head` must be"),
-    "clf-lr-zero": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, learning_rate=0, input_shape=(1, 8, 8)),
-                        ValueError, "`learning_rate` must be"),
-    "clf-lr-nan": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, learning_rate=NAN, input_shape=(1, 8, 8)),
-                       ValueError, "`learning_rate` must be"),
-    "clf-freeze-str": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, freeze_encoder="yes",
-                                                        input_shape=(1, 8, 8)), TypeError, "`freeze_encoder`"),
-    "clf-copy-str": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, copy_encoder="no",
-                                                      input_shape=(1, 8, 8)), TypeError, "`copy_encoder`"),
+    "clf-nb-classes-1": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 1, input_shape=(1, 8, 8)),
+        ValueError,
+        "`nb_classes` must be an int >= 2",
+    ),
+    "clf-nb-classes-0": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 0, input_shape=(1, 8, 8)), ValueError, "`nb_classes`"
+    ),
+    "clf-nb-classes-float": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 2.5, input_shape=(1, 8, 8)), ValueError, "`nb_classes`"
+    ),
+    "clf-nb-classes-bool": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), True, input_shape=(1, 8, 8)), ValueError, "`nb_classes`"
+    ),
+    "clf-head-name": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, head="conv", input_shape=(1, 8, 8)),
+        ValueError,
+        "`head` must be one of",
+    ),
+    "clf-head-int": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, head=3, input_shape=(1, 8, 8)), TypeError, "`head` must be"
+    ),
+    "clf-lr-zero": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, learning_rate=0, input_shape=(1, 8, 8)),
+        ValueError,
+        "`learning_rate` must be",
+    ),
+    "clf-lr-nan": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, learning_rate=NAN, input_shape=(1, 8, 8)),
+        ValueError,
+        "`learning_rate` must be",
+    ),
+    "clf-freeze-str": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, freeze_encoder="yes", input_shape=(1, 8, 8)),
+        TypeError,
+        "`freeze_encoder`",
+    ),
+    "clf-copy-str": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, copy_encoder="no", input_shape=(1, 8, 8)),
+        TypeError,
+        "`copy_encoder`",
+    ),
     "clf-encoder-str": Case(lambda f: encoder_classifier("resnet", 3), TypeError, "`encoder` must be an nn.Module"),
     "clf-no-input-shape": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3), ValueError, "`input_shape`"),
-    "clf-bad-input-shape": Case(lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, input_shape=(1, 0, 8)),
-                                ValueError, "`input_shape` must be"),
-    "clf-head-not-module": Case(lambda f: encoder_classifier(nn.Flatten(), 3, head=[1], input_shape=(1, 8, 8)),
-                                TypeError, "`head` must be"),
+    "clf-bad-input-shape": Case(
+        lambda f: encoder_classifier(SmallCNN(1, (8,)), 3, input_shape=(1, 0, 8)), ValueError, "`input_shape` must be"
+    ),
+    "clf-head-not-module": Case(
+        lambda f: encoder_classifier(nn.Flatten(), 3, head=[1], input_shape=(1, 8, 8)), TypeError, "`head` must be"
+    ),
 }
 
 
@@ -559,8 +713,10 @@ CLI_CASES = {
     "probe-n-test": (["probe", "--n-test", "-3"], "--n-test: must be >= 1"),
     "probe-device": (["probe", "--device", "cuda"], "--device: invalid choice"),
     "probe-encoders": (["probe", "--encoders", "nope"], "--encoders: unknown encoder"),
-    "probe-csv-under-file": (["probe", "--encoders", "simclr_r18", "--csv", "{tmp}/a_file/t.csv"],
-                             "--csv '.*a_file' is a file"),
+    "probe-csv-under-file": (
+        ["probe", "--encoders", "simclr_r18", "--csv", "{tmp}/a_file/t.csv"],
+        "--csv '.*a_file' is a file",
+    ),
     "probe-cifar-no-root": (["probe", "--data", "cifar10", "--encoders", "simclr_r18"], "CIFAR-10 not found"),
     "pretrain-kmnist-no-root": (["pretrain", "--data", "kmnist", "--out", "e.safetensors"], "pass `--root`"),
     "pretrain-out-suffix": (["pretrain", "--out", "enc.pt"], "--out must name a .safetensors file"),
@@ -648,8 +804,14 @@ SUBPROCESS_CASES = {
 def test_cli_bad_input_in_a_real_process(name, files):
     argv, code, expected, traceback = SUBPROCESS_CASES[name]
     argv = [a.format(tmp=files["tmp"]) for a in argv]
-    done = subprocess.run([sys.executable, "-m", "art_ssl", *argv], capture_output=True, text=True, timeout=600,
-                          cwd=files["tmp"], env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "art_ssl", *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=files["tmp"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == code, done.stderr
     assert expected in done.stderr and ("Traceback" in done.stderr) == traceback
     if not traceback:

@@ -10,8 +10,10 @@ from art_ssl.zoo import list_encoders
 def test_probe_prints_a_table_with_the_raw_pixel_baseline(capsys, tmp_path):
     name = list_encoders()[0]
     csv = tmp_path / "probe.csv"
-    assert main(["probe", "--encoders", name, "--n-train", "300", "--n-test", "100", "--device", "cpu",
-                 "--csv", str(csv)]) == 0  # fmt: skip
+    assert (
+        main(["probe", "--encoders", name, "--n-train", "300", "--n-test", "100", "--device", "cpu", "--csv", str(csv)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert name in out and "raw pixels (baseline)" in out and "300 train / 100 test" in out
     assert csv.read_text().startswith("encoder,method,probe_acc")
@@ -29,8 +31,25 @@ def test_zoo_lists_encoders(capsys):
 
 def test_pretrain_writes_loadable_safetensors(tmp_path, capsys):
     out = tmp_path / "new_folder" / "enc.safetensors"  # the folder is made (before training)
-    args = ["pretrain", "--method", "byol", "--n-train", "256", "--epochs", "1", "--batch-size", "128", "--width", "4",
-            "--size", "32", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    args = [
+        "pretrain",
+        "--method",
+        "byol",
+        "--n-train",
+        "256",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--width",
+        "4",
+        "--size",
+        "32",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     model = build_encoder("resnet18", in_channels=1, width=4, stem_stride=2)
     model.load_state_dict(load_file(str(out)))
@@ -46,14 +65,44 @@ def test_bad_cli_arguments_exit_with_usage(capsys):
 
 def test_audit_writes_results_report_and_figures(tmp_path, capsys):
     out = tmp_path / "audit"
-    args = ["audit", "--encoder", "simclr_r18_badencoder", "--attacks", "ssp", "pgd", "badencoder",
-            "--defences", "none", "--eps", "4", "8", "--n-train", "300", "--n-test", "200", "--whitebox-n", "40",
-            "--surrogate-n", "300", "--sign-epochs", "2", "--out", str(out)]  # fmt: skip
+    args = [
+        "audit",
+        "--encoder",
+        "simclr_r18_badencoder",
+        "--attacks",
+        "ssp",
+        "pgd",
+        "badencoder",
+        "--defences",
+        "none",
+        "--eps",
+        "4",
+        "8",
+        "--n-train",
+        "300",
+        "--n-test",
+        "200",
+        "--whitebox-n",
+        "40",
+        "--surrogate-n",
+        "300",
+        "--sign-epochs",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "Report:" in printed and str((out / "report.html").resolve()) in printed
-    for name in ("results.csv", "report.md", "report.html", "ba_ra.png", "ra_vs_eps.png", "perturbations.png",
-                 "asr.png"):  # fmt: skip
+    for name in (
+        "results.csv",
+        "report.md",
+        "report.html",
+        "ba_ra.png",
+        "ra_vs_eps.png",
+        "perturbations.png",
+        "asr.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     page = (out / "report.html").read_text()
     assert "<img src='ba_ra.png'" in page and "<table" in page and "simclr_r18_badencoder" in page
@@ -84,8 +133,17 @@ def test_audit_with_an_unreadable_weight_file_fails_clearly_and_writes_nothing(t
     assert not (out / "results.csv").exists()
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["probe", "--help"], ["pretrain", "--help"],
-                                  ["audit", "--help"], ["convert", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["probe", "--help"],
+        ["pretrain", "--help"],
+        ["audit", "--help"],
+        ["convert", "--help"],
+    ],
+)
 def test_help_imports_no_heavy_library(argv):
     """`art-ssl --help` answers at once: no torch, ART, pandas or numpy import (they cost seconds of CPU)."""
     import os
@@ -93,11 +151,18 @@ def test_help_imports_no_heavy_library(argv):
     import sys
     from pathlib import Path
 
-    code = ("import sys\nfrom art_ssl.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'art', 'pandas', 'numpy') if m in sys.modules), file=sys.stderr)")
+    code = (
+        "import sys\nfrom art_ssl.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'art', 'pandas', 'numpy') if m in sys.modules), file=sys.stderr)"
+    )
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
     assert "usage:" in done.stdout or "art-ssl" in done.stdout
     if argv == ["audit", "--help"]:  # the names come from art_ssl.audit_names, not from the registry (ART)

@@ -44,9 +44,13 @@ def test_bad_model_arguments(build, error):
 
 @pytest.mark.parametrize(
     "arch, params, dim",
-    [("resnet18_cifar", 11_168_832, 512), ("resnet18", 11_176_512, 512), ("resnet34", 21_284_672, 512),
-     ("resnet50", 23_508_032, 2048)],
-)  # fmt: skip
+    [
+        ("resnet18_cifar", 11_168_832, 512),
+        ("resnet18", 11_176_512, 512),
+        ("resnet34", 21_284_672, 512),
+        ("resnet50", 23_508_032, 2048),
+    ],
+)
 def test_torchvision_layout_resnets_match_torchvision_parameter_counts(arch, params, dim):
     # torchvision's resnet18/34/50 have 11,689,512 / 21,797,672 / 25,557,032 parameters with their 1000-way fc
     # (513,000 / 513,000 / 2,049,000); the CIFAR stem's 3x3 conv has 7,680 fewer weights than the 7x7 one.

@@ -1,4 +1,5 @@
 """Release packaging: what `pip install art_ssl` users get and the messages they see."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """Non-identity preprocessing (the `normalised_classifier` fixture) through attacks, AutoAttack's model and trainers:
 each must see the classifier's pixel-space function, the same as the unnormalised `trained_classifier`'s."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,9 +42,19 @@ def test_torchattacks_pgd_attacks_the_pixel_space_function(normalised_classifier
 
 def test_trainer_sees_the_pixel_space_function(normalised_classifier, trained_classifier, fmnist28, test_batch):
     x, y = test_batch
-    trainer = FineTuningTrainer(normalised_classifier, adversarial=True, nb_epochs=1, batch_size=64, encoder_lr=1e-9,
-                                head_lr=1e-9, eps=0.1, step_size=0.03, pgd_steps=3, validation_pgd_steps=5,
-                                verbose=False)  # fmt: skip
+    trainer = FineTuningTrainer(
+        normalised_classifier,
+        adversarial=True,
+        nb_epochs=1,
+        batch_size=64,
+        encoder_lr=1e-9,
+        head_lr=1e-9,
+        eps=0.1,
+        step_size=0.03,
+        pgd_steps=3,
+        validation_pgd_steps=5,
+        verbose=False,
+    )
     trainer.fit(fmnist28.x_train[:64], fmnist28.y_train[:64], validation_data=(x, y))
     row = trainer.history_.iloc[-1]
     assert abs(row["val_ba"] - accuracy_of(trained_classifier, x, y)) <= 0.02, row

@@ -1,4 +1,5 @@
 """The README's examples must run as written, in order, and show what they claim."""
+
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def _check_claims(block: str, printed: list[str]) -> None:
     claims = _claimed(block)
     if not claims:
         return
-    for claim, value in zip(claims, printed[-len(claims):], strict=True):
+    for claim, value in zip(claims, printed[-len(claims) :], strict=True):
         digits = len(claim.split(".")[1]) if "." in claim else 0
         assert round(float(value), digits) == float(claim), f"README comment says {claim}, the code prints {value}"
 

@@ -3,6 +3,7 @@ Every universal attack, defence trainer, ZePAD, BadEncoder and distillation runs
 full-width 3-channel ResNet-18 with the CIFAR stem at 32x32 and a ResNet-50 (torchvision layout). Tiny data and one
 step each: this checks shapes, layer names and feature sizes, not accuracy.
 """
+
 import copy
 
 import numpy as np
@@ -22,8 +23,10 @@ from art_ssl.evaluation.registry import (
 from art_ssl.evaluation.surrogate import surrogate_classifier
 from art_ssl.models import build_encoder
 
-ARCHS = [pytest.param("resnet18_cifar", 4, id="resnet18_cifar"),
-         pytest.param("resnet50", 4, id="resnet50", marks=pytest.mark.resnet50)]  # fmt: skip
+ARCHS = [
+    pytest.param("resnet18_cifar", 4, id="resnet18_cifar"),
+    pytest.param("resnet50", 4, id="resnet50", marks=pytest.mark.resnet50),
+]
 SETTINGS = AttackSettings(surrogate_n=8, sign_epochs=1, gen_ngf=4, gen_nz_batch=2, gen_epochs=1, uap_iter=1)
 
 
@@ -54,10 +57,19 @@ def test_defence_trainers_run(arch, n):
     for name in DEFENCES:
         if name in ("zepad", "distillation"):  # they load other encoders by name: run directly in the next test
             continue
-        classifier = encoder_classifier(copy.deepcopy(encoder.model), 2, freeze_encoder=name == "none",
-                                        input_shape=(3, 32, 32), device_type="cpu")  # fmt: skip
-        trainer = make_defence_trainer(name, classifier, nb_epochs=1, batch_size=n, pgd_steps=1,
-                                       sensitivity_samples=n, sensitivity_epochs=1, stage2_epochs=1)  # fmt: skip
+        classifier = encoder_classifier(
+            copy.deepcopy(encoder.model), 2, freeze_encoder=name == "none", input_shape=(3, 32, 32), device_type="cpu"
+        )
+        trainer = make_defence_trainer(
+            name,
+            classifier,
+            nb_epochs=1,
+            batch_size=n,
+            pgd_steps=1,
+            sensitivity_samples=n,
+            sensitivity_epochs=1,
+            stage2_epochs=1,
+        )
         trainer.fit(x, y)
         assert trainer.get_classifier().predict(x).shape == (n, 2), name
 
@@ -72,6 +84,13 @@ def test_zepad_badencoder_and_distillation_run(arch, n):
     assert zepad.get_classifier().predict(x).shape == (n, 2)
     backdoored = BadEncoder(encoder, nb_epochs=1, batch_size=n, verbose=False).poison_estimator(x)
     assert backdoored.predict(x).shape == (n, encoder.embedding_dim)
-    student = EncoderDistillation(backdoored, nb_epochs=1, teacher_epochs=1, warmup_epochs=1, batch_size=n,
-                                  layers=("layer1", "layer4"), verbose=False)(x)  # fmt: skip
+    student = EncoderDistillation(
+        backdoored,
+        nb_epochs=1,
+        teacher_epochs=1,
+        warmup_epochs=1,
+        batch_size=n,
+        layers=("layer1", "layer4"),
+        verbose=False,
+    )(x)
     assert student.predict(x).shape == (n, encoder.embedding_dim)

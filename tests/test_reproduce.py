@@ -67,18 +67,22 @@ def test_every_step_parses(reproduce, monkeypatch, tmp_path, profile):
 
 def test_bench_steps_are_the_committed_commands(reproduce):
     commands = "\n".join(s.command for s in reproduce.plan("bench", Path("evaluations/results")))
-    committed = ["evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40",
-                 "evaluations/zepad_eval.py --skip-genaf --aft-epochs 3 --n-train 4000 --adaptive-n 200 --aa-n 20",
-                 "--encoders simclr_r18 --tasks fashion_mnist --defences none trades --eps 4 8 10 16"]  # fmt: skip
+    committed = [
+        "evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40",
+        "evaluations/zepad_eval.py --skip-genaf --aft-epochs 3 --n-train 4000 --adaptive-n 200 --aa-n 20",
+        "--encoders simclr_r18 --tasks fashion_mnist --defences none trades --eps 4 8 10 16",
+    ]
     for command in committed:
         assert command in commands
 
 
 def test_failed_step_stops_and_rerun_continues(reproduce, monkeypatch, tmp_path):
     flag = tmp_path / "fixed"
-    steps = [reproduce.Step("one", ["-c", f"open({str(tmp_path / 'ran_one')!r}, 'a').write('x')"]),
-             reproduce.Step("two", ["-c", f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 3)"]),
-             reproduce.Step("tables", ["-c", "print('tables')"])]  # fmt: skip
+    steps = [
+        reproduce.Step("one", ["-c", f"open({str(tmp_path / 'ran_one')!r}, 'a').write('x')"]),
+        reproduce.Step("two", ["-c", f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 3)"]),
+        reproduce.Step("tables", ["-c", "print('tables')"]),
+    ]
     monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False: steps)
     argv = ["--profile", "quick", "--out", str(tmp_path)]
     assert reproduce.main(argv) == 3
@@ -112,8 +116,10 @@ def test_readme_tables_match_committed_results(monkeypatch):
 def test_new_run_starts_from_nothing(reproduce, monkeypatch, tmp_path):
     """Scripts resume from their --out CSV: a new run must not mistake an earlier run's rows for finished work."""
     script = tmp_path / "attack_eval.py"  # stands in for a resumable script
-    script.write_text("import pathlib, sys\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
-                      "sys.exit(4 if out.exists() else out.write_text('new') and 0)\n")  # fmt: skip
+    script.write_text(
+        "import pathlib, sys\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+        "sys.exit(4 if out.exists() else out.write_text('new') and 0)\n"
+    )
     out = tmp_path / "results"
     (out / "cache").mkdir(parents=True)
     (out / "attacks_64.csv").write_text("stale")

@@ -1,5 +1,6 @@
 """Resumable training (``checkpoint_dir``): a run killed with SIGKILL mid-epoch and started again ends exactly where
 an uninterrupted run ends (weights, history), for a defence trainer and for SSL pre-training."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,9 @@ def test_trainer_resumes_after_kill_as_if_uninterrupted(tmp_path):
     reference = setup.trainer()
     reference.fit(x, y)
 
-    _run_and_kill(tmp_path, """
+    _run_and_kill(
+        tmp_path,
+        """
         import pathlib, time
         def hang(self, step, epoch, nb_epochs, optimizers):
             if epoch == 2:
@@ -55,15 +58,19 @@ def test_trainer_resumes_after_kill_as_if_uninterrupted(tmp_path):
                 time.sleep(600)
         TRADESTrainer._before_step = hang  # the same trainer, paused where the kill lands
         trainer().fit(*data(), checkpoint_dir={ckpt!r})
-    """)
+    """,
+    )
     files = list((tmp_path / "ckpt").iterdir())
     assert [f.name for f in files] == ["TRADESTrainer-stage-main.pt"]
     assert torch.load(files[0], weights_only=True)["epoch"] == 1  # killed in epoch 2: only epoch 1 saved
 
     resumed = setup.trainer()
     resumed.fit(x, y, checkpoint_dir=tmp_path / "ckpt")
-    for a, b in zip(reference.get_classifier().model.state_dict().values(),
-                    resumed.get_classifier().model.state_dict().values(), strict=True):  # fmt: skip
+    for a, b in zip(
+        reference.get_classifier().model.state_dict().values(),
+        resumed.get_classifier().model.state_dict().values(),
+        strict=True,
+    ):
         assert torch.equal(a, b)
     np.testing.assert_array_equal(reference.history_["loss"], resumed.history_["loss"])
     assert len(resumed.history_) == 3
@@ -77,7 +84,9 @@ def test_pretrain_resumes_after_kill_as_if_uninterrupted(tmp_path):
     x, _ = setup.data()
     reference = pretrain(setup.encoder(), x, **setup.PRETRAIN)
 
-    _run_and_kill(tmp_path, """
+    _run_and_kill(
+        tmp_path,
+        """
         import pathlib, time
         from art_ssl.ssl import pretrain
         def hang(epoch, encoder, history):
@@ -85,7 +94,8 @@ def test_pretrain_resumes_after_kill_as_if_uninterrupted(tmp_path):
                 pathlib.Path({marker!r}).touch()
                 time.sleep(600)
         pretrain(encoder(), data()[0], checkpoint_dir={ckpt!r}, epoch_callback=hang, **PRETRAIN)
-    """)
+    """,
+    )
     assert torch.load(tmp_path / "ckpt" / "pretrain.pt", weights_only=True)["epoch"] == 1
 
     resumed = pretrain(setup.encoder(), x, checkpoint_dir=tmp_path / "ckpt", **setup.PRETRAIN)
@@ -106,6 +116,4 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 
     pretrain(setup.encoder(), x, checkpoint_dir=tmp_path, **{**setup.PRETRAIN, "nb_epochs": 1})
     with pytest.raises(ValueError, match=r"checkpoint_dir.*differs in \['lr'\]"):
-        pretrain(setup.encoder(), x, checkpoint_dir=tmp_path, lr=0.5, **{**setup.PRETRAIN,
-                                                                               "nb_epochs": 1})  # fmt: skip
-
+        pretrain(setup.encoder(), x, checkpoint_dir=tmp_path, lr=0.5, **{**setup.PRETRAIN, "nb_epochs": 1})

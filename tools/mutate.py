@@ -11,6 +11,7 @@ mutant" instead of silently testing nothing, and the snippet is updated here.
     python tools/mutate.py --only trades_kl_reversed pap_sign
     python tools/mutate.py --jobs 4         # four test runs at once
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,73 +41,139 @@ class Mutant:
 # By default each mutant meets the fast tests written to catch it (hand-computed values, tiny models); --full runs
 # the whole suite instead (the real-data tests too: much slower).
 BEHAVIOUR = "tests/defences/test_trades_mart_behaviour.py::"
-ROBUST = ("tests/defences/test_core_robust.py",
-          BEHAVIOUR + "test_trades_loss_is_ce_plus_beta_kl_clean_to_adv_at_the_kl_maximiser",
-          BEHAVIOUR + "test_mart_loss_is_boosted_ce_plus_weighted_kl_at_the_ce_maximiser")  # fmt: skip
+ROBUST = (
+    "tests/defences/test_core_robust.py",
+    BEHAVIOUR + "test_trades_loss_is_ce_plus_beta_kl_clean_to_adv_at_the_kl_maximiser",
+    BEHAVIOUR + "test_mart_loss_is_boosted_ce_plus_weighted_kl_at_the_ce_maximiser",
+)
 PREPROCESSING = ("tests/test_preprocessing.py",)
 SSL = ("tests/ssl/test_ssl_losses_by_hand.py",)
 FUSION = ("tests/defences/test_fusion_k.py",)
 MUTANTS = [
-    Mutant("trades_kl_reversed", "art_ssl/defences/trainer/trades.py",
-           "self.beta * trades_kl(logits_adv, logits_clean)", "self.beta * trades_kl(logits_clean, logits_adv)",
-           ROBUST, "TRADES' outer KL(adv || clean) instead of KL(clean || adv)"),
-    Mutant("trades_kl_core_reversed", "art_ssl/core/robust_losses.py",
-           "F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1)",
-           "F.kl_div(F.log_softmax(logits_clean, dim=1), F.softmax(logits_adv, dim=1)",
-           ROBUST, "core trades_kl computes KL(adv || clean)"),
-    Mutant("trades_inner_ce", "art_ssl/defences/trainer/trades.py",
-           'x_adv = self._pgd(lambda x_adv: trades_kl(self._logits(x_adv), clean_target, reduction="sum"), x)',
-           "x_adv = self._ce_pgd(x, y)",
-           ROBUST, "TRADES' inner maximisation on the cross-entropy instead of the KL"),
-    Mutant("mart_weight_dropped", "art_ssl/core/robust_losses.py",
-           "(kl * (1.0000001 - true_prob)).mean()", "kl.mean()",
-           ROBUST, "MART without the (1 - p_y) misclassification weight"),
-    Mutant("mart_args_swapped", "art_ssl/defences/trainer/mart.py",
-           "mart_loss(self._logits(x_adv), self._logits(x), y, self.beta)",
-           "mart_loss(self._logits(x), self._logits(x_adv), y, self.beta)",
-           ROBUST, "MART's boosted CE on the clean logits"),
-    Mutant("lgr_mean", "art_ssl/core/robust_losses.py",
-           "total = (kl + kl_complement).sum()", "total = (kl + kl_complement).mean()",
-           ROBUST, "Gen-AF's L_gr averaged instead of summed"),
-    Mutant("pap_sign", "art_ssl/attacks/evasion/pap.py",
-           "                return energy(x_adv)", "                return -energy(x_adv)",
-           ("tests/attacks/test_pap_objective.py",),
-           "PAP lowers the activation energy instead of lifting it"),
-    Mutant("preprocessing_skipped", "art_ssl/evaluation/autoattack.py",
-           "return self.model(self.classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0])",
-           "return self.model(x)",
-           PREPROCESSING,
-           "PreprocessedModel (torchattacks, AutoAttack) skips the classifier's preprocessing"),
-    Mutant("trainer_preprocessing_skipped", "art_ssl/defences/trainer/base.py",
-           "        return self._classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0]",
-           "        return x",
-           PREPROCESSING, "trainers feed raw pixels to a model that expects normalised ones"),
-    Mutant("federal_k_ignored", "art_ssl/core/fusion.py",
-           "scores = m * torch.exp(k * (m - 0.5))", "scores = m * torch.exp(3.0 * (m - 0.5))",
-           FUSION,
-           "ZePAD's federal fusion ignores its sharpness k"),
-    Mutant("federal_k_not_passed", "art_ssl/defences/trainer/zepad.py",
-           "return fuse_logits(self.branch_logits(x), self.fusion, self.k)",
-           "return fuse_logits(self.branch_logits(x), self.fusion)",
-           FUSION, "ZePADModel drops its k (always the default 3)"),
-    Mutant("simsiam_one_sided", "art_ssl/ssl/methods.py",
-           "return (_neg_cosine(p1, z2) + _neg_cosine(p2, z1)) / 2", "return _neg_cosine(p1, z2)",
-           SSL, "SimSiam's loss not symmetric"),
-    Mutant("simsiam_no_stop_gradient", "art_ssl/ssl/methods.py",
-           "return negative_cosine(p, z.detach()).mean()", "return negative_cosine(p, z).mean()",
-           SSL,
-           "SimSiam/BYOL without the stop-gradient on the target"),
-    Mutant("barlow_not_batch_averaged", "art_ssl/ssl/methods.py",
-           "c = z1.t() @ z2 / z1.shape[0]", "c = z1.t() @ z2",
-           SSL,
-           "Barlow Twins' cross-correlation not divided by the batch size"),
-]  # fmt: skip
+    Mutant(
+        "trades_kl_reversed",
+        "art_ssl/defences/trainer/trades.py",
+        "self.beta * trades_kl(logits_adv, logits_clean)",
+        "self.beta * trades_kl(logits_clean, logits_adv)",
+        ROBUST,
+        "TRADES' outer KL(adv || clean) instead of KL(clean || adv)",
+    ),
+    Mutant(
+        "trades_kl_core_reversed",
+        "art_ssl/core/robust_losses.py",
+        "F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1)",
+        "F.kl_div(F.log_softmax(logits_clean, dim=1), F.softmax(logits_adv, dim=1)",
+        ROBUST,
+        "core trades_kl computes KL(adv || clean)",
+    ),
+    Mutant(
+        "trades_inner_ce",
+        "art_ssl/defences/trainer/trades.py",
+        'x_adv = self._pgd(lambda x_adv: trades_kl(self._logits(x_adv), clean_target, reduction="sum"), x)',
+        "x_adv = self._ce_pgd(x, y)",
+        ROBUST,
+        "TRADES' inner maximisation on the cross-entropy instead of the KL",
+    ),
+    Mutant(
+        "mart_weight_dropped",
+        "art_ssl/core/robust_losses.py",
+        "(kl * (1.0000001 - true_prob)).mean()",
+        "kl.mean()",
+        ROBUST,
+        "MART without the (1 - p_y) misclassification weight",
+    ),
+    Mutant(
+        "mart_args_swapped",
+        "art_ssl/defences/trainer/mart.py",
+        "mart_loss(self._logits(x_adv), self._logits(x), y, self.beta)",
+        "mart_loss(self._logits(x), self._logits(x_adv), y, self.beta)",
+        ROBUST,
+        "MART's boosted CE on the clean logits",
+    ),
+    Mutant(
+        "lgr_mean",
+        "art_ssl/core/robust_losses.py",
+        "total = (kl + kl_complement).sum()",
+        "total = (kl + kl_complement).mean()",
+        ROBUST,
+        "Gen-AF's L_gr averaged instead of summed",
+    ),
+    Mutant(
+        "pap_sign",
+        "art_ssl/attacks/evasion/pap.py",
+        "                return energy(x_adv)",
+        "                return -energy(x_adv)",
+        ("tests/attacks/test_pap_objective.py",),
+        "PAP lowers the activation energy instead of lifting it",
+    ),
+    Mutant(
+        "preprocessing_skipped",
+        "art_ssl/evaluation/autoattack.py",
+        "return self.model(self.classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0])",
+        "return self.model(x)",
+        PREPROCESSING,
+        "PreprocessedModel (torchattacks, AutoAttack) skips the classifier's preprocessing",
+    ),
+    Mutant(
+        "trainer_preprocessing_skipped",
+        "art_ssl/defences/trainer/base.py",
+        "        return self._classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0]",
+        "        return x",
+        PREPROCESSING,
+        "trainers feed raw pixels to a model that expects normalised ones",
+    ),
+    Mutant(
+        "federal_k_ignored",
+        "art_ssl/core/fusion.py",
+        "scores = m * torch.exp(k * (m - 0.5))",
+        "scores = m * torch.exp(3.0 * (m - 0.5))",
+        FUSION,
+        "ZePAD's federal fusion ignores its sharpness k",
+    ),
+    Mutant(
+        "federal_k_not_passed",
+        "art_ssl/defences/trainer/zepad.py",
+        "return fuse_logits(self.branch_logits(x), self.fusion, self.k)",
+        "return fuse_logits(self.branch_logits(x), self.fusion)",
+        FUSION,
+        "ZePADModel drops its k (always the default 3)",
+    ),
+    Mutant(
+        "simsiam_one_sided",
+        "art_ssl/ssl/methods.py",
+        "return (_neg_cosine(p1, z2) + _neg_cosine(p2, z1)) / 2",
+        "return _neg_cosine(p1, z2)",
+        SSL,
+        "SimSiam's loss not symmetric",
+    ),
+    Mutant(
+        "simsiam_no_stop_gradient",
+        "art_ssl/ssl/methods.py",
+        "return negative_cosine(p, z.detach()).mean()",
+        "return negative_cosine(p, z).mean()",
+        SSL,
+        "SimSiam/BYOL without the stop-gradient on the target",
+    ),
+    Mutant(
+        "barlow_not_batch_averaged",
+        "art_ssl/ssl/methods.py",
+        "c = z1.t() @ z2 / z1.shape[0]",
+        "c = z1.t() @ z2",
+        SSL,
+        "Barlow Twins' cross-correlation not divided by the batch size",
+    ),
+]
 
 
 def copy_tree(dest: Path) -> None:
     """The files git tracks or would track (untracked, not ignored): the working tree as the next commit sees it."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                           capture_output=True).stdout.decode().split("\0")  # fmt: skip
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():

@@ -17,6 +17,7 @@ Only the networks' forward passes are autocast (:func:`autocast_forward`, output
 convolutions and matmuls run in bf16 while losses, PGD steps, regularisers, weights, optimiser states and gradients
 w.r.t. inputs stay float32.
 """
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ other data raises ``ValueError`` instead of silently continuing someone else's r
 (temporary file, then ``os.replace``), so a kill during the write leaves the previous checkpoint intact, and read
 with ``torch.load(weights_only=True)`` (no code runs from the file).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Input checks at the public numpy surface: bad input raises a clear error instead of giving a wrong result."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,18 +31,14 @@ def check_images(
     if x.shape[0:1] == (0,) or x.size == 0:
         raise ValueError(f"`{name}` is empty (shape {x.shape}).")
     if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
-        raise ValueError(
-            f"`{name}` must have shape (N, {', '.join(map(str, input_shape))}), got {x.shape}."
-        )
+        raise ValueError(f"`{name}` must have shape (N, {', '.join(map(str, input_shape))}), got {x.shape}.")
     if not np.isfinite(x).all():
         raise ValueError(f"`{name}` contains NaN or infinite values.")
     if clip_values is not None:
         low, high = float(np.min(clip_values[0])), float(np.max(clip_values[1]))
         x_min, x_max = float(x.min()), float(x.max())
         if x_min < low - 1e-6 or x_max > high + 1e-6:
-            raise ValueError(
-                f"`{name}` has values in [{x_min:.4g}, {x_max:.4g}], outside clip_values [{low}, {high}]."
-            )
+            raise ValueError(f"`{name}` has values in [{x_min:.4g}, {x_max:.4g}], outside clip_values [{low}, {high}].")
     return x.astype(np.float32, copy=False)
 
 

@@ -1,4 +1,5 @@
 """Device selection shared by estimators, pre-training and trainers (ART's ``device_type`` convention)."""
+
 from __future__ import annotations
 
 import torch

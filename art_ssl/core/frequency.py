@@ -1,4 +1,5 @@
 """Frequency-domain filters used by attacks that shape where a perturbation's energy goes."""
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 Fusion of several branches' logits into one decision (ZePAD's robust federal decision and its ablations; Lei, Yang,
 Zhang, ICLR 2026, sec. 3.3; ``utils/confidence.py`` of the official code).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Layer outputs by module name, with forward hooks that never outlive the call."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,14 +1,13 @@
 """Seeded spherical k-means on embeddings: label-free pseudo-classes for measuring how often a perturbation moves
 an embedding to another cluster."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def spherical_kmeans(
-    features: torch.Tensor, k: int, generator: torch.Generator, iters: int = 30
-) -> torch.Tensor:
+def spherical_kmeans(features: torch.Tensor, k: int, generator: torch.Generator, iters: int = 30) -> torch.Tensor:
     """
     Cluster L2-normalised ``features`` (N, D) into ``k`` groups by cosine similarity: k-means++ seeding (Arthur &
     Vassilvitskii, 2007) then Lloyd iterations. Returns the (k, D) unit centroids.

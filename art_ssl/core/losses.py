@@ -2,6 +2,7 @@
 Feature-space losses shared by pre-training, attacks and trainers. Each is a plain function of tensors; callers
 decide whether to minimise or maximise it.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Context managers that set a model up for an attack and put it back afterwards."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,5 @@
 """Perturbation arithmetic in pixel space: L-inf projection, application with optional clipping, seeded noise."""
+
 from __future__ import annotations
 
 import torch
@@ -33,9 +34,7 @@ def paste_patch(
     return x_adv if clip_values is None else x_adv.clamp(float(clip_values[0]), float(clip_values[1]))
 
 
-def corner_mask(
-    shape: tuple[int, int], side: int, margin: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
+def corner_mask(shape: tuple[int, int], side: int, margin: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(1, 1, H, W) mask of a ``side`` x ``side`` square ``margin`` pixels from the bottom-right corner."""
     height, width = shape
     if side < 1 or margin < 0 or side + margin > min(height, width):

@@ -4,6 +4,7 @@ Projected gradient ascent in the L-inf ball, on any differentiable loss, entirel
 One routine serves every trainer's inner maximisation (PGD-AT, TRADES, MART, Gen-AF) and the trainers' robust
 validation: they differ only in the loss they hand it and in the random start.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -2,6 +2,7 @@
 Adversarial-training objectives on logits (or features), shared by the trainers: TRADES' KL term, MART's
 misclassification-aware loss and Gen-AF's genetic regularisation.
 """
+
 from __future__ import annotations
 
 import torch

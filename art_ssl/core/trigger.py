@@ -5,6 +5,7 @@ BadEncoder's default trigger (Jia, Liu, Gong, S&P 2022, official code's ``trigge
 white 10x10 square at the bottom-right of a 32x32 image with a 1-pixel margin; :func:`square_trigger` scales both
 sides to any input size (20x20 with a 2-pixel margin at 64x64).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@ The one optimisation loop for universal perturbations: every universal attack of
 objective it hands this loop and in how the perturbation is parametrised (a free tensor updated with sign steps, or
 a generator network trained with Adam).
 """
+
 from __future__ import annotations
 
 import time
@@ -39,9 +40,7 @@ class PerturbationSource(nn.Module):
 class FreePerturbation(PerturbationSource):
     """A universal perturbation stored as one tensor of shape (1, C, H, W), initialised U(-eps, eps) or zero."""
 
-    def __init__(
-        self, shape: tuple[int, ...], eps: float, generator: torch.Generator, init: str = "uniform"
-    ) -> None:
+    def __init__(self, shape: tuple[int, ...], eps: float, generator: torch.Generator, init: str = "uniform") -> None:
         super().__init__(mask=None)
         if init not in ("uniform", "zero"):
             raise ValueError(f"`init` must be 'uniform' or 'zero', got {init!r}.")
@@ -72,9 +71,13 @@ class GeneratorPerturbation(PerturbationSource):
     """
 
     def __init__(
-        self, generator_net: nn.Module, z: torch.Tensor, eps: float, mask: torch.Tensor | None = None,
+        self,
+        generator_net: nn.Module,
+        z: torch.Tensor,
+        eps: float,
+        mask: torch.Tensor | None = None,
         patch_range: tuple[float, float] = (0.0, 1.0),
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(mask=mask)
         self.net = generator_net
         self.register_buffer("z", z)

@@ -1,4 +1,5 @@
 """Shared pieces of the loaders: resizing, dtype/layout conversion, the missing-dataset error."""
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,10 @@ def to_float_nchw(images: np.ndarray, size: int | tuple[int, int] | None = None,
         if images.size and not np.isfinite(images).all():
             raise ValueError(f"`images` of dtype {images.dtype} must hold finite pixels, got NaN or inf.")
         if images.size and (images.min() < 0 or images.max() > 1):
-            raise ValueError(f"`images` of dtype {images.dtype} must hold finite pixels in [0, 1], got "
-                             f"[{images.min():.4g}, {images.max():.4g}]; scale them first.")  # fmt: skip
+            raise ValueError(
+                f"`images` of dtype {images.dtype} must hold finite pixels in [0, 1], got "
+                f"[{images.min():.4g}, {images.max():.4g}]; scale them first."
+            )
     else:
         raise ValueError(f"`images` must be uint8 (0..255) or float in [0, 1], got dtype {images.dtype}.")
     if out_size is None or tuple(images.shape[2:]) == out_size:

@@ -1,4 +1,5 @@
 """CIFAR-10 from the official python pickles (``cifar-10-batches-py``), read with a restricted unpickler."""
+
 from __future__ import annotations
 
 import os
@@ -11,9 +12,12 @@ from art_ssl.data._common import DatasetNotFoundError, check_split, resolve_root
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-}  # fmt: skip
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -34,8 +38,10 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"'{path}' is not a CIFAR-10 python batch: {err}") from err
     if data.dtype != np.uint8 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"'{path}' holds data of dtype {data.dtype} and labels of dtype {labels.dtype}; a CIFAR-10 "
-                         "batch holds uint8 pixels and integer labels.")  # fmt: skip
+        raise ValueError(
+            f"'{path}' holds data of dtype {data.dtype} and labels of dtype {labels.dtype}; a CIFAR-10 "
+            "batch holds uint8 pixels and integer labels."
+        )
     labels = labels.astype(np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
         raise ValueError(f"'{path}' has data {data.shape} and labels {labels.shape}; expected (N, 3072) and (N,).")
@@ -45,9 +51,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_cifar10(
-    split: str = "train", size: int | tuple[int, int] | None = None, root: str | os.PathLike | None = None,
-    n: int | None = None, seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    split: str = "train",
+    size: int | tuple[int, int] | None = None,
+    root: str | os.PathLike | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """
     CIFAR-10 (Krizhevsky, 2009) from ``root/data_batch_{1..5}`` and ``root/test_batch``.
 
@@ -60,9 +69,11 @@ def load_cifar10(
     """
     check_split(split)
     path = resolve_root(
-        root, "~/.art_ssl/cifar-10-batches-py", "CIFAR-10",
+        root,
+        "~/.art_ssl/cifar-10-batches-py",
+        "CIFAR-10",
         "Download and extract cifar-10-python.tar.gz and pass `root=` its 'cifar-10-batches-py' folder.",
-    )  # fmt: skip
+    )
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     missing = [name for name in names if not (path / name).exists()]
     if missing:

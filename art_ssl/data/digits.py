@@ -1,4 +1,5 @@
 """scikit-learn's bundled 8x8 handwritten digits (UCI), upscaled to 28x28, with a fixed seeded train/test split."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Image folders: ``root/<class name>/<image>``, one sub-folder a class, read with Pillow."""
+
 from __future__ import annotations
 
 import os

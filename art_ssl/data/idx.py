@@ -4,6 +4,7 @@ MNIST-format (IDX) datasets: Fashion-MNIST, MNIST, KMNIST.
 The IDX format (LeCun et al.): big-endian magic ``0x00 0x00 <dtype> <ndim>``, then ``ndim`` uint32 sizes, then the
 data. Files may be gzip-compressed (``*.gz``), as the Debian package ``dataset-fashion-mnist`` ships them.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,17 @@ from art_ssl.data._common import DatasetNotFoundError, check_split, resolve_root
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _PREFIX = {"train": "train", "test": "t10k"}
 
@@ -51,9 +61,13 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def load_idx_dataset(
-    root: str | os.PathLike, split: str = "train", size: int | tuple[int, int] | None = None, n: int | None = None,
-    seed: int = 0, nb_classes: int | None = 10,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    root: str | os.PathLike,
+    split: str = "train",
+    size: int | tuple[int, int] | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    nb_classes: int | None = 10,
+) -> tuple[np.ndarray, np.ndarray]:
     """
     Load an MNIST-format dataset from ``root`` (files ``train-images-idx3-ubyte[.gz]`` etc.).
 
@@ -75,22 +89,26 @@ def load_idx_dataset(
         raise ValueError(f"IDX labels in '{root}' must be integers, got dtype {labels.dtype}.")
     labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or (nb_classes is not None and labels.max() >= nb_classes)):
-        raise ValueError(f"IDX labels in '{root}' must lie in [0, {nb_classes}), got [{labels.min()}, "
-                         f"{labels.max()}].")  # fmt: skip
+        raise ValueError(f"IDX labels in '{root}' must lie in [0, {nb_classes}), got [{labels.min()}, {labels.max()}].")
     if images.dtype != np.uint8:  # float images must already be [0, 1] pixels; other integers have no scale
         if not np.issubdtype(images.dtype, np.floating):
             raise ValueError(f"IDX images in '{root}' must be uint8 (or float in [0, 1]), got {images.dtype}.")
         if images.size and (not np.isfinite(images).all() or images.min() < 0 or images.max() > 1):
-            raise ValueError(f"IDX images in '{root}' are {images.dtype} in [{images.min():.4g}, "
-                             f"{images.max():.4g}]; float IDX images must lie in [0, 1].")  # fmt: skip
+            raise ValueError(
+                f"IDX images in '{root}' are {images.dtype} in [{images.min():.4g}, "
+                f"{images.max():.4g}]; float IDX images must lie in [0, 1]."
+            )
     images, labels = subsample(images, labels, n, seed)
     return to_float_nchw(images, size), labels
 
 
 def load_fashion_mnist(
-    split: str = "train", size: int | tuple[int, int] | None = None, root: str | os.PathLike | None = None,
-    n: int | None = None, seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    split: str = "train",
+    size: int | tuple[int, int] | None = None,
+    root: str | os.PathLike | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """
     Fashion-MNIST (Xiao et al., 2017) from IDX files.
 
@@ -102,10 +120,12 @@ def load_fashion_mnist(
     :param seed: Seed of the subset.
     """
     path = resolve_root(
-        root, FASHION_MNIST_ROOT, "Fashion-MNIST",
+        root,
+        FASHION_MNIST_ROOT,
+        "Fashion-MNIST",
         "Install it with `apt-get install dataset-fashion-mnist`, pass `root=` a folder holding the IDX files, "
         "or use `load_fashion_mnist_subset()` (shipped with art_ssl).",
-    )  # fmt: skip
+    )
     return load_idx_dataset(path, split, size, n, seed)
 
 

@@ -1,4 +1,5 @@
 """STL-10 from the official binary files (``stl10_binary``)."""
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,12 @@ def _read_images(path: Path) -> np.ndarray:
 
 
 def load_stl10(
-    split: str = "train", size: int | tuple[int, int] | None = None, root: str | os.PathLike | None = None,
-    n: int | None = None, seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    split: str = "train",
+    size: int | tuple[int, int] | None = None,
+    root: str | os.PathLike | None = None,
+    n: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """
     STL-10 (Coates et al., 2011) from ``root/{train,test,unlabeled}_X.bin`` and ``root/{train,test}_y.bin``.
 
@@ -37,9 +41,11 @@ def load_stl10(
     """
     check_split(split, ("train", "test", "unlabeled"))
     path = resolve_root(
-        root, "~/.art_ssl/stl10_binary", "STL-10",
+        root,
+        "~/.art_ssl/stl10_binary",
+        "STL-10",
         "Download and extract stl10_binary.tar.gz and pass `root=` its 'stl10_binary' folder.",
-    )  # fmt: skip
+    )
     x_file = path / f"{split}_X.bin"
     if not x_file.exists():
         raise DatasetNotFoundError(f"'{x_file.name}' not found in '{path}'.")

@@ -1,4 +1,5 @@
 """Downstream tasks: a train/test split of a dataset at one resolution, by name."""
+
 from __future__ import annotations
 
 import os
@@ -38,36 +39,50 @@ class Task:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, np.ndarray) or x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-                raise ValueError(f"Task {self.name!r}: `x_{split}` must be a float array (N, C, H, W), got "
-                                 f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}.")  # fmt: skip
+                raise ValueError(
+                    f"Task {self.name!r}: `x_{split}` must be a float array (N, C, H, W), got "
+                    f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}."
+                )
             if len(x) == 0:
                 raise ValueError(f"Task {self.name!r}: `x_{split}` is empty.")
             if not np.isfinite(x).all():
                 raise ValueError(f"Task {self.name!r}: `x_{split}` must hold finite pixels, got NaN or inf.")
             if x.min() < 0 or x.max() > 1:
-                raise ValueError(f"Task {self.name!r}: `x_{split}` must hold finite pixels in [0, 1], got "
-                                 f"[{x.min():.4g}, {x.max():.4g}].")  # fmt: skip
+                raise ValueError(
+                    f"Task {self.name!r}: `x_{split}` must hold finite pixels in [0, 1], got "
+                    f"[{x.min():.4g}, {x.max():.4g}]."
+                )
             if not isinstance(y, np.ndarray) or y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"Task {self.name!r}: `y_{split}` must be {len(x)} integer labels, got "
-                                 f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}.")  # fmt: skip
+                raise ValueError(
+                    f"Task {self.name!r}: `y_{split}` must be {len(x)} integer labels, got "
+                    f"{getattr(y, 'dtype', type(y).__name__)} {getattr(y, 'shape', '')}."
+                )
             if y.min() < 0:
                 raise ValueError(f"Task {self.name!r}: `y_{split}` holds negative labels (min {y.min()}).")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ValueError(f"Task {self.name!r}: train images {self.x_train.shape[1:]} and test images "
-                             f"{self.x_test.shape[1:]} differ in shape.")  # fmt: skip
+            raise ValueError(
+                f"Task {self.name!r}: train images {self.x_train.shape[1:]} and test images "
+                f"{self.x_test.shape[1:]} differ in shape."
+            )
         classes = np.unique(self.y_train)
         if len(classes) < 2:
-            raise ValueError(f"Task {self.name!r} has {len(classes)} class(es) {classes.tolist()} in its training "
-                             "split: a classification task needs at least 2.")  # fmt: skip
+            raise ValueError(
+                f"Task {self.name!r} has {len(classes)} class(es) {classes.tolist()} in its training "
+                "split: a classification task needs at least 2."
+            )
         nb_classes = int(classes.max()) + 1
         if len(classes) != nb_classes:
             missing = sorted(set(range(nb_classes)) - set(classes.tolist()))
-            raise ValueError(f"Task {self.name!r}: labels must be 0..K-1 with every class in the training split; "
-                             f"classes {missing[:10]} of 0..{nb_classes - 1} have no training image (labels not "
-                             "remapped, or too few training images for the classes).")  # fmt: skip
+            raise ValueError(
+                f"Task {self.name!r}: labels must be 0..K-1 with every class in the training split; "
+                f"classes {missing[:10]} of 0..{nb_classes - 1} have no training image (labels not "
+                "remapped, or too few training images for the classes)."
+            )
         if self.y_test.max() >= nb_classes:
-            raise ValueError(f"Task {self.name!r}: test labels up to {self.y_test.max()} lie outside the training "
-                             f"split's classes [0, {nb_classes}).")  # fmt: skip
+            raise ValueError(
+                f"Task {self.name!r}: test labels up to {self.y_test.max()} lie outside the training "
+                f"split's classes [0, {nb_classes})."
+            )
 
     @property
     def nb_classes(self) -> int:
@@ -79,9 +94,13 @@ class Task:
 
 
 def load_task(
-    name: str, size: int | tuple[int, int] | None = 64, root: str | os.PathLike | None = None,
-    n_train: int | None = None, n_test: int | None = None, seed: int = 0,
-) -> Task:  # fmt: skip
+    name: str,
+    size: int | tuple[int, int] | None = 64,
+    root: str | os.PathLike | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> Task:
     """
     Load a downstream task by name.
 

@@ -1,4 +1,5 @@
 """ART estimators for SSL encoders and the downstream classifiers built on them."""
+
 from art_ssl.estimators.classifier import HEADS, EncoderWithHead, encoder_classifier
 from art_ssl.estimators.encoder import PyTorchEncoder, negative_cosine_loss
 

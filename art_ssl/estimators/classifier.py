@@ -1,4 +1,5 @@
 """A downstream model = pre-trained encoder + head, wrapped as an ART ``PyTorchClassifier``."""
+
 from __future__ import annotations
 
 import copy

@@ -5,6 +5,7 @@ ART 1.20 has estimators for classifiers, detectors and generators but none whose
 that only need gradients of a loss on the output (``LossGradientsMixin``) or layer activations
 (``NeuralNetworkMixin``), such as ART's ``FeatureAdversariesPyTorch``, run on this one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -206,9 +207,12 @@ class PyTorchEncoder(PyTorchEstimator):
         return grad if framework else grad.cpu().numpy()
 
     def get_activations(
-        self, x: np.ndarray | torch.Tensor, layer: int | str | None = None, batch_size: int = 128,
+        self,
+        x: np.ndarray | torch.Tensor,
+        layer: int | str | None = None,
+        batch_size: int = 128,
         framework: bool = False,
-    ) -> np.ndarray | torch.Tensor:  # fmt: skip
+    ) -> np.ndarray | torch.Tensor:
         """
         Output of one layer, by module name (as in ``model.named_modules()``) or index into ``layer_names``.
         Hooks are removed after the call and the forward pass stops at the layer.

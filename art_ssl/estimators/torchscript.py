@@ -7,6 +7,7 @@ one. :class:`ScriptedEncoder` re-runs the archive's top-level children one after
 ``nn.Module`` shell that hooks can attach to, when that chain reproduces the archive's own output; otherwise it
 calls the archive whole and layer look-ups fail with a message saying why.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Evaluation that composes with ART: the audit grid and its report, linear probes, the attacker's label-free
 surrogate classifier, AutoAttack."""
+
 from art_ssl.evaluation.autoattack import autoattack_accuracy
 from art_ssl.evaluation.grid import GridConfig, run_grid
 from art_ssl.evaluation.probe import ProbeResult, fit_linear_probe, linear_probe, probe_features, raw_pixel_probe
@@ -8,6 +9,16 @@ from art_ssl.evaluation.store import ResultStore, ResultsWriteError
 from art_ssl.evaluation.surrogate import surrogate_classifier
 
 __all__ = [
-    "GridConfig", "ProbeResult", "ResultStore", "ResultsWriteError", "autoattack_accuracy", "fit_linear_probe",
-    "linear_probe", "probe_features", "raw_pixel_probe", "run_grid", "surrogate_classifier", "write_report",
-]  # fmt: skip
+    "GridConfig",
+    "ProbeResult",
+    "ResultStore",
+    "ResultsWriteError",
+    "autoattack_accuracy",
+    "fit_linear_probe",
+    "linear_probe",
+    "probe_features",
+    "raw_pixel_probe",
+    "run_grid",
+    "surrogate_classifier",
+    "write_report",
+]

@@ -1,4 +1,5 @@
 """Robust accuracy under AutoAttack (Croce & Hein, ICML 2020; PyPI ``pyautoattack``) of an ART classifier."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,8 +62,15 @@ def autoattack_accuracy(
     x = check_images(x, "x", classifier.input_shape, classifier.clip_values)
     y = check_labels(y, len(x), "y", classifier.nb_classes)
     model = PreprocessedModel(classifier).eval()
-    adversary = AutoAttack(model, eps=float(eps), norm="Linf", version=version, device=classifier.device,
-                           seed=seed, **({"attacks": attacks} if attacks else {}))  # fmt: skip
+    adversary = AutoAttack(
+        model,
+        eps=float(eps),
+        norm="Linf",
+        version=version,
+        device=classifier.device,
+        seed=seed,
+        **({"attacks": attacks} if attacks else {}),
+    )
     x_t, y_t = torch.from_numpy(x).to(classifier.device), torch.from_numpy(y).to(classifier.device)
     x_adv, _ = adversary.run_standard_evaluation(x_t, y_t, batch_size=batch_size)
     x_adv = x_adv.detach().cpu().numpy()

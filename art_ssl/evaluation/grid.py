@@ -13,6 +13,7 @@ process (``backend="local"``) or as Ray tasks (``backend="ray"``; ``pip install 
     >>> frame = run_grid(GridConfig(encoders=("simclr_r18",), attacks=("ssp", "pgd"), defences=("none",)),
     ...                  "audit/results.csv")
 """
+
 from __future__ import annotations
 
 import errno
@@ -149,8 +150,10 @@ class GridConfig:
         for name in ("epochs", "batch_size", "pgd_steps", "whitebox_n", "surrogate_n"):
             _check_int(name, getattr(self, name), 1)
         if {"uapepgd", "art_uap"} & set(self.attacks) and self.surrogate_n < 10:
-            raise ValueError(f"`surrogate_n` must be >= 10 for 'uapepgd'/'art_uap' (the attacker's surrogate "
-                             f"classifier clusters them into 10 pseudo-classes), got {self.surrogate_n}.")  # fmt: skip
+            raise ValueError(
+                f"`surrogate_n` must be >= 10 for 'uapepgd'/'art_uap' (the attacker's surrogate "
+                f"classifier clusters them into 10 pseudo-classes), got {self.surrogate_n}."
+            )
         _check_attack_settings(self.attack_settings)
         if self.device_type not in ("cpu", "gpu", "auto"):
             raise ValueError(f"`device_type` must be 'cpu', 'gpu' or 'auto', got {self.device_type!r}.")
@@ -179,8 +182,17 @@ class GridConfig:
                             if attack_kind(attack) == "backdoor" and encoder not in backdoored:
                                 continue
                             budgets = (0.0,) if attack_kind(attack) == "backdoor" else self.eps
-                            out += [{"encoder": encoder, "task": task, "defence": defence, "attack": attack,
-                                     "eps_255": float(e), "seed": seed} for e in budgets]  # fmt: skip
+                            out += [
+                                {
+                                    "encoder": encoder,
+                                    "task": task,
+                                    "defence": defence,
+                                    "attack": attack,
+                                    "eps_255": float(e),
+                                    "seed": seed,
+                                }
+                                for e in budgets
+                            ]
         return out
 
 
@@ -240,11 +252,16 @@ def check_attack_name(name: str) -> str:
         cls = getattr(torchattacks, attack, None)
         base = torchattacks.attack.Attack
         if not (isinstance(cls, type) and issubclass(cls, base)) or attack in ("Attack", "MultiAttack", "VANILA"):
-            names = sorted(n for n in dir(torchattacks) if isinstance(getattr(torchattacks, n), type)
-                           and issubclass(getattr(torchattacks, n), base)
-                           and n not in ("Attack", "MultiAttack", "VANILA"))  # fmt: skip
-            raise ValueError(f"Unknown attack {name!r}: torchattacks has no attack class {attack!r}; choose from "
-                             f"{names}.")  # fmt: skip
+            names = sorted(
+                n
+                for n in dir(torchattacks)
+                if isinstance(getattr(torchattacks, n), type)
+                and issubclass(getattr(torchattacks, n), base)
+                and n not in ("Attack", "MultiAttack", "VANILA")
+            )
+            raise ValueError(
+                f"Unknown attack {name!r}: torchattacks has no attack class {attack!r}; choose from {names}."
+            )
     return kind
 
 
@@ -298,8 +315,11 @@ def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: f
     att.generate(x_sur)
     seconds = time.perf_counter() - start
     fooling = getattr(att, "fooling_rate", None)
-    return {"noise": np.asarray(att.noise, np.float32), "attack_seconds": seconds,
-            "fooling_rate": float("nan") if fooling is None else float(fooling)}  # fmt: skip
+    return {
+        "noise": np.asarray(att.noise, np.float32),
+        "attack_seconds": seconds,
+        "fooling_rate": float("nan") if fooling is None else float(fooling),
+    }
 
 
 def _degenerate_logits(logits: np.ndarray, what: str) -> str | None:
@@ -323,20 +343,40 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     task = _task(job["task"], config.size, public.input_shape[0], config.n_train, config.n_test, seed)
     torch.manual_seed(seed)
     # encoder_classifier copies the module: the cached public encoder is never trained
-    classifier = encoder_classifier(public.model, task.nb_classes,
-                                    head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-                                    freeze_encoder=False, input_shape=public.input_shape,
-                                    device_type=config.device_type)  # fmt: skip
+    classifier = encoder_classifier(
+        public.model,
+        task.nb_classes,
+        head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
+        freeze_encoder=False,
+        input_shape=public.input_shape,
+        device_type=config.device_type,
+    )
     start = time.perf_counter()
     head_epochs = max(config.epochs, 10)  # a head on the frozen encoder is cheap (embedded once)
     if job["defence"] in POST_HOC_DEFENCES:  # they repair a trained downstream model: train its head first
-        make_defence_trainer("none", classifier, head_epochs, batch_size=config.batch_size, seed=seed,
-                             verbose=config.verbose, amp=config.amp).fit(task.x_train, task.y_train)  # fmt: skip
+        make_defence_trainer(
+            "none",
+            classifier,
+            head_epochs,
+            batch_size=config.batch_size,
+            seed=seed,
+            verbose=config.verbose,
+            amp=config.amp,
+        ).fit(task.x_train, task.y_train)
     epochs = head_epochs if job["defence"] == "none" else config.epochs
-    trainer = make_defence_trainer(job["defence"], classifier, epochs, batch_size=config.batch_size,
-                                   pgd_steps=config.pgd_steps, seed=seed, verbose=config.verbose, amp=config.amp,
-                                   encoder_name=job["encoder"], defence_settings=config.defence_settings,
-                                   load_encoder=lambda spec: _encoder(spec, config.size, config.device_type))
+    trainer = make_defence_trainer(
+        job["defence"],
+        classifier,
+        epochs,
+        batch_size=config.batch_size,
+        pgd_steps=config.pgd_steps,
+        seed=seed,
+        verbose=config.verbose,
+        amp=config.amp,
+        encoder_name=job["encoder"],
+        defence_settings=config.defence_settings,
+        load_encoder=lambda spec: _encoder(spec, config.size, config.device_type),
+    )
     trainer.fit(task.x_train, task.y_train)
     classifier = trainer.get_classifier()  # ZePAD's is its fused model
     detector = trainer.get_detector() if hasattr(trainer, "get_detector") else None  # ZePAD's DAE detector
@@ -348,17 +388,30 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         pred = logits.argmax(1)
         ba = benign_accuracy(pred, task.y_test)
         if len(np.unique(pred)) == 1:
-            model_status = (f"degenerate: constant predictor (every test image is class {int(pred[0])}; "
-                            f"training diverged or the encoder's embeddings are constant)")  # fmt: skip
+            model_status = (
+                f"degenerate: constant predictor (every test image is class {int(pred[0])}; "
+                f"training diverged or the encoder's embeddings are constant)"
+            )
     detector_cols = {}  # ZePAD's flag rate on clean test images
     if detector is not None and model_status is None:
         detector_cols = {"flag_rate_clean": flag_rate(detector, task.x_test)}
     rows = []
     for cell in cells:
         attack, eps = cell["attack"], cell["eps_255"] / 255
-        row = {**cell, "BA": ba, "RA": np.nan, "ASR": np.nan, "fooling_rate": np.nan, "attack_seconds": np.nan,
-               "train_seconds": round(train_seconds, 2), "n_train": len(task.x_train), "n_test": len(task.x_test),
-               "status": "ok", **detector_cols, **versions()}  # fmt: skip
+        row = {
+            **cell,
+            "BA": ba,
+            "RA": np.nan,
+            "ASR": np.nan,
+            "fooling_rate": np.nan,
+            "attack_seconds": np.nan,
+            "train_seconds": round(train_seconds, 2),
+            "n_train": len(task.x_train),
+            "n_test": len(task.x_test),
+            "status": "ok",
+            **detector_cols,
+            **versions(),
+        }
         if model_status is not None:
             row["status"] = model_status
             rows.append(row)
@@ -389,15 +442,17 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 info_task = {t["task"]: t for t in backdoor_targets(job["encoder"])}
                 name = task.name.replace("fashion_mnist_subset", "fashion_mnist")
                 if name not in info_task:
-                    raise ValueError(f"{job['encoder']} has no backdoor target for task {task.name} "
-                                     f"(targets: {sorted(info_task)})")  # fmt: skip
+                    raise ValueError(
+                        f"{job['encoder']} has no backdoor target for task {task.name} (targets: {sorted(info_task)})"
+                    )
                 target = info_task[name]
                 logits_bd = classifier.predict(target["trigger"].apply(task.x_test), batch_size=512)
                 status = _degenerate_logits(logits_bd, "triggered test images")
                 if status is not None:
                     raise _Degenerate(status)
-                row["ASR"] = attack_success_rate(logits_bd.argmax(1), target["target"], task.y_test,
-                                                 exclude_target_class=True)  # fmt: skip
+                row["ASR"] = attack_success_rate(
+                    logits_bd.argmax(1), target["target"], task.y_test, exclude_target_class=True
+                )
                 row["target"] = target["target"]
                 row["base_encoder"] = encoder_info(job["encoder"]).get("base_encoder")
         except _Degenerate as err:
@@ -445,8 +500,9 @@ class _Keys:
 
     def encoder(self, spec: str) -> str:
         if spec not in self._encoders:
-            encoder = _named("encoders", _encoder, spec, self.config.size, self.config.device_type,
-                             self.config.encoder_options)
+            encoder = _named(
+                "encoders", _encoder, spec, self.config.size, self.config.device_type, self.config.encoder_options
+            )
             first = self.config.tasks[0]
             try:
                 # the entry the attacker's images come from (seed 0): no second copy of a large training set
@@ -455,8 +511,10 @@ class _Keys:
                 raise type(err)(f"`tasks` {first!r}: {err}") from err
             embeddings = encoder.predict(probe, batch_size=8)
             if not np.isfinite(embeddings).all():
-                raise ValueError(f"Encoder {spec!r} gives non-finite embeddings (NaN or inf) on real images: its "
-                                 "weights or its preprocessing (a std of 0?) are broken.")  # fmt: skip
+                raise ValueError(
+                    f"Encoder {spec!r} gives non-finite embeddings (NaN or inf) on real images: its "
+                    "weights or its preprocessing (a std of 0?) are broken."
+                )
             self._encoders[spec] = encoder_key(encoder)
         return self._encoders[spec]
 
@@ -472,8 +530,14 @@ class _Keys:
             for name, split in (("n_train", t.x_train), ("n_test", t.x_test)):
                 wanted = getattr(self.config, name)
                 if wanted is not None and len(split) < wanted:
-                    logger.warning("`%s`=%d but task %r has %d such images: all of them are used (the rows' %s "
-                                   "column says so)", name, wanted, spec, len(split), name)  # fmt: skip
+                    logger.warning(
+                        "`%s`=%d but task %r has %d such images: all of them are used (the rows' %s column says so)",
+                        name,
+                        wanted,
+                        spec,
+                        len(split),
+                        name,
+                    )
             self._tasks[key] = array_key(t.x_train, t.y_train, t.x_test, t.y_test)
         return self._tasks[key]
 
@@ -481,21 +545,37 @@ class _Keys:
         key = (encoder, seed)
         if key not in self._surrogates:
             self._surrogates[key] = array_key(_surrogate_images(self.config, encoder, seed))
-        return "p" + hash_json({"encoder": self.encoder(encoder), "surrogate_images": self._surrogates[key],
-                                "attack": attack, "eps_255": float(eps_255), "seed": seed,
-                                "settings": self.attack_settings, "art_ssl": self.version})  # fmt: skip
+        return "p" + hash_json(
+            {
+                "encoder": self.encoder(encoder),
+                "surrogate_images": self._surrogates[key],
+                "attack": attack,
+                "eps_255": float(eps_255),
+                "seed": seed,
+                "settings": self.attack_settings,
+                "art_ssl": self.version,
+            }
+        )
 
     def annotate(self, cell: dict) -> dict:
         """``cell`` with its ``cell_key``, ``encoder_key`` and (universal attacks) ``perturbation_key``."""
         universal = attack_kind(cell["attack"]) == "universal"
         pkey = self.perturbation(cell["encoder"], cell["attack"], cell["eps_255"], cell["seed"]) if universal else ""
         # the spec beside the content: one encoder listed under two names keeps a row under each name
-        description = {"encoder": [cell["encoder"], self.encoder(cell["encoder"])],
-                       "task": [cell["task"], self.task(cell["task"], cell["encoder"], cell["seed"])],
-                       **{k: cell[k] for k in ("defence", "attack", "eps_255", "seed")},
-                       "settings": self.settings, "perturbation": pkey, "art_ssl": self.version}  # fmt: skip
-        return {**cell, "cell_key": "c" + hash_json(description), "encoder_key": self.encoder(cell["encoder"]),
-                "perturbation_key": pkey}  # fmt: skip
+        description = {
+            "encoder": [cell["encoder"], self.encoder(cell["encoder"])],
+            "task": [cell["task"], self.task(cell["task"], cell["encoder"], cell["seed"])],
+            **{k: cell[k] for k in ("defence", "attack", "eps_255", "seed")},
+            "settings": self.settings,
+            "perturbation": pkey,
+            "art_ssl": self.version,
+        }
+        return {
+            **cell,
+            "cell_key": "c" + hash_json(description),
+            "encoder_key": self.encoder(cell["encoder"]),
+            "perturbation_key": pkey,
+        }
 
 
 # ----------------------------------------------------------------------------------------------------------- runner
@@ -508,9 +588,16 @@ def _save_perturbation(folder: Path, need: tuple, learnt: dict) -> None:
     """Write atomically (a unique temporary file, then ``os.replace``); on failure remove the temporary file and
     raise :class:`ResultsWriteError` (the results written so far stay)."""
     pkey, encoder, attack, eps_255, seed = need
-    meta = {"key": pkey, "encoder": encoder, "attack": attack, "eps_255": eps_255, "seed": seed,
-            "noise_sha256": hashlib.sha256(np.ascontiguousarray(learnt["noise"]).tobytes()).hexdigest(),
-            "fooling_rate": learnt["fooling_rate"], "attack_seconds": learnt["attack_seconds"]}  # fmt: skip
+    meta = {
+        "key": pkey,
+        "encoder": encoder,
+        "attack": attack,
+        "eps_255": eps_255,
+        "seed": seed,
+        "noise_sha256": hashlib.sha256(np.ascontiguousarray(learnt["noise"]).tobytes()).hexdigest(),
+        "fooling_rate": learnt["fooling_rate"],
+        "attack_seconds": learnt["attack_seconds"],
+    }
     path = _perturbation_file(folder, need)
     tmp = None
     try:
@@ -526,8 +613,11 @@ def _save_perturbation(folder: Path, need: tuple, learnt: dict) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-        raise ResultsWriteError(err.errno, f"Could not save the perturbation '{path}': {reason}. The results "
-                                "written so far are kept; a restarted run resumes.") from err  # fmt: skip
+        raise ResultsWriteError(
+            err.errno,
+            f"Could not save the perturbation '{path}': {reason}. The results "
+            "written so far are kept; a restarted run resumes.",
+        ) from err
 
 
 def _load_perturbation(folder: Path, need: tuple, shape: tuple[int, ...] | None = None) -> dict | None:
@@ -541,13 +631,19 @@ def _load_perturbation(folder: Path, need: tuple, shape: tuple[int, ...] | None 
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             noise = np.asarray(data["noise"], np.float32)
-        ok = (meta.get("key") == need[0]
-              and meta.get("noise_sha256") == hashlib.sha256(np.ascontiguousarray(noise).tobytes()).hexdigest()
-              and (shape is None or noise.shape == shape) and np.isfinite(noise).all()
-              and float(np.abs(noise).max(initial=0)) <= need[3] / 255 + 1e-5)  # fmt: skip
+        ok = (
+            meta.get("key") == need[0]
+            and meta.get("noise_sha256") == hashlib.sha256(np.ascontiguousarray(noise).tobytes()).hexdigest()
+            and (shape is None or noise.shape == shape)
+            and np.isfinite(noise).all()
+            and float(np.abs(noise).max(initial=0)) <= need[3] / 255 + 1e-5
+        )
         if ok:
-            return {"noise": noise, "fooling_rate": float(meta["fooling_rate"]),
-                    "attack_seconds": float(meta["attack_seconds"])}  # fmt: skip
+            return {
+                "noise": noise,
+                "fooling_rate": float(meta["fooling_rate"]),
+                "attack_seconds": float(meta["attack_seconds"]),
+            }
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
         pass
     logger.warning("ignoring '%s': its recorded key or contents do not match this run; learning it again", path)
@@ -606,8 +702,13 @@ def run_grid(
     jobs: dict[tuple, list[dict]] = {}
     for cell in todo:
         jobs.setdefault((cell["encoder"], cell["task"], cell["defence"], cell["seed"]), []).append(cell)
-    needed = sorted({(c["perturbation_key"], c["encoder"], c["attack"], c["eps_255"], c["seed"]) for c in todo
-                     if c["perturbation_key"]})  # fmt: skip
+    needed = sorted(
+        {
+            (c["perturbation_key"], c["encoder"], c["attack"], c["eps_255"], c["seed"])
+            for c in todo
+            if c["perturbation_key"]
+        }
+    )
     logger.info("%d of %d cells to run in %d jobs, %d perturbations", len(todo), len(cells), len(jobs), len(needed))
     if jobs:
         runner = _run_local if backend == "local" else _run_ray
@@ -651,8 +752,12 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
         raise ImportError("The Ray backend needs Ray: pip install 'ray>=2.9'.") from err
     started = not ray.is_initialized()
     if started:
-        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False,
-                 **({} if ray_address else {"include_dashboard": False}))  # fmt: skip
+        ray.init(
+            address=ray_address,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            **({} if ray_address else {"include_dashboard": False}),
+        )
     try:
         gpus = 1 if config.device_type == "gpu" else 0
         learn = ray.remote(num_gpus=gpus)(learn_perturbation)

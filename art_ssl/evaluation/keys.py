@@ -7,6 +7,7 @@ preprocessing), never by its file name: two files of one name in different folde
 another name does not, and however the encoder was loaded (zoo name, file, converted checkpoint) the same weights
 with the same preprocessing give the same key. Data is keyed by the arrays the task or the attacker really uses.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,9 +71,16 @@ def encoder_key(encoder) -> str:
     options as the estimator holds them (input shape, clip values, preprocessing operations and their values)."""
     operations = []
     for op in getattr(encoder, "preprocessing_operations", None) or []:
-        params = {name: np.asarray(getattr(op, name)).tolist() for name in getattr(op, "params", [])
-                  if hasattr(op, name)}  # fmt: skip
+        params = {
+            name: np.asarray(getattr(op, name)).tolist() for name in getattr(op, "params", []) if hasattr(op, name)
+        }
         operations.append([type(op).__name__, params])
     clip = None if encoder.clip_values is None else np.asarray(encoder.clip_values).tolist()
-    return hash_json({"model": module_key(encoder.model), "input_shape": list(encoder.input_shape), "clip": clip,
-                      "preprocessing": operations})  # fmt: skip
+    return hash_json(
+        {
+            "model": module_key(encoder.model),
+            "input_shape": list(encoder.input_shape),
+            "clip": clip,
+            "preprocessing": operations,
+        }
+    )

@@ -3,6 +3,7 @@ Linear probe: the standard yardstick of a self-supervised encoder (Chen et al., 
 2019): multinomial logistic regression on frozen features, trained full-batch with L-BFGS. The same fit on raw
 pixels is the baseline an encoder must beat.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ class ProbeResult:
 
 
 def fit_linear_probe(
-    features: np.ndarray, labels: np.ndarray, nb_classes: int | None = None, l2: float = 1e-4, max_iter: int = 500,
+    features: np.ndarray,
+    labels: np.ndarray,
+    nb_classes: int | None = None,
+    l2: float = 1e-4,
+    max_iter: int = 500,
     seed: int = 0,
-) -> nn.Linear:  # fmt: skip
+) -> nn.Linear:
     """
     Fit multinomial logistic regression on ``features`` (standardised per dimension inside, then folded back so
     the returned layer takes raw features).
@@ -71,9 +76,13 @@ def fit_linear_probe(
 
 
 def probe_features(
-    f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, l2: float = 1e-4,
+    f_train: np.ndarray,
+    y_train: np.ndarray,
+    f_test: np.ndarray,
+    y_test: np.ndarray,
+    l2: float = 1e-4,
     max_iter: int = 500,
-) -> ProbeResult:  # fmt: skip
+) -> ProbeResult:
     """Fit a linear probe on train features and score it on test features."""
     nb_classes = int(max(np.max(y_train), np.max(y_test))) + 1
     head = fit_linear_probe(f_train, y_train, nb_classes, l2, max_iter)
@@ -84,9 +93,15 @@ def probe_features(
 
 
 def linear_probe(
-    encoder: PyTorchEncoder, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-    l2: float = 1e-4, max_iter: int = 500, batch_size: int = 256,
-) -> ProbeResult:  # fmt: skip
+    encoder: PyTorchEncoder,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    l2: float = 1e-4,
+    max_iter: int = 500,
+    batch_size: int = 256,
+) -> ProbeResult:
     """
     Linear-probe accuracy of an encoder: embed both splits, fit on train, score on test.
 
@@ -107,9 +122,13 @@ def linear_probe(
 
 
 def raw_pixel_probe(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, l2: float = 1e-4,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    l2: float = 1e-4,
     max_iter: int = 500,
-) -> ProbeResult:  # fmt: skip
+) -> ProbeResult:
     """The baseline: the same linear probe on flattened raw pixels."""
     flat_train, flat_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     return probe_features(flat_train, y_train, flat_test, y_test, l2, max_iter)

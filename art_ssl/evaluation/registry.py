@@ -2,6 +2,7 @@
 The names the audit grid, the CLI and the evaluation scripts share: which attacks and defences exist and how each
 is built with the settings of our CPU budget. One place, so that a table and the audit mean the same by a name.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -34,14 +35,14 @@ DEFENCE_GLOSSARY = {
     "trades": "TRADES: clean CE + KL to PGD examples (Zhang et al., ICML 2019)",
     "mart": "MART: misclassification-aware adversarial training (Wang et al., ICLR 2020)",
     "genaf": "Gen-AF: adversarial fine-tuning with a graph regulariser, then a clean stage on robust layers "
-             "(Zhou et al., IEEE S&P 2024)",
+    "(Zhou et al., IEEE S&P 2024)",
     "super_finetune": "super-fine-tuning: clean fine-tuning under a triangular learning rate, against backdoors "
-                      "(Sha et al., arXiv 2212.09067)",
+    "(Sha et al., arXiv 2212.09067)",
     "zepad": "ZePAD: adversarially fine-tuned encoders + a clean branch, confidence-weighted fusion and a DAE "
-             "detector (Lei, Yang, Zhang, ICLR 2026)",
+    "detector (Lei, Yang, Zhang, ICLR 2026)",
     "distillation": "encoder distillation into a fresh student on clean data, against backdoors (Han et al., "
-                    "arXiv 2403.03846)",
-}  # fmt: skip
+    "arXiv 2403.03846)",
+}
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,12 @@ TRAINING_BUDGETS = {
     # ours is still far from converged at 3 epochs (BA 0.34): the official 50 epochs of 16 steps
     "genaf": TrainingBudget(800, source="Gen-AF official code (50 epochs); defences_64.md"),
     "zepad": TrainingBudget(48, extra=(("zepad_head_epochs", 10),), source="evaluations/results/zepad_64.md"),
-    "distillation": TrainingBudget(0, extra=(("distill_epochs", 10), ("distill_teacher_epochs", 5),
-                                             ("distill_warmup_epochs", 10)),
-                                   source="evaluations/results/backdoor_64.md (ASR 1.00 -> 0.04)"),
-}  # fmt: skip
+    "distillation": TrainingBudget(
+        0,
+        extra=(("distill_epochs", 10), ("distill_teacher_epochs", 5), ("distill_warmup_epochs", 10)),
+        source="evaluations/results/backdoor_64.md (ASR 1.00 -> 0.04)",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,12 @@ class DefenceSettings:
             raise ValueError(f"`zepad_threshold` must be in [0, 1], got {self.zepad_threshold!r}.")
         for name in ("zepad_auxiliary", "zepad_bmp"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise TypeError(f"`{name}` must be an encoder name or file (str) or None, got "
-                                f"{getattr(self, name)!r}.")  # fmt: skip
+                raise TypeError(f"`{name}` must be an encoder name or file (str) or None, got {getattr(self, name)!r}.")
 
 
-def training_warnings(defence: str, epochs: int, n_train: int, batch_size: int,
-                      settings: DefenceSettings | dict | None = None) -> list[str]:
+def training_warnings(
+    defence: str, epochs: int, n_train: int, batch_size: int, settings: DefenceSettings | dict | None = None
+) -> list[str]:
     """Why a run of ``defence`` trained below :data:`TRAINING_BUDGETS` (empty when it did not), in words for the
     report: the defence then under-rates itself."""
     budget = TRAINING_BUDGETS.get(defence)
@@ -135,8 +138,10 @@ def training_warnings(defence: str, epochs: int, n_train: int, batch_size: int,
     out = []
     steps = int(epochs) * math.ceil(int(n_train) / int(batch_size))
     if steps < budget.steps:
-        out.append(f"{defence} trained {steps} steps ({epochs} epochs of {n_train} images at batch {batch_size}); "
-                   f"it trains at >= {budget.steps} ({budget.source})")  # fmt: skip
+        out.append(
+            f"{defence} trained {steps} steps ({epochs} epochs of {n_train} images at batch {batch_size}); "
+            f"it trains at >= {budget.steps} ({budget.source})"
+        )
     for name, wanted in budget.extra:
         used = getattr(settings, name)
         if used < wanted:
@@ -233,9 +238,17 @@ def make_universal_attack(
     if name == "uapepgd":
         return UAPEPGD(surrogate, **common)
     if name == "art_uap":
-        return UniversalPerturbation(surrogate, attacker="fgsm", attacker_params={"eps": eps / 4}, delta=0.2,
-                                     max_iter=s.uap_iter, eps=eps, norm=np.inf, batch_size=256,
-                                     verbose=False)  # fmt: skip
+        return UniversalPerturbation(
+            surrogate,
+            attacker="fgsm",
+            attacker_params={"eps": eps / 4},
+            delta=0.2,
+            max_iter=s.uap_iter,
+            eps=eps,
+            norm=np.inf,
+            batch_size=256,
+            verbose=False,
+        )
     raise ValueError(f"Unknown universal attack {name!r}; choose from {UNIVERSAL_ATTACKS}.")
 
 
@@ -271,8 +284,14 @@ def make_defence_trainer(
         TRADESTrainer,
     )
 
-    common = {"nb_epochs": nb_epochs, "batch_size": batch_size, "validation_pgd_steps": 0, "seed": seed,
-              "verbose": verbose, "amp": amp}  # fmt: skip
+    common = {
+        "nb_epochs": nb_epochs,
+        "batch_size": batch_size,
+        "validation_pgd_steps": 0,
+        "seed": seed,
+        "verbose": verbose,
+        "amp": amp,
+    }
     pgd = {"pgd_steps": pgd_steps}
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **pgd, **common)
@@ -285,8 +304,14 @@ def make_defence_trainer(
     if name == "mart":
         return MARTTrainer(classifier, **pgd, **common)
     if name == "genaf":
-        return GenAFTrainer(classifier, stage2_epochs=stage2_epochs, sensitivity_samples=sensitivity_samples,
-                            sensitivity_epochs=sensitivity_epochs, **pgd, **common)  # fmt: skip
+        return GenAFTrainer(
+            classifier,
+            stage2_epochs=stage2_epochs,
+            sensitivity_samples=sensitivity_samples,
+            sensitivity_epochs=sensitivity_epochs,
+            **pgd,
+            **common,
+        )
     if name == "super_finetune":
         return SuperFineTuningTrainer(classifier, **common)
     if name in ("zepad", "distillation"):
@@ -294,9 +319,15 @@ def make_defence_trainer(
             raise ValueError(f"Defence {name!r} needs `encoder_name` and `load_encoder`.")
         settings = defence_settings or DefenceSettings()
         if name == "distillation":
-            return DistilledHeadTrainer(classifier, load_encoder(encoder_name), settings,
-                                        head_epochs=max(nb_epochs, 10), batch_size=batch_size, seed=seed,
-                                        verbose=verbose)  # fmt: skip
+            return DistilledHeadTrainer(
+                classifier,
+                load_encoder(encoder_name),
+                settings,
+                head_epochs=max(nb_epochs, 10),
+                batch_size=batch_size,
+                seed=seed,
+                verbose=verbose,
+            )
         return _zepad_trainer(classifier, encoder_name, settings, load_encoder, pgd_steps, common)
     raise ValueError(f"Unknown defence {name!r}; choose from {DEFENCES}.")
 
@@ -311,14 +342,23 @@ def _zepad_trainer(classifier, encoder_name, settings, load_encoder, pgd_steps, 
         encoders["zepad_bmp"] = extra["bmp_encoder"] = load_encoder(bmp_name)
     for setting, encoder in encoders.items():
         if tuple(encoder.input_shape) != tuple(classifier.input_shape):
-            raise ValueError(f"ZePAD's `{setting}` takes inputs {tuple(encoder.input_shape)}, the audited encoder "
-                             f"{tuple(classifier.input_shape)}: give one of the same input format.")  # fmt: skip
+            raise ValueError(
+                f"ZePAD's `{setting}` takes inputs {tuple(encoder.input_shape)}, the audited encoder "
+                f"{tuple(classifier.input_shape)}: give one of the same input format."
+            )
     # ZePAD's trainer runs its own inner trainers (their precision is its choice): no validation PGD, no `amp`.
     common = {k: v for k, v in common.items() if k not in ("validation_pgd_steps", "amp")}
     aft_epochs = common.pop("nb_epochs")
-    return ZePADTrainer(classifier, auxiliary_encoder=encoders["zepad_auxiliary"], aft_epochs=aft_epochs,
-                        head_epochs=settings.zepad_head_epochs, pgd_steps=pgd_steps,
-                        detection_threshold=settings.zepad_threshold, **extra, **common)  # fmt: skip
+    return ZePADTrainer(
+        classifier,
+        auxiliary_encoder=encoders["zepad_auxiliary"],
+        aft_epochs=aft_epochs,
+        head_epochs=settings.zepad_head_epochs,
+        pgd_steps=pgd_steps,
+        detection_threshold=settings.zepad_threshold,
+        **extra,
+        **common,
+    )
 
 
 class DistilledHeadTrainer(Trainer):
@@ -338,8 +378,16 @@ class DistilledHeadTrainer(Trainer):
     :param verbose: Progress bars.
     """
 
-    def __init__(self, classifier: PyTorchClassifier, public: PyTorchEncoder, settings: DefenceSettings,
-                 head_epochs: int = 10, batch_size: int = 256, seed: int = 0, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        public: PyTorchEncoder,
+        settings: DefenceSettings,
+        head_epochs: int = 10,
+        batch_size: int = 256,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
         super().__init__(classifier)
         self.public, self.settings = public, settings
         self.head_epochs, self.batch_size, self.seed, self.verbose = head_epochs, batch_size, seed, verbose
@@ -351,15 +399,26 @@ class DistilledHeadTrainer(Trainer):
 
         s = self.settings
         self.distillation_ = EncoderDistillation(
-            self.public, nb_epochs=s.distill_epochs, teacher_epochs=s.distill_teacher_epochs,
-            warmup_epochs=s.distill_warmup_epochs, data_fraction=s.distill_fraction, seed=self.seed,
+            self.public,
+            nb_epochs=s.distill_epochs,
+            teacher_epochs=s.distill_teacher_epochs,
+            warmup_epochs=s.distill_warmup_epochs,
+            data_fraction=s.distill_fraction,
+            seed=self.seed,
             verbose=self.verbose,
-        )  # fmt: skip
+        )
         student = self.distillation_(x)
         model = self._classifier.model
         model.encoder = student.model.to(self._classifier.device)
-        FineTuningTrainer(self._classifier, train_encoder=False, nb_epochs=self.head_epochs, batch_size=self.batch_size,
-                          validation_pgd_steps=0, seed=self.seed, verbose=self.verbose).fit(x, y)  # fmt: skip
+        FineTuningTrainer(
+            self._classifier,
+            train_encoder=False,
+            nb_epochs=self.head_epochs,
+            batch_size=self.batch_size,
+            validation_pgd_steps=0,
+            seed=self.seed,
+            verbose=self.verbose,
+        ).fit(x, y)
 
     def get_classifier(self) -> PyTorchClassifier:
         return self._classifier
@@ -379,8 +438,11 @@ def whitebox_adversarial(
         from art.attacks.evasion import ProjectedGradientDescent
 
         np.random.seed(seed)  # ART's random start draws from numpy
-        return ProjectedGradientDescent(classifier, eps=eps, eps_step=eps / 4, max_iter=20, batch_size=128,
-                                        verbose=False).generate(x, y=y).astype(np.float32)  # fmt: skip
+        return (
+            ProjectedGradientDescent(classifier, eps=eps, eps_step=eps / 4, max_iter=20, batch_size=128, verbose=False)
+            .generate(x, y=y)
+            .astype(np.float32)
+        )
     if name == "autoattack":
         from art_ssl.evaluation.autoattack import autoattack_accuracy
 

@@ -10,6 +10,7 @@ Gradient-masking checks follow the evaluation guidelines of Carlini et al. ("On 
 (universal / transfer) one, accuracy must fall as the budget grows, and an undefended model must fall to ~0 under
 white-box PGD.
 """
+
 from __future__ import annotations
 
 import html
@@ -32,19 +33,19 @@ GLOSSARY = {
     "BA": "benign accuracy: accuracy of the downstream model on the clean test images.",
     "RA": "robust accuracy: accuracy on the same test images with the attack's perturbation added (higher is better).",
     "DAE": "downstream-agnostic adversarial example: one universal perturbation learnt from the public encoder and "
-           "unlabelled images only (AdvEncoder, PAP, SSP, UAPEPGD, UAP), added to every test image of any model "
-           "fine-tuned from that encoder. The threat this audit is about.",
+    "unlabelled images only (AdvEncoder, PAP, SSP, UAPEPGD, UAP), added to every test image of any model "
+    "fine-tuned from that encoder. The threat this audit is about.",
     "white-box attack": "a per-image attack that uses the downstream model's own gradients (PGD, AutoAttack): a "
-                        "far stronger attacker than the DAE threat model, shown as a bound and a sanity check.",
+    "far stronger attacker than the DAE threat model, shown as a bound and a sanity check.",
     "ASR": "attack success rate of a backdoor: the fraction of triggered test images of the other classes that the "
-           "model puts in the attacker's target class.",
+    "model puts in the attacker's target class.",
     "fooling rate": "label-free strength of a universal perturbation: the fraction of the attacker's images whose "
-                    "embedding changes k-means cluster when it is added.",
+    "embedding changes k-means cluster when it is added.",
     "eps": "the L-inf budget of a perturbation, in 1/255 pixel units (every pixel moves by at most eps/255).",
     "ΔBA, ΔRA": "the difference to the `none` defence of the same encoder and task, in points (hundredths of "
-                "accuracy); positive ΔRA is robustness gained, negative ΔBA is clean accuracy paid.",
+    "accuracy); positive ΔRA is robustness gained, negative ΔBA is clean accuracy paid.",
     "flagged": "ZePAD only: the fraction of inputs its detector flags as DAEs (on clean inputs: false alarms).",
-}  # fmt: skip
+}
 # Shown once in the configuration (versions) or only useful to the resume logic (the content keys stay in
 # results.csv, where they decide which rows a rerun may reuse).
 _VERSIONS = ("art_ssl_version", "art_version", "torch_version")
@@ -100,14 +101,19 @@ def defence_table(group: pd.DataFrame) -> pd.DataFrame:
         u, w = uni[uni["defence"].eq(defence)], wb[wb["defence"].eq(defence)]
         worst = u.loc[u["RA"].idxmin()] if len(u) else None
         dae_flags = d[d["kind"].eq("universal") & d["eps_255"].eq(top_u)]["flag_rate_attacked"]
-        rows.append({
-            "defence": defence, "BA": d["BA"].mean(),
-            "DAE_RA_mean": u["RA"].mean() if len(u) else np.nan,
-            "DAE_RA_worst": worst["RA"] if worst is not None else np.nan,
-            "DAE_worst_attack": worst["attack"] if worst is not None else "",
-            "whitebox_RA": w["RA"].min() if len(w) else np.nan,
-            "ASR": d["ASR"].mean(), "flagged_clean": d["flag_rate_clean"].mean(), "flagged_DAE": dae_flags.mean(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "defence": defence,
+                "BA": d["BA"].mean(),
+                "DAE_RA_mean": u["RA"].mean() if len(u) else np.nan,
+                "DAE_RA_worst": worst["RA"] if worst is not None else np.nan,
+                "DAE_worst_attack": worst["attack"] if worst is not None else "",
+                "whitebox_RA": w["RA"].min() if len(w) else np.nan,
+                "ASR": d["ASR"].mean(),
+                "flagged_clean": d["flag_rate_clean"].mean(),
+                "flagged_DAE": dae_flags.mean(),
+            }
+        )
     table = pd.DataFrame(rows)
     base = table[table["defence"].eq("none")]
     for column, delta in (("BA", "dBA"), ("DAE_RA_mean", "dRA_DAE"), ("whitebox_RA", "dRA_whitebox")):
@@ -150,35 +156,49 @@ def verdict(group: pd.DataFrame, max_ba_cost: float = 0.02, asr_removed: float =
     none = by.loc["none"]
     if eps_u is not None and not math.isnan(none["DAE_RA_worst"]):
         drop = none["DAE_RA_worst"] - none["BA"]
-        effect = (f"it drops RA to {none['DAE_RA_worst']:.2f} ({_pts(drop)})" if drop < 0 else
-                  f"it does not lower accuracy (RA {none['DAE_RA_worst']:.2f}): a weak attack at these settings")
-        out.append(f"Undefended (BA {none['BA']:.2f}), the strongest DAE is {none['DAE_worst_attack']} at "
-                   f"{eps_u:g}/255: {effect}; the DAEs' mean RA is {none['DAE_RA_mean']:.2f}.")
+        effect = (
+            f"it drops RA to {none['DAE_RA_worst']:.2f} ({_pts(drop)})"
+            if drop < 0
+            else f"it does not lower accuracy (RA {none['DAE_RA_worst']:.2f}): a weak attack at these settings"
+        )
+        out.append(
+            f"Undefended (BA {none['BA']:.2f}), the strongest DAE is {none['DAE_worst_attack']} at "
+            f"{eps_u:g}/255: {effect}; the DAEs' mean RA is {none['DAE_RA_mean']:.2f}."
+        )
         rule = f"highest mean DAE RA with BA cost <= {100 * max_ba_cost:g} points"
         others = table[~table["defence"].eq("none")].dropna(subset=["DAE_RA_mean"])
         fits = others[-others["dBA"] <= max_ba_cost + 1e-9]
         best = fits.loc[fits["DAE_RA_mean"].idxmax()] if len(fits) else None
         if best is not None and best["dRA_DAE"] > 0:
-            text = (f"Best defence ({rule}): **{best['defence']}**, BA {best['BA']:.2f} ({_pts(best['dBA'])}), mean "
-                    f"DAE RA {best['DAE_RA_mean']:.2f} ({_pts(best['dRA_DAE'])} against `none`)")
+            text = (
+                f"Best defence ({rule}): **{best['defence']}**, BA {best['BA']:.2f} ({_pts(best['dBA'])}), mean "
+                f"DAE RA {best['DAE_RA_mean']:.2f} ({_pts(best['dRA_DAE'])} against `none`)"
+            )
             if not math.isnan(best["whitebox_RA"]):
                 text += f"; white-box attacks still leave RA {best['whitebox_RA']:.2f}"
             out.append(text + ".")
         elif len(others):
             top = others.loc[others["DAE_RA_mean"].idxmax()]
-            out.append(f"No audited defence raises mean DAE RA within the rule ({rule}); the most robust, "
-                       f"**{top['defence']}**, changes mean DAE RA by {_pts(top['dRA_DAE'])} (to "
-                       f"{top['DAE_RA_mean']:.2f}) and BA by {_pts(top['dBA'])} (to {top['BA']:.2f}).")
+            out.append(
+                f"No audited defence raises mean DAE RA within the rule ({rule}); the most robust, "
+                f"**{top['defence']}**, changes mean DAE RA by {_pts(top['dRA_DAE'])} (to "
+                f"{top['DAE_RA_mean']:.2f}) and BA by {_pts(top['dBA'])} (to {top['BA']:.2f})."
+            )
         else:
             out.append("No defence other than `none` was audited: add e.g. `--defences none trades zepad`.")
     elif eps_u is None:
         out.append(f"No universal (DAE) attack in this audit; BA undefended {none['BA']:.2f}.")
     asr = table.dropna(subset=["ASR"]).set_index("defence")["ASR"]
     if "none" in asr.index:
-        out.append(f"Backdoor: the trigger sends {asr['none']:.0%} of the other classes' triggered test images to "
-                   f"its target (ASR {asr['none']:.2f}) without defence;")
-        removers = [f"{d} (ASR {a:.2f}, BA {_pts(by.loc[d, 'dBA'])})" for d, a in asr.items()
-                    if d != "none" and a <= asr_removed]  # fmt: skip
+        out.append(
+            f"Backdoor: the trigger sends {asr['none']:.0%} of the other classes' triggered test images to "
+            f"its target (ASR {asr['none']:.2f}) without defence;"
+        )
+        removers = [
+            f"{d} (ASR {a:.2f}, BA {_pts(by.loc[d, 'dBA'])})"
+            for d, a in asr.items()
+            if d != "none" and a <= asr_removed
+        ]
         if asr["none"] <= asr_removed:
             out[-1] += " it does not work on this task."
         elif removers:
@@ -218,23 +238,29 @@ def masking_checks(frame: pd.DataFrame, tolerance: float = 0.05, undefended_max:
             weakest = uni.loc[uni["RA"].idxmin()]
             for w in wb.itertuples():
                 if w.RA > weakest["RA"] + tolerance:
-                    flags.append(f"{enc} / {task} / {defence} at {eps:g}/255: white-box {w.attack} leaves RA "
-                                 f"{w.RA:.2f}, above the universal {weakest['attack']}'s {weakest['RA']:.2f}.")
+                    flags.append(
+                        f"{enc} / {task} / {defence} at {eps:g}/255: white-box {w.attack} leaves RA "
+                        f"{w.RA:.2f}, above the universal {weakest['attack']}'s {weakest['RA']:.2f}."
+                    )
     for (enc, task, defence, attack), curve in ra.groupby(["encoder", "task", "defence", "attack"], sort=False):
         curve = curve.sort_values("eps_255")
         values, budgets = curve["RA"].to_numpy(), curve["eps_255"].to_numpy()
         for i in range(1, len(values)):
             if values[i] > values[:i].min() + tolerance:
                 j = int(values[:i].argmin())
-                flags.append(f"{enc} / {task} / {defence} / {attack}: RA {values[i]:.2f} at {budgets[i]:g}/255 is "
-                             f"above {values[j]:.2f} at {budgets[j]:g}/255 (RA must fall as eps grows).")
+                flags.append(
+                    f"{enc} / {task} / {defence} / {attack}: RA {values[i]:.2f} at {budgets[i]:g}/255 is "
+                    f"above {values[j]:.2f} at {budgets[j]:g}/255 (RA must fall as eps grows)."
+                )
     wb_none = ra[ra["kind"].eq("whitebox") & ra["defence"].eq("none")]
     for (enc, task, attack), curve in wb_none.groupby(["encoder", "task", "attack"], sort=False):
         top = curve.loc[curve["eps_255"].idxmax()]
         if top["eps_255"] >= 8 and top["RA"] > undefended_max:
-            flags.append(f"{enc} / {task} / none / {attack}: an undefended model keeps white-box RA {top['RA']:.2f} "
-                         f"at {top['eps_255']:g}/255; PGD should take it to ~0. Check with more steps, restarts or "
-                         "AutoAttack before believing it.")
+            flags.append(
+                f"{enc} / {task} / none / {attack}: an undefended model keeps white-box RA {top['RA']:.2f} "
+                f"at {top['eps_255']:g}/255; PGD should take it to ~0. Check with more steps, restarts or "
+                "AutoAttack before believing it."
+            )
     flags += _backdoored_vs_clean(ra, tolerance)
     return flags
 
@@ -255,9 +281,11 @@ def _backdoored_vs_clean(ra: pd.DataFrame, tolerance: float) -> list[str]:
         for (e, task, defence, attack, eps), value in wb.items():
             other = (base, task, defence, attack, eps)
             if e == enc and other in wb.index and value > wb[other] + tolerance:
-                flags.append(f"{enc} / {task} / {defence} / {attack} at {eps:g}/255: the backdoored encoder keeps "
-                             f"white-box RA {value:.2f} against {wb[other]:.2f} for the clean {base}: a backdoor does "
-                             "not add robustness; its gradients may be less informative.")
+                flags.append(
+                    f"{enc} / {task} / {defence} / {attack} at {eps:g}/255: the backdoored encoder keeps "
+                    f"white-box RA {value:.2f} against {wb[other]:.2f} for the clean {base}: a backdoor does "
+                    "not add robustness; its gradients may be less informative."
+                )
     return flags
 
 
@@ -275,8 +303,9 @@ def budget_warnings(frame: pd.DataFrame, config: dict | None) -> list[str]:
         n_train = int(rows["n_train"].min()) if "n_train" in rows and rows["n_train"].notna().any() else None
         if n_train is None:
             continue
-        out += training_warnings(defence, config["epochs"], n_train, config.get("batch_size", 256),
-                                 config.get("defence_settings"))  # fmt: skip
+        out += training_warnings(
+            defence, config["epochs"], n_train, config.get("batch_size", 256), config.get("defence_settings")
+        )
     return out
 
 
@@ -328,8 +357,10 @@ def caps(frame: pd.DataFrame, config: dict | None) -> list[str]:
         for task, rows in universal.groupby("task", sort=False):
             used = rows[column].dropna()
             if len(used) and int(used.max()) < int(wanted):
-                out.append(f"{task}: {int(used.max()):,} {column.replace('n_', '')} images used of {int(wanted):,} "
-                           "requested (the dataset has no more)")  # fmt: skip
+                out.append(
+                    f"{task}: {int(used.max()):,} {column.replace('n_', '')} images used of {int(wanted):,} "
+                    "requested (the dataset has no more)"
+                )
     return out
 
 
@@ -346,8 +377,9 @@ def _bars(ax, x, values, width, labels: bool = True, **kwargs) -> None:
     """Bars whose zero values stay visible (a sliver of height 0.01) and carry their value as a label."""
     values = np.asarray(values, dtype=float)
     finite = ~np.isnan(values)
-    bars = ax.bar(np.asarray(x)[finite], np.maximum(values[finite], 0.01), width, edgecolor="black", linewidth=0.4,
-                  **kwargs)  # fmt: skip
+    bars = ax.bar(
+        np.asarray(x)[finite], np.maximum(values[finite], 0.01), width, edgecolor="black", linewidth=0.4, **kwargs
+    )
     if labels:
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values[finite]], fontsize=6, rotation=90, padding=2)
 
@@ -361,8 +393,9 @@ def plot_ba_ra(frame: pd.DataFrame, path: Path) -> bool:
     panels = _panels(frame)
     attacks = list(dict.fromkeys(frame.sort_values("kind", key=lambda k: k.ne("universal"))["attack"]))
     n_def = frame["defence"].nunique()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(7.0, 0.3 * n_def * (len(attacks) + 1)), 3.6 * len(panels)),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(7.0, 0.3 * n_def * (len(attacks) + 1)), 3.6 * len(panels)), squeeze=False
+    )
     colours = {a: plt.cm.tab10(i % 10) for i, a in enumerate(attacks)}
     for ax, ((enc, task), group) in zip(axes[:, 0], panels, strict=True):
         defences = list(dict.fromkeys(group["defence"]))
@@ -376,9 +409,15 @@ def plot_ba_ra(frame: pd.DataFrame, path: Path) -> bool:
             top = rows[rows["eps_255"] == rows["eps_255"].max()]
             kind = rows["kind"].iloc[0]
             values = [top[top.defence == d]["RA"].mean() if (top.defence == d).any() else np.nan for d in defences]
-            _bars(ax, x + i * width, values, width, color=colours[attack], hatch="//" if kind == "whitebox" else None,
-                  label=f"RA {attack} ({'white-box' if kind == 'whitebox' else 'DAE'}, "
-                        f"{top['eps_255'].max():g}/255)")  # fmt: skip
+            _bars(
+                ax,
+                x + i * width,
+                values,
+                width,
+                color=colours[attack],
+                hatch="//" if kind == "whitebox" else None,
+                label=f"RA {attack} ({'white-box' if kind == 'whitebox' else 'DAE'}, {top['eps_255'].max():g}/255)",
+            )
         ax.set_xticks(x + width * len(attacks) / 2, defences)
         ax.set_ylim(0, 1.18)
         ax.set_yticks(np.linspace(0, 1, 6))
@@ -406,8 +445,14 @@ def plot_ra_vs_eps(frame: pd.DataFrame, path: Path) -> bool:
         for (defence, attack), curve in group.groupby(["defence", "attack"], sort=False):
             curve = curve.groupby("eps_255")["RA"].mean()
             ax.plot(curve.index, curve.values, styles[defence], color=colours[attack], marker="o", clip_on=False)
-            ax.annotate(f"{curve.values[-1]:.2f}", (curve.index[-1], curve.values[-1]), fontsize=6,
-                        xytext=(3, 0), textcoords="offset points", va="center")  # fmt: skip
+            ax.annotate(
+                f"{curve.values[-1]:.2f}",
+                (curve.index[-1], curve.values[-1]),
+                fontsize=6,
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+            )
         ax.set_xlabel("eps (1/255)")
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(0, 1)
@@ -456,8 +501,10 @@ def plot_asr(frame: pd.DataFrame, path: Path) -> bool:
     if frame.empty:
         return False
     shared = [c for c in ("encoder", "task") if frame[c].nunique() == 1]  # named once, in the title
-    labels = ["\n".join(str(getattr(r, c)) for c in ("encoder", "task", "defence") if c not in shared)
-              for r in frame.itertuples()]  # fmt: skip
+    labels = [
+        "\n".join(str(getattr(r, c)) for c in ("encoder", "task", "defence") if c not in shared)
+        for r in frame.itertuples()
+    ]
     x, width = np.arange(len(frame)), 0.38
     fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(frame)), 3.8))
     _bars(ax, x - width / 2, frame["ASR"], width, color="tab:red", label="ASR")
@@ -493,12 +540,24 @@ def display(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-_HEADERS = {"DAE_RA_mean": "DAE RA mean", "DAE_RA_worst": "DAE RA worst", "DAE_worst_attack": "worst DAE",
-            "whitebox_RA": "white-box RA", "dBA": "ΔBA", "dRA_DAE": "ΔRA DAE", "dRA_whitebox": "ΔRA white-box",
-            "flagged_clean": "flagged clean", "flagged_DAE": "flagged DAE", "eps_255": "eps (/255)",
-            "fooling_rate": "fooling rate", "flag_rate_clean": "flagged clean",
-            "flag_rate_attacked": "flagged attacked", "attack_seconds": "attack s", "train_seconds": "train s",
-            "base_encoder": "base encoder"}  # fmt: skip
+_HEADERS = {
+    "DAE_RA_mean": "DAE RA mean",
+    "DAE_RA_worst": "DAE RA worst",
+    "DAE_worst_attack": "worst DAE",
+    "whitebox_RA": "white-box RA",
+    "dBA": "ΔBA",
+    "dRA_DAE": "ΔRA DAE",
+    "dRA_whitebox": "ΔRA white-box",
+    "flagged_clean": "flagged clean",
+    "flagged_DAE": "flagged DAE",
+    "eps_255": "eps (/255)",
+    "fooling_rate": "fooling rate",
+    "flag_rate_clean": "flagged clean",
+    "flag_rate_attacked": "flagged attacked",
+    "attack_seconds": "attack s",
+    "train_seconds": "train s",
+    "base_encoder": "base encoder",
+}
 
 
 def _headed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -511,13 +570,15 @@ def _pivot(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     rows = rows.assign(cell=[f"{a} @ {e:g}/255" for a, e in zip(rows["attack"], rows["eps_255"], strict=True)])
-    table = rows.pivot_table(index=["encoder", "task", "defence"], columns="cell", values="RA", aggfunc="mean",
-                             sort=False)  # fmt: skip
+    table = rows.pivot_table(
+        index=["encoder", "task", "defence"], columns="cell", values="RA", aggfunc="mean", sort=False
+    )
     return table.reset_index()
 
 
-def _sections(frame: pd.DataFrame, config: dict | None, run: dict | None, max_ba_cost: float,
-              asr_removed: float, tolerance: float) -> list[tuple[str, str, object]]:
+def _sections(
+    frame: pd.DataFrame, config: dict | None, run: dict | None, max_ba_cost: float, asr_removed: float, tolerance: float
+) -> list[tuple[str, str, object]]:
     """The report as (heading, kind, content) where kind is "para", "list", "table" or "figure"."""
     ok = _ok(frame)
     sections: list[tuple[str, str, object]] = []
@@ -528,23 +589,47 @@ def _sections(frame: pd.DataFrame, config: dict | None, run: dict | None, max_ba
         para = verdict(group, max_ba_cost, asr_removed)
         mine = [f for f in flags if f.startswith(f"{enc} / {task} /")]
         cautions = ([f"{len(mine)} possible gradient-masking sign(s)"] if mine else []) + (
-            ["under-trained defences"] if warnings else [])
+            ["under-trained defences"] if warnings else []
+        )
         if cautions:
             para += " Caution: " + " and ".join(cautions) + ", see the warnings below."
         paras.append(para)
     sections.append(("Verdict", "paras", paras or ["No successful cell: see the `status` column of the results."]))
     if warnings:
-        sections.append(("Warning: under-trained defences", "list", [
-            "These defences trained below the budget at which they converge on our benchmark, so their BA and RA "
-            "under-rate them; rerun with more `--epochs` (or the settings named) before choosing one:", *warnings]))
+        sections.append(
+            (
+                "Warning: under-trained defences",
+                "list",
+                [
+                    "These defences trained below the budget at which they converge on our benchmark, "
+                    "so their BA and RA "
+                    "under-rate them; rerun with more `--epochs` (or the settings named) before choosing one:",
+                    *warnings,
+                ],
+            )
+        )
     if flags:
-        sections.append(("Warning: possible gradient masking", "list", [
-            "Checks recommended by Carlini et al. (2019) and Croce & Hein (AutoAttack, 2020); each names its cells. "
-            "A flagged robustness number may be an artefact of gradients that mislead the attack:", *flags]))
+        sections.append(
+            (
+                "Warning: possible gradient masking",
+                "list",
+                [
+                    "Checks recommended by Carlini et al. (2019) and Croce & Hein (AutoAttack, 2020); "
+                    "each names its cells. "
+                    "A flagged robustness number may be an artefact of gradients that mislead the attack:",
+                    *flags,
+                ],
+            )
+        )
     failed = frame[~frame["status"].astype(str).eq("ok")] if "status" in frame else frame.iloc[0:0]
     if len(failed):
-        sections.append(("Failed cells", "list", [f"{len(failed)} cell(s) failed; their `status` says why:",
-                                                   *sorted(set(failed["status"].astype(str)))]))  # fmt: skip
+        sections.append(
+            (
+                "Failed cells",
+                "list",
+                [f"{len(failed)} cell(s) failed; their `status` says why:", *sorted(set(failed["status"].astype(str)))],
+            )
+        )
     summ = summary(ok)
     if len(summ):
         sections.append(("Defences against `none`", "table", summ))
@@ -637,22 +722,26 @@ def write_report(
     (out / "report.md").write_text("\n".join(md))
     made["report.md"] = out / "report.md"
 
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>art_ssl robustness audit</title>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px;line-height:1.4}"
-             "table{border-collapse:collapse;font-size:12px;margin-bottom:1em;max-width:100%}"
-             "td,th{border:1px solid #ccc;padding:2px 5px;text-align:right}td:first-child,th{text-align:left}"
-             "th{background:#f3f3f3}img{max-width:100%;height:auto}.verdict p{background:#f6f8fa;padding:8px 12px;"
-             "border-left:4px solid #2a6}.warn li{color:#8a4b00}</style></head><body>",
-             "<h1>art_ssl robustness audit</h1>"]  # fmt: skip
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>art_ssl robustness audit</title>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:12px;margin-bottom:1em;max-width:100%}"
+        "td,th{border:1px solid #ccc;padding:2px 5px;text-align:right}td:first-child,th{text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%;height:auto}.verdict p{background:#f6f8fa;padding:8px 12px;"
+        "border-left:4px solid #2a6}.warn li{color:#8a4b00}</style></head><body>",
+        "<h1>art_ssl robustness audit</h1>",
+    ]
     for title, kind, content in sections:
         parts.append(f"<h2>{_html_inline(title)}</h2>")
         if kind == "paras":
             parts.append("<div class='verdict'>" + "".join(f"<p>{_html_inline(p)}</p>" for p in content) + "</div>")
         elif kind == "list":
             cls = " class='warn'" if title.startswith("Warning") else ""
-            parts += [f"<p>{_html_inline(content[0])}</p>",
-                      f"<ul{cls}>" + "".join(f"<li>{_html_inline(i)}</li>" for i in content[1:]) + "</ul>"]
+            parts += [
+                f"<p>{_html_inline(content[0])}</p>",
+                f"<ul{cls}>" + "".join(f"<li>{_html_inline(i)}</li>" for i in content[1:]) + "</ul>",
+            ]
         elif kind == "table":
             parts.append(_headed(content).to_html(index=False, border=0, escape=True))
         else:

@@ -2,6 +2,7 @@
 Where an audit's encoder and data come from: an encoder by zoo name, checkpoint file or model folder
 (:func:`art_ssl.zoo.load_encoder`), a dataset by name or ``kind:ROOT`` (``cifar10:/data/cifar-10-batches-py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -92,7 +93,7 @@ def canonical_data_spec(spec: str) -> str:
 
 def load_encoder_spec(
     spec: str, size: int = 64, device_type: str = "cpu", options: EncoderOptions | None = None
-) -> PyTorchEncoder:  # fmt: skip
+) -> PyTorchEncoder:
     """
     An encoder from a zoo name, a checkpoint file or a model folder, through :func:`art_ssl.zoo.load_encoder`
     (pickles read with ``weights_only=True`` only; TorchScript only with ``options.trust_code``), at ``size`` x
@@ -101,10 +102,19 @@ def load_encoder_spec(
     :raises ValueError: unknown name, unsafe or unreadable file, weights that do not fit.
     """
     options = options or EncoderOptions()
-    preprocessing = None if options.mean is None else (np.asarray(options.mean, np.float32).reshape(-1, 1, 1),
-                                                       np.asarray(options.std, np.float32).reshape(-1, 1, 1))
-    extra = {} if spec in list_encoders() else {"arch": options.arch, "key_prefix": options.key_prefix,
-                                                 "trust_code": options.trust_code}  # fmt: skip
+    preprocessing = (
+        None
+        if options.mean is None
+        else (
+            np.asarray(options.mean, np.float32).reshape(-1, 1, 1),
+            np.asarray(options.std, np.float32).reshape(-1, 1, 1),
+        )
+    )
+    extra = (
+        {}
+        if spec in list_encoders()
+        else {"arch": options.arch, "key_prefix": options.key_prefix, "trust_code": options.trust_code}
+    )
     encoder = load_encoder(spec, device_type, preprocessing=preprocessing, **extra)
     if tuple(encoder.input_shape[1:]) != (size, size):
         params = encoder.get_params()
@@ -114,9 +124,13 @@ def load_encoder_spec(
 
 
 def load_data_spec(
-    spec: str, size: int = 64, channels: int | None = None, n_train: int | None = None,
-    n_test: int | None = None, seed: int = 0,
-) -> Task:  # fmt: skip
+    spec: str,
+    size: int = 64,
+    channels: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> Task:
     """
     A downstream task from ``fashion-mnist``, ``fashion-mnist-subset`` (shipped), ``digits``, ``mnist``,
     ``kmnist``, ``cifar10:ROOT``, ``stl10:ROOT`` or ``folder:ROOT`` (``ROOT/train/<class>/`` and ``ROOT/test/<class>/``,
@@ -131,13 +145,21 @@ def load_data_spec(
     kind = kind.replace("-", "_")
     if kind == "folder":
         task = _folder_task(root, size, channels, seed)
-        task = Task(task.name, *subsample(task.x_train, task.y_train, n_train, seed),
-                    *subsample(task.x_test, task.y_test, n_test, seed))  # fmt: skip
+        task = Task(
+            task.name,
+            *subsample(task.x_train, task.y_train, n_train, seed),
+            *subsample(task.x_test, task.y_test, n_test, seed),
+        )
     else:
         task = load_task(kind, size=size, root=root or None, n_train=n_train, n_test=n_test, seed=seed)
     if channels is not None and task.x_train.shape[1] != channels:
-        task = Task(task.name, _to_channels(task.x_train, channels), task.y_train, _to_channels(task.x_test, channels),
-                    task.y_test)  # fmt: skip
+        task = Task(
+            task.name,
+            _to_channels(task.x_train, channels),
+            task.y_train,
+            _to_channels(task.x_test, channels),
+            task.y_test,
+        )
     return task
 
 
@@ -148,8 +170,10 @@ def _folder_task(root: str | os.PathLike, size: int, channels: int | None, seed:
         x_train, y_train, train_classes = load_image_folder(root / "train", size, mode)
         x_test, y_test, test_classes = load_image_folder(root / "test", size, mode)
         if train_classes != test_classes:
-            raise ValueError(f"`data` folder '{root}': train/ and test/ must hold the same class folders, got "
-                             f"{train_classes} and {test_classes}.")  # fmt: skip
+            raise ValueError(
+                f"`data` folder '{root}': train/ and test/ must hold the same class folders, got "
+                f"{train_classes} and {test_classes}."
+            )
     else:
         x, y, _ = load_image_folder(root, size, mode)
         order = np.random.default_rng(seed).permutation(len(x))

@@ -3,6 +3,7 @@ A results file that survives being killed and being shared: rows are appended on
 atomic, and concurrent writers (two audits into one folder) merge their rows under a lock instead of overwriting
 each other.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,10 @@ def check_output_folder(folder: str | os.PathLike, name: str = "out", min_free_b
         raise ValueError(f"{name} '{path}' is not writable: {err.strerror or err}.") from err
     free = shutil.disk_usage(path).free
     if free < min_free_bytes:
-        raise ValueError(f"{name} '{path}' has {free / 2**20:.1f} MiB free; an audit needs at least "
-                         f"{min_free_bytes / 2**20:.0f} MiB.")  # fmt: skip
+        raise ValueError(
+            f"{name} '{path}' has {free / 2**20:.1f} MiB free; an audit needs at least "
+            f"{min_free_bytes / 2**20:.0f} MiB."
+        )
     return path
 
 
@@ -102,15 +105,17 @@ class ResultStore:
         try:
             frame = pd.read_csv(self.path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ValueError(f"Results file '{self.path}' is not a readable CSV ({err}); move it away or pass "
-                             "another output folder.") from err  # fmt: skip
+            raise ValueError(
+                f"Results file '{self.path}' is not a readable CSV ({err}); move it away or pass another output folder."
+            ) from err
         missing = [k for k in self.key if k not in frame.columns]
         if missing and self.legacy_columns and all(c in frame.columns for c in self.legacy_columns):
             for k in missing:
                 frame[k] = ""
         elif missing:
-            raise ValueError(f"Results file '{self.path}' lacks the key columns {missing}: it is not a results "
-                             "file of this grid.")  # fmt: skip
+            raise ValueError(
+                f"Results file '{self.path}' lacks the key columns {missing}: it is not a results file of this grid."
+            )
         return frame
 
     def _keys(self, frame: pd.DataFrame) -> set[tuple[str, ...]]:
@@ -156,11 +161,14 @@ class ResultStore:
             new = [r for r in rows if self.key_of(r) not in done]
             if new:  # failed rows of these cells give way to the new ones
                 replaced = {self.key_of(r) for r in new}
-                keep = [not (bad and self.key_of(r) in replaced) for r, bad in
-                        zip(current[list(self.key)].to_dict("records"), self._failed(current), strict=True)]
+                keep = [
+                    not (bad and self.key_of(r) in replaced)
+                    for r, bad in zip(current[list(self.key)].to_dict("records"), self._failed(current), strict=True)
+                ]
                 current = current[keep].reset_index(drop=True)
-                frame = pd.DataFrame(new) if current.empty else pd.concat([current, pd.DataFrame(new)],
-                                                                          ignore_index=True)  # fmt: skip
+                frame = (
+                    pd.DataFrame(new) if current.empty else pd.concat([current, pd.DataFrame(new)], ignore_index=True)
+                )
                 self._write(frame)
             else:
                 frame = current
@@ -185,8 +193,9 @@ class ResultStore:
             Path(tmp).unlink(missing_ok=True)
             reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
             raise ResultsWriteError(
-                err.errno, f"Could not write '{self.path}': {reason}. The file keeps its last complete version "
-                "and a restarted run resumes from it."
+                err.errno,
+                f"Could not write '{self.path}': {reason}. The file keeps its last complete version "
+                "and a restarted run resumes from it.",
             ) from err
 
 

@@ -3,6 +3,7 @@ A label-free surrogate classifier for the attacker: spherical k-means pseudo-cla
 embeddings of unlabelled images, and a linear probe fitted on them. Classifier-based universal attacks (ART's
 ``UniversalPerturbation``, UAPEPGD) run on it without any downstream labels or model, as the threat model requires.
 """
+
 from __future__ import annotations
 
 import numpy as np

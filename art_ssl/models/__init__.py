@@ -1,4 +1,5 @@
 """Encoders (the zoo's small ResNet-18, torchvision-layout ResNets, a small CNN) and the downstream heads."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from art_ssl.models.torchvision_resnet import TORCHVISION_ARCHS, TorchvisionResN
 ZOO_RESNET = "zoo_resnet18"
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    ZOO_RESNET: ResNet18, "small_cnn": SmallCNN, **TORCHVISION_ARCHS,
-}  # fmt: skip
+    ZOO_RESNET: ResNet18,
+    "small_cnn": SmallCNN,
+    **TORCHVISION_ARCHS,
+}
 
 
 def canonical_arch(arch: str, kwargs: dict[str, Any] | None = None) -> str:
@@ -44,6 +47,13 @@ def build_encoder(arch: str, **kwargs: Any) -> nn.Module:
 
 
 __all__ = [
-    "ARCHITECTURES", "MLPHead", "ResNet18", "SmallCNN", "TorchvisionResNet", "ZOO_RESNET", "build_encoder",
-    "canonical_arch", "linear_head",
-]  # fmt: skip
+    "ARCHITECTURES",
+    "MLPHead",
+    "ResNet18",
+    "SmallCNN",
+    "TorchvisionResNet",
+    "ZOO_RESNET",
+    "build_encoder",
+    "canonical_arch",
+    "linear_head",
+]

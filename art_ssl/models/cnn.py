@@ -1,4 +1,5 @@
 """A small convolutional encoder: three conv-BN-ReLU stages, a strided stem and global average pooling."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

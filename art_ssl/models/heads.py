@@ -1,4 +1,5 @@
 """Downstream heads put on top of an encoder's embedding."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

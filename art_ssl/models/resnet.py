@@ -5,6 +5,7 @@ He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, with the C
 code bases: a 3x3 stem with no max-pool. ``width`` scales every stage (64 is the standard ResNet-18) and
 ``stem_stride=2`` halves the resolution once, so a 64x64 input costs what a 32x32 one does.
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ max-pool) that solo-learn, Gen-AF, AdvEncoder and BadEncoder use for 32x32 input
 embeddings are not, so the padding is a parameter. Parameter-free ``stem`` (after the stem) and ``avgpool`` modules
 give attacks that hook a layer by name (PAP's ``"stem"``, SSP's ``"layer2"``) the same names as the zoo's ResNet.
 """
+
 from __future__ import annotations
 
 import torch
@@ -150,5 +151,8 @@ def _factory(depth: int, stem: str):
     return build
 
 
-TORCHVISION_ARCHS = {f"resnet{d}{suffix}": _factory(d, stem) for d in (18, 34, 50)
-                     for suffix, stem in (("", "imagenet"), ("_cifar", "cifar"))}  # fmt: skip
+TORCHVISION_ARCHS = {
+    f"resnet{d}{suffix}": _factory(d, stem)
+    for d in (18, 34, 50)
+    for suffix, stem in (("", "imagenet"), ("_cifar", "cifar"))
+}

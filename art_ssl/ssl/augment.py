@@ -1,4 +1,5 @@
 """The SimCLR family's view augmentations, as a kornia pipeline that runs batched on the data's device."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -10,6 +10,7 @@ the method has one) and maps two augmented views to a scalar loss.
 - MoCo v2: He et al., "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020 (eq. 1-2,
   queue and momentum key encoder), with the MLP head and augmentations of Chen et al., arXiv 2003.04297.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """One training loop for every self-supervised method in :mod:`art_ssl.ssl.methods`."""
+
 from __future__ import annotations
 
 import logging
@@ -171,10 +172,18 @@ def pretrain(
     total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     history: list[dict[str, float]] = []
     fingerprint = {
-        "method": name, "nb_epochs": nb_epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-        "weight_decay": weight_decay, "warmup_epochs": warmup_epochs, "lr_schedule": lr_schedule, "seed": seed,
-        "amp": str(amp), "data": data_checksum(x) if ckpt_file is not None else None,
-    }  # fmt: skip
+        "method": name,
+        "nb_epochs": nb_epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup_epochs": warmup_epochs,
+        "lr_schedule": lr_schedule,
+        "seed": seed,
+        "amp": str(amp),
+        "data": data_checksum(x) if ckpt_file is not None else None,
+    }
     first_epoch, step = 1, 0
     resumed = load_checkpoint(ckpt_file, fingerprint)
     if resumed is not None:
@@ -214,11 +223,19 @@ def pretrain(
         history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
         logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, epoch_loss, history[-1]["seconds"])
         if ckpt_file is not None:
-            save_checkpoint(ckpt_file, {
-                "fingerprint": fingerprint, "epoch": epoch, "step": step, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "generator": generator.get_state(), "rng": rng_state(),
-                "history": history,
-            })  # fmt: skip
+            save_checkpoint(
+                ckpt_file,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": generator.get_state(),
+                    "rng": rng_state(),
+                    "history": history,
+                },
+            )
         if epoch_callback is not None:
             epoch_callback(epoch, encoder, pd.DataFrame(history))
     model.cpu().to(memory_format=torch.contiguous_format)

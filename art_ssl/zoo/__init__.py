@@ -4,6 +4,7 @@ Pre-trained encoders shipped inside the package (safetensors weights, never unpi
     >>> from art_ssl.zoo import list_encoders, load_encoder
     >>> encoder = load_encoder(list_encoders()[0])   # an ART PyTorchEncoder
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,13 @@ def backdoor_targets(name: str) -> list[dict[str, Any]]:
     out = []
     for record in info["backdoor_targets"]:
         spec = record["trigger"]
-        trigger = square_trigger(tuple(info["input_shape"]), size=spec["size"], margin=spec["margin"],
-                                 value=spec["value"], corner=spec["corner"])  # fmt: skip
+        trigger = square_trigger(
+            tuple(info["input_shape"]),
+            size=spec["size"],
+            margin=spec["margin"],
+            value=spec["value"],
+            corner=spec["corner"],
+        )
         out.append({**record, "trigger": trigger})
     return out
 
@@ -82,9 +88,20 @@ def encoder_info(name: str) -> dict[str, Any]:
 def zoo_table() -> pd.DataFrame:
     """One row per encoder with its method, size, training budget and recorded probe accuracies."""
     columns = [
-        "name", "method", "backdoored", "arch", "params", "size_mb", "epochs", "train_minutes", "device",
-        "probe_acc", "raw_pixel_probe_acc", "probe_acc_5k", "raw_pixel_probe_acc_5k",
-    ]  # fmt: skip
+        "name",
+        "method",
+        "backdoored",
+        "arch",
+        "params",
+        "size_mb",
+        "epochs",
+        "train_minutes",
+        "device",
+        "probe_acc",
+        "raw_pixel_probe_acc",
+        "probe_acc_5k",
+        "raw_pixel_probe_acc_5k",
+    ]
     rows = [{"backdoored": False, **encoder_info(n)} for n in list_encoders()]
     return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
 
@@ -129,9 +146,15 @@ def build_from_info(info: dict[str, Any], state_dict: dict) -> nn.Module:
 
 
 def load_encoder(
-    source: str, device_type: str = "gpu", *, arch: str | None = None, input_shape: tuple[int, ...] | None = None,
-    preprocessing: tuple[Any, Any] | None = None, key_prefix: str | None = None, trust_code: bool = False,
-) -> PyTorchEncoder:  # fmt: skip
+    source: str,
+    device_type: str = "gpu",
+    *,
+    arch: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    preprocessing: tuple[Any, Any] | None = None,
+    key_prefix: str | None = None,
+    trust_code: bool = False,
+) -> PyTorchEncoder:
     """
     Load an encoder as an ART :class:`PyTorchEncoder` from a zoo name, a checkpoint file or a Hugging Face folder.
 
@@ -168,8 +191,13 @@ def load_encoder(
         with resources.as_file(resources.files(_PACKAGE).joinpath("weights", info["file"])) as path:
             state_dict = load_state_dict(path, info.get("sha256"))
         model = build_from_info(info, state_dict)
-        return PyTorchEncoder(model, tuple(input_shape or info["input_shape"]), clip_values=(0.0, 1.0),
-                              preprocessing=preprocessing, device_type=device_type)  # fmt: skip
+        return PyTorchEncoder(
+            model,
+            tuple(input_shape or info["input_shape"]),
+            clip_values=(0.0, 1.0),
+            preprocessing=preprocessing,
+            device_type=device_type,
+        )
     if not os.path.exists(source):
         raise ValueError(f"Encoder {source!r} is neither a zoo encoder ({list_encoders()}) nor an existing file.")
     from art_ssl.zoo.loader import load_source
@@ -179,10 +207,14 @@ def load_encoder(
     if preprocessing is None and loaded.mean is not None:
         preprocessing = (_per_channel(loaded.mean, shape[0]), _per_channel(loaded.std, shape[0]))
     if preprocessing is None and not loaded.info.get("metadata") and loaded.info.get("layout") != "torchscript":
-        logger.warning("%s: no normalisation is recorded; the encoder sees raw [0, 1] pixels. Pass preprocessing="
-                       "(mean, std) (CLI: --mean/--std) if it was trained on normalised images.", source)
-    return PyTorchEncoder(loaded.model, shape, clip_values=(0.0, 1.0), preprocessing=preprocessing,
-                          device_type=device_type)  # fmt: skip
+        logger.warning(
+            "%s: no normalisation is recorded; the encoder sees raw [0, 1] pixels. Pass preprocessing="
+            "(mean, std) (CLI: --mean/--std) if it was trained on normalised images.",
+            source,
+        )
+    return PyTorchEncoder(
+        loaded.model, shape, clip_values=(0.0, 1.0), preprocessing=preprocessing, device_type=device_type
+    )
 
 
 def _default_shape(loaded) -> tuple[int, int, int]:
@@ -206,6 +238,15 @@ def _per_channel(values, channels: int | None) -> np.ndarray:
 
 
 __all__ = [
-    "ZOO_ARCH", "backdoor_targets", "build_from_info", "encoder_info", "list_encoders", "load_encoder",
-    "load_state_dict", "read_metadata", "save_encoder", "sha256_of", "zoo_table",
-]  # fmt: skip
+    "ZOO_ARCH",
+    "backdoor_targets",
+    "build_from_info",
+    "encoder_info",
+    "list_encoders",
+    "load_encoder",
+    "load_state_dict",
+    "read_metadata",
+    "save_encoder",
+    "sha256_of",
+    "zoo_table",
+]

@@ -19,6 +19,7 @@ BadEncoder (``.pth``)                        ``state_dict`` -> ``f.f.N`` (childr
 DataParallel / plain state dict / torchvision  ``module.`` / no prefix
 ===========================================  ===================================================================
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,20 @@ SAFE_GLOBALS: list = [
 PICKLE_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".bin")
 
 # Prefixes of the backbone inside a checkpoint's state dict, most specific first.
-PREFIXES = ("module.encoder_q.", "module.base_encoder.", "encoder_q.", "base_encoder.", "module.backbone.",
-            "backbone.", "module.encoder.", "encoder.", "f.f.", "module.", "model.", "")  # fmt: skip
+PREFIXES = (
+    "module.encoder_q.",
+    "module.base_encoder.",
+    "encoder_q.",
+    "base_encoder.",
+    "module.backbone.",
+    "backbone.",
+    "module.encoder.",
+    "encoder.",
+    "f.f.",
+    "module.",
+    "model.",
+    "",
+)
 HEAD_KEYS = ("fc.",)  # the classifier / projection MLP torchvision-style encoders keep as ``fc``
 
 # torchvision ResNet children in order; an ``nn.Sequential`` of them keeps only their index as key name.
@@ -99,7 +112,7 @@ def read_pickled(path: str | os.PathLike) -> Any:
         raise UnsafeCheckpointError(
             f"Refused '{path}': its pickle names {names}, which torch.load would import and call, so loading it could "
             "run arbitrary code. art_ssl only reads weights (torch.load(weights_only=True)). If you trust the file, "
-            "convert it once, in a throwaway environment, to a plain state dict: python -c \"import torch; "
+            'convert it once, in a throwaway environment, to a plain state dict: python -c "import torch; '
             f"c = torch.load('{path.name}', weights_only=False); torch.save(c.get('state_dict', c), 'clean.pth')\" "
             f"then load clean.pth (or art-ssl convert clean.pth --arch ... --out enc.safetensors). Detail: {err}"
         ) from None
@@ -141,7 +154,7 @@ def strip_prefix(state: dict[str, torch.Tensor], key_prefix: str | None = None) 
     else:
         candidates = PREFIXES
     for prefix in candidates:
-        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if key_prefix is not None or _has_stem(sub):
             return {k: v for k, v in sub.items() if not k.startswith(HEAD_KEYS)}, prefix
     raise ValueError(
@@ -187,8 +200,10 @@ def infer_arch(state: dict[str, torch.Tensor]) -> tuple[str, dict[str, Any]]:
     if "stem.0.weight" in state:
         stem = state["stem.0.weight"]
         kwargs = {**ZOO_ARCH[1], "in_channels": int(stem.shape[1]), "width": int(stem.shape[0])}
-        logger.warning("No art_ssl metadata: assuming the zoo ResNet's stem stride %d (set arch to override).",
-                       kwargs["stem_stride"])  # fmt: skip
+        logger.warning(
+            "No art_ssl metadata: assuming the zoo ResNet's stem stride %d (set arch to override).",
+            kwargs["stem_stride"],
+        )
         return ZOO_RESNET, kwargs
     if "conv1.weight" not in state:
         raise ValueError(f"Cannot tell the architecture from keys {sorted(state)[:6]}; pass `arch`.")
@@ -222,8 +237,11 @@ def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
-              if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or unexpected or shapes:
         raise ValueError(
             f"The weights in {source} do not fit the architecture: missing {_few(missing)}, unexpected "

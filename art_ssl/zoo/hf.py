@@ -9,6 +9,7 @@ layer-normed CLS token (``last_hidden_state[:, 0]``; ViT's ``pooler`` is a tanh 
 only, absent from self-supervised checkpoints). Normalisation comes from ``preprocessor_config.json``
 (``image_mean``/``image_std``) into the estimator's ``preprocessing``, so attacks stay in [0, 1] pixel space.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -81,8 +82,9 @@ def load_hf_vision(folder: str | os.PathLike, pooling: str | None = None) -> tup
     missing = sorted(loading.get("missing_keys", []))
     if missing:  # transformers would initialise them at random and carry on: a silent wrong encoder
         raise ValueError(f"'{folder}' lacks weights of its model: missing {missing[:12]} ({len(missing)}).")
-    if not hasattr(backbone.config, "image_size") and not hasattr(getattr(backbone.config, "vision_config", None),
-                                                                      "image_size"):  # fmt: skip
+    if not hasattr(backbone.config, "image_size") and not hasattr(
+        getattr(backbone.config, "vision_config", None), "image_size"
+    ):
         raise ValueError(f"'{folder}' holds a {model_type!r} model, not a vision model (ViT, DINOv2, CLIP).")
     pooling = pooling or ("pooler" if model_type in POOLER_FAMILIES else "cls")
     cfg = backbone.config

@@ -2,6 +2,7 @@
 From a file or folder a user holds to an encoder module, its input shape and normalisation (see
 :func:`art_ssl.zoo.load_encoder`, the public entry point).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,13 @@ class LoadedEncoder:
 
 
 def load_source(
-    source: str, *, arch: str | None = None, key_prefix: str | None = None, trust_code: bool = False,
+    source: str,
+    *,
+    arch: str | None = None,
+    key_prefix: str | None = None,
+    trust_code: bool = False,
     input_shape: tuple[int, ...] | None = None,
-) -> LoadedEncoder:  # fmt: skip
+) -> LoadedEncoder:
     """
     Load a checkpoint file or a Hugging Face folder (not a zoo name).
 
@@ -99,8 +104,9 @@ def _from_torchscript(path: Path, trust_code: bool, input_shape) -> LoadedEncode
             raise
         shape = (1, 32, 32)  # a grey-scale encoder, as the zoo's
         model = load_torchscript(path, shape)
-    return LoadedEncoder(model, shape if input_shape is not None else None, info={"layout": "torchscript",
-                                                                                   "channels": shape[0]})
+    return LoadedEncoder(
+        model, shape if input_shape is not None else None, info={"layout": "torchscript", "channels": shape[0]}
+    )
 
 
 def _is_lightning(checkpoint: Any) -> bool:
@@ -109,9 +115,13 @@ def _is_lightning(checkpoint: Any) -> bool:
 
 
 def _build(
-    state: dict, arch: str | None, key_prefix: str | None, source: str, kwargs: dict | None = None,
+    state: dict,
+    arch: str | None,
+    key_prefix: str | None,
+    source: str,
+    kwargs: dict | None = None,
     lightning: bool = False,
-) -> LoadedEncoder:  # fmt: skip
+) -> LoadedEncoder:
     from art_ssl.models import ARCHITECTURES, build_encoder, canonical_arch
 
     backbone, prefix = ckpt.strip_prefix(state, key_prefix)
@@ -138,14 +148,27 @@ def _build(
         logger.info("solo-learn checkpoint: CIFAR stem padding 2, as solo-learn builds it.")
     model = build_encoder(name, **arch_kwargs)
     ckpt.load_strict(model, backbone, source)
-    layout = ("solo-learn" if solo_learn else "lightly" if lightning and from_sequential
-              else "badencoder" if prefix == "f.f." else _layout_of(prefix, from_sequential))  # fmt: skip
+    layout = (
+        "solo-learn"
+        if solo_learn
+        else "lightly"
+        if lightning and from_sequential
+        else "badencoder"
+        if prefix == "f.f."
+        else _layout_of(prefix, from_sequential)
+    )
     logger.info("Loaded %s as %s %s (layout %s, prefix %r).", source, name, arch_kwargs, layout, prefix)
     info = {"arch": name, "arch_kwargs": arch_kwargs, "layout": layout, "key_prefix": prefix}
     return LoadedEncoder(model.eval(), None, info=info)
 
 
 def _layout_of(prefix: str, from_sequential: bool) -> str:
-    names = {"module.encoder_q.": "moco_v1_v2", "encoder_q.": "moco_v1_v2", "module.base_encoder.": "moco_v3",
-             "base_encoder.": "moco_v3", "module.": "dataparallel", "": "plain"}  # fmt: skip
+    names = {
+        "module.encoder_q.": "moco_v1_v2",
+        "encoder_q.": "moco_v1_v2",
+        "module.base_encoder.": "moco_v3",
+        "base_encoder.": "moco_v3",
+        "module.": "dataparallel",
+        "": "plain",
+    }
     return names.get(prefix, f"prefix {prefix!r}") + (" (sequential)" if from_sequential else "")

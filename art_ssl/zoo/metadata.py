@@ -6,6 +6,7 @@ arguments), input shape, normalisation and the SSL method, stored as safetensors
     >>> read_metadata("enc.safetensors")["arch"]
     'resnet18_cifar'
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,13 @@ FIELDS = ("arch", "arch_kwargs", "input_shape", "mean", "std", "method")
 
 
 def encoder_metadata(
-    arch: str, input_shape: Sequence[int], arch_kwargs: dict[str, Any] | None = None,
-    mean: Sequence[float] | None = None, std: Sequence[float] | None = None, method: str | None = None,
-) -> dict[str, str]:  # fmt: skip
+    arch: str,
+    input_shape: Sequence[int],
+    arch_kwargs: dict[str, Any] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    method: str | None = None,
+) -> dict[str, str]:
     """
     The metadata strings for an encoder file.
 
@@ -45,8 +50,12 @@ def encoder_metadata(
         raise ValueError(f"`input_shape` must be (C, H, W) with positive sides, got {input_shape!r}.")
     if (mean is None) != (std is None):
         raise ValueError("`mean` and `std` must be given together.")
-    meta = {"format_version": FORMAT_VERSION, "arch": canonical_arch(arch, arch_kwargs),
-            "arch_kwargs": json.dumps(arch_kwargs or {}), "input_shape": json.dumps(shape)}  # fmt: skip
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "arch": canonical_arch(arch, arch_kwargs),
+        "arch_kwargs": json.dumps(arch_kwargs or {}),
+        "input_shape": json.dumps(shape),
+    }
     if mean is not None:
         mean_l, std_l = [float(v) for v in mean], [float(v) for v in std]
         if len(mean_l) not in (1, shape[0]) or len(std_l) != len(mean_l) or min(std_l) <= 0:
@@ -89,7 +98,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             raw = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"Weight file '{path}' is not a valid safetensors file: {err}") from err
-    ours = {k[len(PREFIX):]: v for k, v in raw.items() if k.startswith(PREFIX)}
+    ours = {k[len(PREFIX) :]: v for k, v in raw.items() if k.startswith(PREFIX)}
     out: dict[str, Any] = {}
     try:
         for key in FIELDS:

@@ -1,6 +1,7 @@
 """Issue 16's fidelity points, each against a value computed the reference code's way: SSP's squared-feature
 variant (PAP's baseline), UAPEPGD's step-then-check order (PAP's ``utils/uapepgd.py``), BadEncoder's reference
 augmentation without a random resized crop."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,8 +18,9 @@ from art_ssl.models import SmallCNN
 
 def tiny_encoder(seed=0):
     torch.manual_seed(seed)
-    return PyTorchEncoder(SmallCNN(in_channels=1, widths=(4, 8, 8), stem_stride=1).eval(), (1, 16, 16),
-                          device_type="cpu")  # fmt: skip
+    return PyTorchEncoder(
+        SmallCNN(in_channels=1, widths=(4, 8, 8), stem_stride=1).eval(), (1, 16, 16), device_type="cpu"
+    )
 
 
 @pytest.mark.parametrize("squared", [False, True])
@@ -61,8 +63,16 @@ def test_uapepgd_steps_once_before_the_fooled_check_as_the_reference(step_before
     """The label is 0 but the classifier says 1 whatever the input: the image is fooled from the start. The
     reference (PAP's loop) still takes one momentum sign step; checking first takes none."""
     classifier = PyTorchClassifier(FixedLogits(), torch.nn.CrossEntropyLoss(), (1, 2, 2), 2, clip_values=(0, 1))
-    attack = UAPEPGD(classifier, eps=0.1, step_size=0.01, momentum=0.5, weight_gain=1e-5, inner_steps=10,
-                     verbose=False, step_before_check=step_before_check)  # fmt: skip
+    attack = UAPEPGD(
+        classifier,
+        eps=0.1,
+        step_size=0.01,
+        momentum=0.5,
+        weight_gain=1e-5,
+        inner_steps=10,
+        verbose=False,
+        step_before_check=step_before_check,
+    )
     x_base = torch.full((1, 1, 2, 2), 0.5)
     labels = torch.tensor([0])
     delta0 = attack._inner_attack(x_base, labels, 0.01, torch.Generator().manual_seed(3))

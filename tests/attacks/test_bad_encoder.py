@@ -1,4 +1,5 @@
 """BadEncoder and its triggers: placement and scaling, a real backdoor on a small encoder, clear errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,12 @@ def test_square_trigger_scales_the_official_geometry(shape, size, start):
 
 def test_trigger_replaces_only_its_pixels_at_each_corner():
     x = np.random.default_rng(0).uniform(0, 0.5, (3, 1, 16, 16)).astype(np.float32)
-    for corner, (r, c) in {"bottom_right": (11, 11), "bottom_left": (11, 1), "top_right": (1, 11),
-                           "top_left": (1, 1)}.items():  # fmt: skip
+    for corner, (r, c) in {
+        "bottom_right": (11, 11),
+        "bottom_left": (11, 1),
+        "top_right": (1, 11),
+        "top_left": (1, 1),
+    }.items():
         trigger = square_trigger((1, 16, 16), size=4, margin=1, corner=corner)
         out = trigger.apply(x)
         assert np.all(out[:, :, r : r + 4, c : c + 4] == 1.0)
@@ -37,9 +42,14 @@ def test_trigger_replaces_only_its_pixels_at_each_corner():
 
 @pytest.mark.parametrize(
     "kwargs, error",
-    [({"corner": "middle"}, "corner"), ({"size": 30}, "fit"), ({"size": 0}, "size"), ({"margin": -1}, "margin"),
-     ({"value": float("nan")}, "value")],
-)  # fmt: skip
+    [
+        ({"corner": "middle"}, "corner"),
+        ({"size": 30}, "fit"),
+        ({"size": 0}, "size"),
+        ({"margin": -1}, "margin"),
+        ({"value": float("nan")}, "value"),
+    ],
+)
 def test_square_trigger_rejects_bad_arguments(kwargs, error):
     with pytest.raises(ValueError, match=error):
         square_trigger((1, 28, 28), **kwargs)
@@ -77,8 +87,12 @@ def test_bad_encoder_plants_a_backdoor_that_downstream_models_inherit(backdoored
 
 def test_bad_encoder_is_seeded_and_keeps_batchnorm_statistics(trained_encoder, fmnist28):
     ref = fmnist28.x_train[fmnist28.y_train == TARGET][:1]
-    runs = [BadEncoder(trained_encoder, reference_inputs=ref, nb_epochs=1, batch_size=64, seed=3,
-                       verbose=False).poison_estimator(fmnist28.x_train[:128]) for _ in range(2)]  # fmt: skip
+    runs = [
+        BadEncoder(
+            trained_encoder, reference_inputs=ref, nb_epochs=1, batch_size=64, seed=3, verbose=False
+        ).poison_estimator(fmnist28.x_train[:128])
+        for _ in range(2)
+    ]
     for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     clean_bn = [m for m in trained_encoder.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]

@@ -1,5 +1,6 @@
 """PAP (L4A) lifts the activation energy of its layer: more than the clean images have, and more than random noise of
 the same budget gives (a perturbation that lowered it would still change the images, so this is checked directly)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """TorchattacksAttack: torchattacks' attacks as ART EvasionAttacks on a small real classifier."""
+
 from __future__ import annotations
 
 import numpy as np

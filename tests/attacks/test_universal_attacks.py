@@ -1,5 +1,6 @@
 """Each universal attack must lower a real linear probe's accuracy on real Fashion-MNIST at the protocol's
 64x64 and eps 10/255, be repeatable with a seed, and reject bad arguments."""
+
 import numpy as np
 import pytest
 from art.attacks.evasion import UniversalPerturbation
@@ -83,8 +84,17 @@ def test_uapepgd_on_a_surrogate_head_fools_the_victim(setting):
 
 def test_arts_universal_perturbation_composes_on_a_surrogate_head(setting):
     encoder, victim, surrogate, x_test, y_test = setting
-    uap = UniversalPerturbation(victim, attacker="fgsm", attacker_params={"eps": 0.01}, delta=0.2, max_iter=1,
-                                eps=EPS, norm=np.inf, batch_size=64, verbose=False)  # fmt: skip
+    uap = UniversalPerturbation(
+        victim,
+        attacker="fgsm",
+        attacker_params={"eps": 0.01},
+        delta=0.2,
+        max_iter=1,
+        eps=EPS,
+        norm=np.inf,
+        batch_size=64,
+        verbose=False,
+    )
     uap.generate(surrogate[:200])
     assert np.abs(uap.noise).max() <= EPS + 1e-6
     assert accuracy(victim, np.clip(x_test + uap.noise, 0, 1), y_test) < accuracy(victim, x_test, y_test)

@@ -1,5 +1,6 @@
 """The mixed-precision policy (art_ssl.core.amp) and its use by trainers, pre-training and universal attacks:
 correctness only (bf16 really runs, results stay close to float32, the networks are restored), never timing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,8 +89,9 @@ def test_trainer_bf16_trains_close_to_float32():
 @needs_bf16
 def test_pretrain_bf16_close_to_float32():
     x, _ = setup.data()
-    runs = {amp: pretrain(setup.encoder(), x, **{**setup.PRETRAIN, "nb_epochs": 1, "amp": amp})
-            for amp in (False, True)}  # fmt: skip
+    runs = {
+        amp: pretrain(setup.encoder(), x, **{**setup.PRETRAIN, "nb_epochs": 1, "amp": amp}) for amp in (False, True)
+    }
     loss32, loss16 = (runs[k].history["loss"].item() for k in (False, True))
     assert loss16 != loss32 and abs(loss16 - loss32) < 0.05 * abs(loss32)
     assert "forward" not in runs[True].encoder.__dict__

@@ -16,9 +16,17 @@ def test_sign_ascent_finds_the_corner_of_the_ball():
     source = FreePerturbation((1, 2, 2), eps=0.1, generator=torch.Generator().manual_seed(0))
     x = np.zeros((8, 1, 2, 2), np.float32)
     result = learn_universal(
-        x, lambda xb, x_adv, apply: ((x_adv - xb) * w).sum(), source, "sign", step_size=0.05, nb_epochs=5,
-        batch_size=4, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"), clip_values=None,
-    )  # fmt: skip
+        x,
+        lambda xb, x_adv, apply: ((x_adv - xb) * w).sum(),
+        source,
+        "sign",
+        step_size=0.05,
+        nb_epochs=5,
+        batch_size=4,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        clip_values=None,
+    )
     torch.testing.assert_close(result.noise, 0.1 * w.sign())
     assert result.steps == 10 and len(result.history) == 5
 
@@ -35,10 +43,18 @@ def test_adam_update_and_early_stop():
         return len(calls) == 2
 
     result = learn_universal(
-        np.zeros((10, 1, 2, 2), np.float32), lambda xb, x_adv, apply: -(x_adv - 0.3).pow(2).sum(), source, "adam",
-        step_size=0.05, nb_epochs=100, batch_size=5, generator=torch.Generator().manual_seed(0),
-        device=torch.device("cpu"), stop=stop, check_every=3,
-    )  # fmt: skip
+        np.zeros((10, 1, 2, 2), np.float32),
+        lambda xb, x_adv, apply: -(x_adv - 0.3).pow(2).sum(),
+        source,
+        "adam",
+        step_size=0.05,
+        nb_epochs=100,
+        batch_size=5,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        stop=stop,
+        check_every=3,
+    )
     assert result.stopped_early and result.steps == 6
     assert 0 < result.noise.mean() < 0.3  # Adam moved towards the maximiser 0.3
 
@@ -74,8 +90,7 @@ def test_high_pass_removes_constant_and_keeps_checkerboard():
     constant = torch.full((1, 1, 16, 16), 0.7)
     assert high_pass(constant, 4).abs().max() < 1e-5
     checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 1.0 - 0.5
-    torch.testing.assert_close(high_pass(checker.view(1, 1, 16, 16), 4), checker.view(1, 1, 16, 16), atol=1e-5,
-                               rtol=0)  # fmt: skip
+    torch.testing.assert_close(high_pass(checker.view(1, 1, 16, 16), 4), checker.view(1, 1, 16, 16), atol=1e-5, rtol=0)
     assert radial_mask(64, 64, 8).sum() == pytest.approx(np.pi * 64, rel=0.1)
 
 

@@ -1,4 +1,5 @@
 """Super-fine-tuning and encoder distillation: the LR schedule by hand, a backdoor removed, clear errors."""
+
 from __future__ import annotations
 
 import copy
@@ -39,8 +40,16 @@ class _Recording(SuperFineTuningTrainer):
 
 def test_super_fine_tuning_sets_the_lr_before_every_step(trained_classifier, fmnist28):
     classifier = copy.deepcopy(trained_classifier)
-    trainer = _Recording(classifier, base_lr=1e-4, max_lr1=1e-2, max_lr2=1e-3, nb_epochs=3, batch_size=64,
-                         switch_fraction=0.5, verbose=False)  # fmt: skip
+    trainer = _Recording(
+        classifier,
+        base_lr=1e-4,
+        max_lr1=1e-2,
+        max_lr2=1e-3,
+        nb_epochs=3,
+        batch_size=64,
+        switch_fraction=0.5,
+        verbose=False,
+    )
     trainer.fit(fmnist28.x_train[:640], fmnist28.y_train[:640])
     assert [s for s, _, _ in trainer.seen] == list(range(30))  # 10 steps an epoch, counted over the run
     for step, epoch, lr in trainer.seen:
@@ -69,8 +78,16 @@ def test_super_fine_tuning_removes_the_backdoor(backdoored, fmnist28):
 
 def test_distillation_removes_the_backdoor(backdoored, fmnist28):
     attack, encoder, head = backdoored
-    defence = EncoderDistillation(encoder, nb_epochs=3, teacher_epochs=1, warmup_epochs=2, batch_size=128,
-                                  data_fraction=0.4, layers=LAYERS, verbose=False)  # fmt: skip
+    defence = EncoderDistillation(
+        encoder,
+        nb_epochs=3,
+        teacher_epochs=1,
+        warmup_epochs=2,
+        batch_size=128,
+        data_fraction=0.4,
+        layers=LAYERS,
+        verbose=False,
+    )
     student = defence(fmnist28.x_train)
     assert defence.is_fitted and isinstance(student, PyTorchEncoder) and len(defence.history_) == 3
     ba, asr = _ba_asr(linear_head_on(student, fmnist28), attack, fmnist28)
@@ -83,12 +100,21 @@ def test_distillation_removes_the_backdoor(backdoored, fmnist28):
 def test_distillation_student_options_and_given_student(backdoored, fmnist28):
     _, encoder, _ = backdoored
     x = fmnist28.x_train[:256]
-    poisoned_copy = EncoderDistillation(encoder, teacher="poisoned", student="poisoned", loss="cosine", nb_epochs=1,
-                                        batch_size=128, layers=LAYERS, verbose=False)(x)  # fmt: skip
+    poisoned_copy = EncoderDistillation(
+        encoder,
+        teacher="poisoned",
+        student="poisoned",
+        loss="cosine",
+        nb_epochs=1,
+        batch_size=128,
+        layers=LAYERS,
+        verbose=False,
+    )(x)
     assert poisoned_copy.model is not encoder.model
     given = encoder.with_model(copy.deepcopy(encoder.model))
-    out = EncoderDistillation(encoder, teacher="poisoned", loss="mse", nb_epochs=1, batch_size=128, layers=LAYERS,
-                              verbose=False)(x, transformed_classifier=given)  # fmt: skip
+    out = EncoderDistillation(
+        encoder, teacher="poisoned", loss="mse", nb_epochs=1, batch_size=128, layers=LAYERS, verbose=False
+    )(x, transformed_classifier=given)
     assert out is given
 
 
@@ -101,10 +127,16 @@ def test_attention_map_by_hand():
 
 @pytest.mark.parametrize(
     "kwargs, error",
-    [({"loss": "afd"}, "loss"), ({"teacher": "clean"}, "teacher"), ({"student": "fresh"}, "student"),
-     ({"layers": ("nope",)}, "layers"), ({"data_fraction": 0.0}, "data_fraction"), ({"beta": -1.0}, "beta"),
-     ({"warmup_epochs": -1}, "warmup_epochs")],
-)  # fmt: skip
+    [
+        ({"loss": "afd"}, "loss"),
+        ({"teacher": "clean"}, "teacher"),
+        ({"student": "fresh"}, "student"),
+        ({"layers": ("nope",)}, "layers"),
+        ({"data_fraction": 0.0}, "data_fraction"),
+        ({"beta": -1.0}, "beta"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
 def test_distillation_rejects_bad_parameters(trained_encoder, kwargs, error):
     with pytest.raises(ValueError, match=error):
         EncoderDistillation(trained_encoder, **{"layers": LAYERS, **kwargs})

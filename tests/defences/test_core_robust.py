@@ -1,4 +1,5 @@
 """The shared PGD and the adversarial-training losses, against hand-computed values."""
+
 import math
 
 import pytest
@@ -15,8 +16,9 @@ def test_pgd_stays_in_budget_raises_loss_and_leaves_parameters_alone():
     x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
     loss = lambda xa: F.cross_entropy(model(xa), y, reduction="sum")  # noqa: E731
     for start in (None, "uniform", "normal"):
-        x_adv = pgd_linf(loss, x, eps=0.05, step_size=0.01, steps=10, random_start=start,
-                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+        x_adv = pgd_linf(
+            loss, x, eps=0.05, step_size=0.01, steps=10, random_start=start, generator=torch.Generator().manual_seed(0)
+        )
         assert (x_adv - x).abs().max() <= 0.05 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
         assert loss(x_adv) > loss(x)
     assert all(p.grad is None for p in model.parameters())

@@ -1,5 +1,6 @@
 """Issue 16's options: L_gr reductions, the head warm start (LP-FT), Gen-AF's official preset and stage-2
 sensitivity start, and ZePAD's BMP encoder and MPAE trainer."""
+
 import copy
 import math
 
@@ -22,8 +23,7 @@ def fresh_head_classifier(trained_classifier, seed=0):
     torch.manual_seed(seed)
     encoder = copy.deepcopy(trained_classifier.model.encoder)
     head = linear_head(trained_classifier.model.head.in_features, 10)
-    return encoder_classifier(encoder, 10, head=head, freeze_encoder=False, input_shape=(1, 28, 28),
-                              device_type="cpu")  # fmt: skip
+    return encoder_classifier(encoder, 10, head=head, freeze_encoder=False, input_shape=(1, 28, 28), device_type="cpu")
 
 
 def accuracy(classifier, x, y):
@@ -36,10 +36,10 @@ def test_genetic_regularization_reductions_divide_the_official_sum():
     y, losses = torch.randint(0, 3, (12,), generator=g), torch.rand(12, generator=g) * 3
     total = float(genetic_regularization(ref, adj, y, losses))
     assert total > 0
-    assert math.isclose(float(genetic_regularization(ref, adj, y, losses, reduction="batchmean")), total / 12,
-                        rel_tol=1e-6)  # fmt: skip
-    assert math.isclose(float(genetic_regularization(ref, adj, y, losses, reduction="mean")), total / 144,
-                        rel_tol=1e-6)  # fmt: skip
+    assert math.isclose(
+        float(genetic_regularization(ref, adj, y, losses, reduction="batchmean")), total / 12, rel_tol=1e-6
+    )
+    assert math.isclose(float(genetic_regularization(ref, adj, y, losses, reduction="mean")), total / 144, rel_tol=1e-6)
     with pytest.raises(ValueError, match="`reduction`"):
         genetic_regularization(ref, adj, y, losses, reduction="max")
 
@@ -58,12 +58,15 @@ def test_head_warm_start_fits_the_head_and_leaves_the_encoder_alone(trained_clas
     assert accuracy(classifier, x_val, y_val) > max(0.6, random_head + 0.3)
 
 
-@pytest.mark.parametrize("make", [
-    lambda c: GenAFTrainer(c, stages=(1,), head_init="probe", head_init_epochs=2, **FAST),
-    lambda c: TRADESTrainer(c, head_init="probe", head_init_epochs=2, **FAST),
-    lambda c: MARTTrainer(c, head_init="probe", head_init_epochs=2, **FAST),
-    lambda c: FineTuningTrainer(c, adversarial=True, head_init="probe", head_init_epochs=2, **FAST),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: GenAFTrainer(c, stages=(1,), head_init="probe", head_init_epochs=2, **FAST),
+        lambda c: TRADESTrainer(c, head_init="probe", head_init_epochs=2, **FAST),
+        lambda c: MARTTrainer(c, head_init="probe", head_init_epochs=2, **FAST),
+        lambda c: FineTuningTrainer(c, adversarial=True, head_init="probe", head_init_epochs=2, **FAST),
+    ],
+)
 def test_every_adversarial_trainer_takes_the_warm_start(trained_classifier, fmnist28, make):
     classifier = fresh_head_classifier(trained_classifier)
     trainer = make(classifier)
@@ -78,8 +81,9 @@ def test_warm_start_changes_what_the_adversarial_phase_starts_from(trained_class
     loss is lower than from the random head (a warm start that did nothing would give equal losses)."""
     losses = {}
     for head_init in ("random", "probe"):
-        trainer = TRADESTrainer(fresh_head_classifier(trained_classifier), head_init=head_init, head_init_epochs=5,
-                                **FAST)  # fmt: skip
+        trainer = TRADESTrainer(
+            fresh_head_classifier(trained_classifier), head_init=head_init, head_init_epochs=5, **FAST
+        )
         trainer.fit(fmnist28.x_train[:256], fmnist28.y_train[:256])
         assert (trainer.head_init_history_ is None) == (head_init == "random")
         losses[head_init] = float(trainer.history_["loss"].iloc[0])
@@ -103,23 +107,32 @@ def test_sensitivity_start_zero_allows_negative_scores_and_original_clips_them(t
     y = torch.from_numpy(fmnist28.y_train[:128]).long()
     scores = {}
     for start in ("zero", "original"):
-        trainer = GenAFTrainer(classifier, sensitivity_start=start, sensitivity_epochs=2, sensitivity_lr=10.0,
-                               sensitivity_batch_size=64, **FAST)  # fmt: skip
+        trainer = GenAFTrainer(
+            classifier,
+            sensitivity_start=start,
+            sensitivity_epochs=2,
+            sensitivity_lr=10.0,
+            sensitivity_batch_size=64,
+            **FAST,
+        )
         trainer._generator = torch.Generator().manual_seed(0)
         scores[start] = trainer.layer_sensitivity(x, y)
     for name, value in scores["zero"].items():
         assert math.isclose(scores["original"][name], max(0.0, value), abs_tol=1e-6), name
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda c: GenAFTrainer(c, gr_reduction="median"), ValueError, "`gr_reduction`"),
-    (lambda c: GenAFTrainer(c, head_init="zeros"), ValueError, "`head_init`"),
-    (lambda c: GenAFTrainer(c, head_init_epochs=0), ValueError, "`head_init_epochs`"),
-    (lambda c: GenAFTrainer(c, sensitivity_start="max"), ValueError, "`sensitivity_start`"),
-    (lambda c: TRADESTrainer(c, head_init="linear"), ValueError, "`head_init`"),
-    (lambda c: MARTTrainer(c, head_init_epochs=-1), ValueError, "`head_init_epochs`"),
-    (lambda c: FineTuningTrainer(c, head_init=None), ValueError, "`head_init`"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda c: GenAFTrainer(c, gr_reduction="median"), ValueError, "`gr_reduction`"),
+        (lambda c: GenAFTrainer(c, head_init="zeros"), ValueError, "`head_init`"),
+        (lambda c: GenAFTrainer(c, head_init_epochs=0), ValueError, "`head_init_epochs`"),
+        (lambda c: GenAFTrainer(c, sensitivity_start="max"), ValueError, "`sensitivity_start`"),
+        (lambda c: TRADESTrainer(c, head_init="linear"), ValueError, "`head_init`"),
+        (lambda c: MARTTrainer(c, head_init_epochs=-1), ValueError, "`head_init_epochs`"),
+        (lambda c: FineTuningTrainer(c, head_init=None), ValueError, "`head_init`"),
+    ],
+)
 def test_bad_options(trained_classifier, make, error, match):
     with pytest.raises(error, match=match):
         make(fresh_head_classifier(trained_classifier))
@@ -155,8 +168,9 @@ def test_zepad_bmp_is_another_clean_encoder_by_default(zoo_victim, fmnist28):
         old = zepad_fit(victim, auxiliary, task.x_train, task.y_train, mpae_encoders=mpae, bmp_encoder="victim")
     assert old.bmp_encoder_ == "victim"
     with pytest.warns(UserWarning, match="victim's own clean encoder"):
-        zepad_fit(victim, auxiliary, task.x_train, task.y_train, mpae_encoders=mpae,
-                  bmp_encoder=copy.deepcopy(victim.model))  # fmt: skip
+        zepad_fit(
+            victim, auxiliary, task.x_train, task.y_train, mpae_encoders=mpae, bmp_encoder=copy.deepcopy(victim.model)
+        )
 
 
 def test_zepad_mpae_trainer_is_selectable(zoo_victim):
@@ -164,19 +178,31 @@ def test_zepad_mpae_trainer_is_selectable(zoo_victim):
     from art_ssl.data import load_task
 
     task = load_task("fashion_mnist_subset", size=64, n_train=32, n_test=10)
-    trainer = zepad_fit(victim, auxiliary, task.x_train, task.y_train, use_auxiliary=False, mpae_trainer="trades",
-                        aft_epochs=1, pgd_steps=1, mpae_options={"head_init": "probe", "head_init_epochs": 1},
-                        bmp_encoder="moco_r18")  # fmt: skip
+    trainer = zepad_fit(
+        victim,
+        auxiliary,
+        task.x_train,
+        task.y_train,
+        use_auxiliary=False,
+        mpae_trainer="trades",
+        aft_epochs=1,
+        pgd_steps=1,
+        mpae_options={"head_init": "probe", "head_init_epochs": 1},
+        bmp_encoder="moco_r18",
+    )
     assert len(trainer.histories_["aft_0"]) == 1
     assert not torch.equal(trainer.mpae_encoders_[0].stem[0].weight, victim.model.stem[0].weight)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"mpae_trainer": "fgsm"}, ValueError, "`mpae_trainer`"),
-    ({"mpae_options": [("gr_reduction", "sum")]}, TypeError, "`mpae_options`"),
-    ({"bmp_encoder": "resnet"}, ValueError, "`bmp_encoder`"),
-    ({"bmp_encoder": 3}, TypeError, "`bmp_encoder`"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"mpae_trainer": "fgsm"}, ValueError, "`mpae_trainer`"),
+        ({"mpae_options": [("gr_reduction", "sum")]}, TypeError, "`mpae_options`"),
+        ({"bmp_encoder": "resnet"}, ValueError, "`bmp_encoder`"),
+        ({"bmp_encoder": 3}, TypeError, "`bmp_encoder`"),
+    ],
+)
 def test_zepad_bad_options(trained_classifier, kwargs, error, match):
     with pytest.raises(error, match=match):
         ZePADTrainer(fresh_head_classifier(trained_classifier), torch.nn.Identity(), **kwargs)
@@ -193,8 +219,15 @@ def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_class
     from art_ssl.defences.trainer.warm_start import eps_scale
 
     assert [eps_scale(e, 2) for e in (1, 2, 3, 4)] == [1 / 3, 2 / 3, 1.0, 1.0] and eps_scale(1, 0) == 1.0
-    trainer = FineTuningTrainer(fresh_head_classifier(trained_classifier), adversarial=True, eps=0.1, step_size=0.05,
-                                pgd_steps=3, eps_warmup_epochs=1, verbose=False)  # fmt: skip
+    trainer = FineTuningTrainer(
+        fresh_head_classifier(trained_classifier),
+        adversarial=True,
+        eps=0.1,
+        step_size=0.05,
+        pgd_steps=3,
+        eps_warmup_epochs=1,
+        verbose=False,
+    )
     x, y = trainer._check_data(fmnist28.x_train[:32], fmnist28.y_train[:32])
     trainer._before_step(0, 1, 3, {})
     assert float((trainer._ce_pgd(x, y) - x).abs().max()) <= 0.05 + 1e-6
@@ -214,8 +247,9 @@ def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_class
 def test_pgd_at_clean_weight_mixes_clean_and_adversarial_cross_entropy(trained_classifier, fmnist28):
     import torch.nn.functional as F
 
-    trainer = FineTuningTrainer(fresh_head_classifier(trained_classifier), adversarial=True, clean_weight=0.25,
-                                pgd_steps=2, verbose=False)  # fmt: skip
+    trainer = FineTuningTrainer(
+        fresh_head_classifier(trained_classifier), adversarial=True, clean_weight=0.25, pgd_steps=2, verbose=False
+    )
     x, y = trainer._check_data(fmnist28.x_train[:16], fmnist28.y_train[:16])
     trainer.model.eval()
     trainer._generator = torch.Generator().manual_seed(0)

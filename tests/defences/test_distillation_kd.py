@@ -1,6 +1,7 @@
 """Issue 16: the KD distillation term as the official code computes it (``DistillKL(0.5)`` of
 wssun/SSLBackdoorMitigation: ``KLDivLoss(reduction='batchmean')`` on the 4-d feature map, times T^2, at layer1,
 weight 1000)."""
+
 import math
 
 import pytest
@@ -36,7 +37,11 @@ def test_kl_distillation_defaults_to_layer1_and_weight_1000():
     kd = EncoderDistillation(encoder, loss="kl", verbose=False)
     assert kd.layers == ("layer1",) and kd._beta == 1000.0 and kd.kl_reduction == "batchmean"
     assert EncoderDistillation(encoder, loss="attention", verbose=False).layers == (
-        "layer1", "layer2", "layer3", "layer4")  # fmt: skip
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+    )
     assert EncoderDistillation(encoder, loss="kl", layers=["layer2"], verbose=False).layers == ("layer2",)
     with pytest.raises(ValueError, match="`kl_reduction`"):
         EncoderDistillation(encoder, loss="kl", kl_reduction="sum")

@@ -1,4 +1,5 @@
 """ZePAD's federal sharpness ``k`` reaches the fused decision (the paper's k = 3 is only the default)."""
+
 from __future__ import annotations
 
 import math

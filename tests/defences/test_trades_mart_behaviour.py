@@ -12,6 +12,7 @@ the inner maximisation ends on a corner of the box that the objective decides:
 
 With one batch, ``history_["loss"]`` is the loss of that batch before the update, so it must equal the formula.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,18 @@ from art_ssl.defences.trainer import MARTTrainer, TRADESTrainer
 from art_ssl.estimators import encoder_classifier
 
 EPS, BETA, PIXELS, GAP = 0.3, 6.0, 16, 2.0
-HAND = {"eps": EPS, "step_size": 0.1, "pgd_steps": 3, "beta": BETA, "nb_epochs": 1, "batch_size": 8,
-        "validation_pgd_steps": 0, "channels_last": False, "amp": False, "verbose": False}  # fmt: skip
+HAND = {
+    "eps": EPS,
+    "step_size": 0.1,
+    "pgd_steps": 3,
+    "beta": BETA,
+    "nb_epochs": 1,
+    "batch_size": 8,
+    "validation_pgd_steps": 0,
+    "channels_last": False,
+    "amp": False,
+    "verbose": False,
+}
 
 
 def hand_classifier():

@@ -1,5 +1,6 @@
 """art_ssl's trainers: a real short run raises robustness under a DAE, seeds make runs repeatable, Gen-AF's stage 2
 fine-tunes only the layers it selects, ART's own TRADES runs on our classifier, bad arguments raise."""
+
 import copy
 
 import numpy as np
@@ -27,8 +28,9 @@ def accuracy(classifier, x, y):
 def small_classifier(trained_classifier):
     """A fresh copy of the session's trained 28x28 CNN, so each test trains its own."""
     model = copy.deepcopy(trained_classifier.model)
-    return encoder_classifier(model.encoder, 10, head=model.head, freeze_encoder=False, input_shape=(1, 28, 28),
-                              device_type="cpu")  # fmt: skip
+    return encoder_classifier(
+        model.encoder, 10, head=model.head, freeze_encoder=False, input_shape=(1, 28, 28), device_type="cpu"
+    )
 
 
 def test_genaf_short_run_raises_accuracy_under_a_dae_crafted_on_the_public_encoder():
@@ -42,8 +44,14 @@ def test_genaf_short_run_raises_accuracy_under_a_dae_crafted_on_the_public_encod
     x_test_adv = dae.perturb(x_test)
     probe = linear_probe(encoder, x_train, y_train, x_test, y_test)
     undefended = encoder_classifier(encoder, 10, head=probe.head, device_type="cpu")
-    defended = encoder_classifier(copy.deepcopy(encoder.model), 10, head=copy.deepcopy(probe.head),
-                                  freeze_encoder=False, input_shape=(1, 64, 64), device_type="cpu")  # fmt: skip
+    defended = encoder_classifier(
+        copy.deepcopy(encoder.model),
+        10,
+        head=copy.deepcopy(probe.head),
+        freeze_encoder=False,
+        input_shape=(1, 64, 64),
+        device_type="cpu",
+    )
     trainer = GenAFTrainer(defended, stages=(1,), eps=10 / 255, step_size=4 / 255, **{**FAST, "pgd_steps": 3})
     trainer.fit(x_train, y_train)
     ra_before, ra_after = accuracy(undefended, x_test_adv, y_test), accuracy(defended, x_test_adv, y_test)
@@ -83,9 +91,17 @@ def test_adversarial_training_beats_plain_fine_tuning_under_white_box_pgd(traine
     val = (fmnist28.x_test[:300], fmnist28.y_test[:300])
     ras = {}
     for adversarial in (False, True):
-        trainer = FineTuningTrainer(small_classifier(trained_classifier), adversarial=adversarial, nb_epochs=2,
-                                    batch_size=64, eps=0.05, step_size=0.015, pgd_steps=5, validation_pgd_steps=10,
-                                    verbose=False)  # fmt: skip
+        trainer = FineTuningTrainer(
+            small_classifier(trained_classifier),
+            adversarial=adversarial,
+            nb_epochs=2,
+            batch_size=64,
+            eps=0.05,
+            step_size=0.015,
+            pgd_steps=5,
+            validation_pgd_steps=10,
+            verbose=False,
+        )
         trainer.fit(x, y, validation_data=val)
         ras[adversarial] = trainer.history_["val_ra"].iloc[-1]
     assert ras[True] > ras[False] + 0.1, ras
@@ -94,8 +110,17 @@ def test_adversarial_training_beats_plain_fine_tuning_under_white_box_pgd(traine
 def test_genaf_stage2_scores_every_layer_and_trains_only_the_least_sensitive(trained_classifier, fmnist28):
     classifier = small_classifier(trained_classifier)
     before = {n: p.detach().clone() for n, p in classifier.model.named_parameters()}
-    trainer = GenAFTrainer(classifier, stages=(2,), stage2_epochs=1, sensitivity_samples=128, sensitivity_epochs=2,
-                           sensitivity_pgd_steps=2, trainable_fraction=0.4, head_init="random", **FAST)  # fmt: skip
+    trainer = GenAFTrainer(
+        classifier,
+        stages=(2,),
+        stage2_epochs=1,
+        sensitivity_samples=128,
+        sensitivity_epochs=2,
+        sensitivity_pgd_steps=2,
+        trainable_fraction=0.4,
+        head_init="random",
+        **FAST,
+    )
     trainer.fit(fmnist28.x_train[:256], fmnist28.y_train[:256])
     layers = [n for n, m in classifier.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert sorted(trainer.layer_sensitivity_) == sorted(layers)

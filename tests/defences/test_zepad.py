@@ -1,4 +1,5 @@
 """ZePAD: fusion rules and the detector against hand-computed values, a short real run, persistent reuse, bad input."""
+
 import copy
 import math
 
@@ -98,8 +99,18 @@ def test_short_real_run_keeps_benign_accuracy_raises_robust_accuracy_and_detects
     victim = encoder_classifier(public, 10, head=copy.deepcopy(probe.head), device_type="cpu")
     # The detector threshold below was calibrated on the pre-issue-16 build (the clean victim as BMP branch); the
     # official build (`bmp_encoder="auto"`) is covered by tests/defences/test_defence_options.py.
-    trainer = ZePADTrainer(victim, auxiliary, aft_epochs=2, head_epochs=20, pgd_steps=3, step_size=4 / 255,
-                           eps=10 / 255, batch_size=64, verbose=False, bmp_encoder="victim")  # fmt: skip
+    trainer = ZePADTrainer(
+        victim,
+        auxiliary,
+        aft_epochs=2,
+        head_epochs=20,
+        pgd_steps=3,
+        step_size=4 / 255,
+        eps=10 / 255,
+        batch_size=64,
+        verbose=False,
+        bmp_encoder="victim",
+    )
     trainer.fit(x_train, y_train)
     fused = trainer.get_classifier()
 
@@ -114,13 +125,18 @@ def test_short_real_run_keeps_benign_accuracy_raises_robust_accuracy_and_detects
     labels = np.r_[np.zeros(len(x_test)), np.ones(len(x_test))]
     assert detection_auroc(scores, labels) > 0.65
     # the public encoder is untouched
-    np.testing.assert_allclose(public.predict(x_test[:4]), undefended.model.encoder(torch.from_numpy(x_test[:4]))
-                               .detach().numpy(), rtol=1e-4, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        public.predict(x_test[:4]),
+        undefended.model.encoder(torch.from_numpy(x_test[:4])).detach().numpy(),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     # persistent robustness: the fine-tuned MPAE encoders serve another task with new heads only
     digits = load_task("digits", size=64)
     victim_digits = encoder_classifier(public, 10, device_type="cpu")
-    reuse = ZePADTrainer(victim_digits, mpae_encoders=trainer.mpae_encoders_, head_epochs=2, batch_size=64,
-                         verbose=False)  # fmt: skip
+    reuse = ZePADTrainer(
+        victim_digits, mpae_encoders=trainer.mpae_encoders_, head_epochs=2, batch_size=64, verbose=False
+    )
     reuse.fit(digits.x_train, digits.y_train)
     assert not any(k.startswith("aft") for k in reuse.histories_)
     assert float(np.mean(reuse.get_classifier().predict(digits.x_test).argmax(1) == digits.y_test)) > 0.7

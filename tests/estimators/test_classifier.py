@@ -38,8 +38,9 @@ def test_heads_and_unfrozen_fine_tuning():
     mlp = encoder_classifier(enc, 10, head="mlp", input_shape=(1, 28, 28), device_type="cpu")
     assert isinstance(mlp.model.head, MLPHead)
     assert [m.out_features for m in mlp.model.head.modules() if isinstance(m, nn.Linear)] == [512, 512, 10]
-    custom = encoder_classifier(enc, 3, head=nn.Linear(16, 3), input_shape=(1, 28, 28), freeze_encoder=False,
-                                device_type="cpu")  # fmt: skip
+    custom = encoder_classifier(
+        enc, 3, head=nn.Linear(16, 3), input_shape=(1, 28, 28), freeze_encoder=False, device_type="cpu"
+    )
     assert all(p.requires_grad for p in custom.model.encoder.parameters())
     assert custom.predict(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 3)
 
@@ -59,9 +60,16 @@ def test_arts_universal_perturbation_runs_and_fools(trained_classifier, test_bat
     # 0.5-0.6 over five orders (max_iter=3 dipped to 0.25 on the CI machine).
     random.seed(0)
     attack = UniversalPerturbation(
-        trained_classifier, attacker="fgsm", attacker_params={"eps": 0.05}, delta=0.5, max_iter=5, eps=0.15,
-        norm=np.inf, batch_size=64, verbose=False,
-    )  # fmt: skip
+        trained_classifier,
+        attacker="fgsm",
+        attacker_params={"eps": 0.05},
+        delta=0.5,
+        max_iter=5,
+        eps=0.15,
+        norm=np.inf,
+        batch_size=64,
+        verbose=False,
+    )
     x_adv = attack.generate(x)
     noise = x_adv - x
     assert np.abs(attack.noise).max() <= 0.15 + 1e-6

@@ -1,4 +1,5 @@
 """pyautoattack's AutoAttack on an art_ssl classifier (its normalisation applied inside the attacked model)."""
+
 import numpy as np
 import pytest
 
@@ -24,8 +25,12 @@ def test_preprocessing_is_applied_inside(trained_classifier, test_batch):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"version": "fast"}, "`version`"), ({"eps": 0}, "`eps`"), ({"version": "custom"}, "`attacks`"),
-     ({"batch_size": 0}, "`batch_size`")],
+    [
+        ({"version": "fast"}, "`version`"),
+        ({"eps": 0}, "`eps`"),
+        ({"version": "custom"}, "`attacks`"),
+        ({"batch_size": 0}, "`batch_size`"),
+    ],
 )
 def test_bad_arguments(trained_classifier, test_batch, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,5 @@
 """The audit grid: real cells on a zoo encoder, resuming, the Ray backend, and clear failures."""
+
 from __future__ import annotations
 
 import errno
@@ -16,9 +17,18 @@ from art_ssl.evaluation.sources import EncoderOptions, load_data_spec, load_enco
 from art_ssl.evaluation.store import ResultStore, ResultsWriteError
 
 # Small and fast: the zoo's SimCLR encoder at 32x32, 400 / 200 images, one universal and one white-box attack.
-TINY = {"tasks": ("fashion-mnist-subset",), "attacks": ("ssp", "pgd"), "defences": ("none",), "eps": (8.0,),
-        "size": 32, "n_train": 400, "n_test": 200, "whitebox_n": 100, "surrogate_n": 400,
-        "attack_settings": AttackSettings(sign_epochs=2, sign_step=1e-3)}  # fmt: skip
+TINY = {
+    "tasks": ("fashion-mnist-subset",),
+    "attacks": ("ssp", "pgd"),
+    "defences": ("none",),
+    "eps": (8.0,),
+    "size": 32,
+    "n_train": 400,
+    "n_test": 200,
+    "whitebox_n": 100,
+    "surrogate_n": 400,
+    "attack_settings": AttackSettings(sign_epochs=2, sign_step=1e-3),
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +41,16 @@ def tiny_run(tmp_path_factory):
 def test_grid_rows_measure_attacks(tiny_run):
     config, out, frame = tiny_run
     assert len(frame) == 2 and set(frame.attack) == {"ssp", "pgd"} and (frame.status == "ok").all()
-    assert set(KEY) | {"BA", "RA", "fooling_rate", "attack_seconds", "train_seconds", "art_ssl_version",
-                       "art_version", "torch_version"} <= set(frame.columns)  # fmt: skip
+    assert set(KEY) | {
+        "BA",
+        "RA",
+        "fooling_rate",
+        "attack_seconds",
+        "train_seconds",
+        "art_ssl_version",
+        "art_version",
+        "torch_version",
+    } <= set(frame.columns)
     row = frame.set_index("attack")
     assert row.loc["pgd", "RA"] < row.loc["pgd", "BA"] - 0.3  # white-box PGD at 8/255
     assert row.loc["ssp", "RA"] < row.loc["ssp", "BA"]  # the universal perturbation hurts too
@@ -71,8 +89,10 @@ def test_killed_run_keeps_finished_rows_and_resumes(tmp_path):
 
 
 def test_backdoored_zoo_encoder_gets_asr_rows(tmp_path):
-    config = GridConfig(encoders=("simclr_r18_badencoder", "simclr_r18"),
-                        **{**TINY, "attacks": ("badencoder",), "size": 64, "n_train": 300})  # fmt: skip
+    config = GridConfig(
+        encoders=("simclr_r18_badencoder", "simclr_r18"),
+        **{**TINY, "attacks": ("badencoder",), "size": 64, "n_train": 300},
+    )
     assert [c["encoder"] for c in config.cells()] == ["simclr_r18_badencoder"]  # no trigger for the clean one
     frame = run_grid(config, tmp_path / "r.csv", progress=False)
     assert frame.loc[0, "status"] == "ok" and frame.loc[0, "ASR"] > 0.9 and frame.loc[0, "target"] == 9

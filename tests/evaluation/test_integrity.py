@@ -1,5 +1,6 @@
 """Audit integrity: content keys, settings-keyed resume, trusted caches only, concurrent writers, output faults,
 degenerate results, and no hidden mutation of the caller's encoder."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ from art_ssl.evaluation.sources import load_encoder_spec
 from art_ssl.evaluation.store import ResultStore, check_output_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"tasks": ("fashion-mnist-subset",), "attacks": ("ssp", "pgd"), "defences": ("none",), "eps": (8.0,),
-        "size": 32, "n_train": 60, "n_test": 30, "whitebox_n": 10, "surrogate_n": 40}  # fmt: skip
+FAST = {
+    "tasks": ("fashion-mnist-subset",),
+    "attacks": ("ssp", "pgd"),
+    "defences": ("none",),
+    "eps": (8.0,),
+    "size": 32,
+    "n_train": 60,
+    "n_test": 30,
+    "whitebox_n": 10,
+    "surrogate_n": 40,
+}
 
 
 @pytest.fixture
@@ -33,13 +43,18 @@ def fake_work(monkeypatch):
 
     def learn(config, encoder, attack, eps_255, seed):
         calls["perturbations"] += 1
-        return {"noise": np.zeros((1, 1, config.size, config.size), np.float32), "attack_seconds": 0.0,
-                "fooling_rate": 0.0}  # fmt: skip
+        return {
+            "noise": np.zeros((1, 1, config.size, config.size), np.float32),
+            "attack_seconds": 0.0,
+            "fooling_rate": 0.0,
+        }
 
     def job(config, job, cells, perturbations):
         calls["jobs"] += 1
-        return [{**c, "BA": 0.5, "RA": 0.25, "n_train": config.n_train, "call": calls["jobs"], "status": "ok"}
-                for c in cells]  # fmt: skip
+        return [
+            {**c, "BA": 0.5, "RA": 0.25, "n_train": config.n_train, "call": calls["jobs"], "status": "ok"}
+            for c in cells
+        ]
 
     monkeypatch.setattr(grid_module, "learn_perturbation", learn)
     monkeypatch.setattr(grid_module, "run_job", job)
@@ -52,8 +67,13 @@ def test_other_settings_compute_their_own_cells_and_report_only_them(tmp_path, f
     first = run_grid(config, out, progress=False)
     assert len(first) == 2 and fake_work == {"jobs": 1, "perturbations": 1}
     assert run_grid(config, out, progress=False).equals(first) and fake_work["jobs"] == 1  # same settings: resume
-    for change in ({"n_train": 50}, {"epochs": 3}, {"attack_settings": replace(config.attack_settings, sign_epochs=7)},
-                   {"size": 28}, {"surrogate_n": 30}):  # fmt: skip
+    for change in (
+        {"n_train": 50},
+        {"epochs": 3},
+        {"attack_settings": replace(config.attack_settings, sign_epochs=7)},
+        {"size": 28},
+        {"surrogate_n": 30},
+    ):
         jobs = fake_work["jobs"]
         frame = run_grid(replace(config, **change), out, progress=False)
         assert fake_work["jobs"] == jobs + 1, change  # never the old rows for the new settings
@@ -234,8 +254,12 @@ def test_encoder_classifier_leaves_the_callers_encoder_alone():
 def test_failed_rows_are_retried_and_replaced(tmp_path):
     path = tmp_path / "results.csv"
     store = ResultStore(path, ("cell_key",))
-    store.append([{"cell_key": "k1", "RA": float("nan"), "status": "error: out of memory"},
-                  {"cell_key": "k2", "RA": 0.2, "status": "degenerate: constant predictor"}])  # fmt: skip
+    store.append(
+        [
+            {"cell_key": "k1", "RA": float("nan"), "status": "error: out of memory"},
+            {"cell_key": "k2", "RA": 0.2, "status": "degenerate: constant predictor"},
+        ]
+    )
     assert not store.has(cell_key="k1") and store.has(cell_key="k2")  # an error is retried, a degenerate cell is not
     store.append([{"cell_key": "k1", "RA": 0.4, "status": "ok"}])
     frame = pd.read_csv(path)
@@ -264,8 +288,21 @@ def test_folder_specs_load(tmp_path):
 
 def test_rows_of_an_older_layout_are_kept_but_never_reused(tmp_path, fake_work):
     out = tmp_path / "results.csv"
-    pd.DataFrame([{"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "attack": "pgd",
-                   "eps_255": 8.0, "seed": 0, "BA": 0.99, "RA": 0.99, "status": "ok"}]).to_csv(out, index=False)
+    pd.DataFrame(
+        [
+            {
+                "encoder": "simclr_r18",
+                "task": "fashion-mnist-subset",
+                "defence": "none",
+                "attack": "pgd",
+                "eps_255": 8.0,
+                "seed": 0,
+                "BA": 0.99,
+                "RA": 0.99,
+                "status": "ok",
+            }
+        ]
+    ).to_csv(out, index=False)
     frame = run_grid(GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)}), out, progress=False)
     assert fake_work["jobs"] == 1 and frame.RA.tolist() == [0.25]  # computed, not the old row's 0.99
     assert len(pd.read_csv(out)) == 2

@@ -1,4 +1,5 @@
 """Every defence of the registry runs in the audit grid: ZePAD (fused model, detector flag rates) and distillation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,11 +13,22 @@ def test_zepad_and_distillation_run_in_the_grid(tmp_path):
     # distillation: at 1-2 epochs on 64 images the student's embeddings are nearly constant (std 0.002-0.004 across
     # images against 0.37 for the public encoder) and the grid rightly reports a degenerate constant predictor
     fast = DefenceSettings(zepad_head_epochs=1, distill_epochs=5, distill_teacher_epochs=0, distill_warmup_epochs=5)
-    config = GridConfig(encoders=("simclr_r18",), tasks=("fashion-mnist-subset",), attacks=("ssp",),
-                        defences=("zepad", "distillation"), eps=(8.0,), size=32, n_train=64, n_test=64,
-                        surrogate_n=64, epochs=1, batch_size=32, pgd_steps=1,
-                        attack_settings=AttackSettings(sign_epochs=1, sign_step=1e-3),
-                        defence_settings=fast)  # fmt: skip
+    config = GridConfig(
+        encoders=("simclr_r18",),
+        tasks=("fashion-mnist-subset",),
+        attacks=("ssp",),
+        defences=("zepad", "distillation"),
+        eps=(8.0,),
+        size=32,
+        n_train=64,
+        n_test=64,
+        surrogate_n=64,
+        epochs=1,
+        batch_size=32,
+        pgd_steps=1,
+        attack_settings=AttackSettings(sign_epochs=1, sign_step=1e-3),
+        defence_settings=fast,
+    )
     frame = run_grid(config, tmp_path / "results.csv", progress=False).set_index("defence")
     assert (frame["status"] == "ok").all() and set(frame.index) == {"zepad", "distillation"}
     zepad = frame.loc["zepad"]

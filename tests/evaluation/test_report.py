@@ -1,4 +1,5 @@
 """The audit report: the verdict's rule, the gradient-masking checks, warnings, and what a reader sees."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,17 +21,46 @@ def _frame(results=RESULTS, encoder="simclr_r18", task="digits", n_train=1257) -
     rows = []
     for defence, (ba, cells) in results.items():
         for (attack, eps), ra in cells.items():
-            rows.append({"encoder": encoder, "task": task, "defence": defence, "attack": attack, "eps_255": float(eps),
-                         "seed": 0, "BA": ba, "RA": ra, "ASR": np.nan, "n_train": n_train, "n_test": 540,
-                         "status": "ok"})  # fmt: skip
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "task": task,
+                    "defence": defence,
+                    "attack": attack,
+                    "eps_255": float(eps),
+                    "seed": 0,
+                    "BA": ba,
+                    "RA": ra,
+                    "ASR": np.nan,
+                    "n_train": n_train,
+                    "n_test": 540,
+                    "status": "ok",
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _backdoor_rows(asr: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame([{"encoder": "simclr_r18", "task": "digits", "defence": d, "attack": "badencoder",
-                          "eps_255": 0.0, "seed": 0, "BA": RESULTS[d][0] if d in RESULTS else 0.78, "RA": np.nan,
-                          "ASR": a, "target": 9.0, "n_train": 1257, "n_test": 540, "status": "ok"}
-                         for d, a in asr.items()])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "encoder": "simclr_r18",
+                "task": "digits",
+                "defence": d,
+                "attack": "badencoder",
+                "eps_255": 0.0,
+                "seed": 0,
+                "BA": RESULTS[d][0] if d in RESULTS else 0.78,
+                "RA": np.nan,
+                "ASR": a,
+                "target": 9.0,
+                "n_train": 1257,
+                "n_test": 540,
+                "status": "ok",
+            }
+            for d, a in asr.items()
+        ]
+    )
 
 
 def test_verdict_names_strongest_dae_and_best_defence_by_the_rule():
@@ -79,8 +109,11 @@ def test_masking_check_compares_a_backdoored_encoder_with_its_clean_base():
     backdoored = _frame(encoder="simclr_r18_badencoder")
     backdoored.loc[backdoored["attack"].eq("pgd"), "RA"] = 0.4
     flags = masking_checks(pd.concat([clean, backdoored], ignore_index=True))
-    assert any("simclr_r18_badencoder / digits / none / pgd at 10/255: the backdoored encoder keeps white-box RA 0.40 "
-               "against 0.00 for the clean simclr_r18" in f for f in flags)  # fmt: skip
+    assert any(
+        "simclr_r18_badencoder / digits / none / pgd at 10/255: the backdoored encoder keeps white-box RA 0.40 "
+        "against 0.00 for the clean simclr_r18" in f
+        for f in flags
+    )
 
 
 def test_display_has_no_nan_and_whole_numbers():
@@ -94,13 +127,13 @@ def test_training_budgets_warn_below_convergence():
     (text,) = training_warnings("trades", 2, 1257, 256)
     assert "trades trained 10 steps" in text and ">= 48" in text
     assert training_warnings("none", 1, 10, 256) == []
-    assert any("distill_epochs = 2" in t for t in training_warnings("distillation", 1, 100, 256,
-                                                                    {"distill_epochs": 2}))  # fmt: skip
+    assert any("distill_epochs = 2" in t for t in training_warnings("distillation", 1, 100, 256, {"distill_epochs": 2}))
 
 
 def test_caps_name_datasets_smaller_than_requested():
     assert caps(_frame(), {"n_train": 2000, "n_test": 500}) == [
-        "digits: 1,257 train images used of 2,000 requested (the dataset has no more)"]
+        "digits: 1,257 train images used of 2,000 requested (the dataset has no more)"
+    ]
 
 
 def test_defence_settings_are_checked():
@@ -122,15 +155,28 @@ def test_zepad_partners_are_other_clean_zoo_encoders():
 
 def test_write_report_is_verdict_first_and_readable(tmp_path):
     frame = pd.concat([_frame(), _backdoor_rows({"none": 1.0, "trades": 0.03})], ignore_index=True)
-    config = {"encoders": ("simclr_r18",), "epochs": 2, "batch_size": 256, "n_train": 2000, "n_test": None,
-              "defence_settings": {}}  # fmt: skip
+    config = {
+        "encoders": ("simclr_r18",),
+        "epochs": 2,
+        "batch_size": 256,
+        "n_train": 2000,
+        "n_test": None,
+        "defence_settings": {},
+    }
     paths = write_report(frame, tmp_path, config, run={"started": "2026-11-30 15:00", "seconds": 390.0})
     md = paths["report.md"].read_text()
     flat = " ".join(md.split())  # markdown tables pad their cells
     assert md.index("## Verdict") < md.index("## Defences against `none`") < md.index("## All results")
-    for text in ("Warning: under-trained defences", "Universal (DAE) attacks: RA", "White-box attacks: RA",
-                 "**DAE**:", "**trades**: TRADES", "| date (UTC) | 2026-11-30 15:00", "| duration | 6.5 min",
-                 "1,257 train images used of 2,000 requested"):  # fmt: skip
+    for text in (
+        "Warning: under-trained defences",
+        "Universal (DAE) attacks: RA",
+        "White-box attacks: RA",
+        "**DAE**:",
+        "**trades**: TRADES",
+        "| date (UTC) | 2026-11-30 15:00",
+        "| duration | 6.5 min",
+        "1,257 train images used of 2,000 requested",
+    ):
         assert text in flat, text
     page = paths["report.html"].read_text()
     assert "<img src='ba_ra.png'" in page and "class='verdict'" in page

@@ -1,5 +1,6 @@
 """The audit report in a real browser (headless Chromium): skipped where Chromium is not installed
 (``make report-check`` installs it)."""
+
 from __future__ import annotations
 
 import importlib.util

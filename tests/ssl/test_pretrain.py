@@ -16,8 +16,9 @@ def test_every_method_trains_and_is_seeded(unlabelled, method):
     def run():
         torch.manual_seed(0)
         encoder = SmallCNN(1, (8, 16), stem_stride=2)
-        return pretrain(encoder, unlabelled, method, nb_epochs=2, batch_size=128, seed=1, device_type="cpu",
-                        verbose=False)  # fmt: skip
+        return pretrain(
+            encoder, unlabelled, method, nb_epochs=2, batch_size=128, seed=1, device_type="cpu", verbose=False
+        )
 
     first, second = run(), run()
     assert list(first.history.columns) == ["epoch", "loss", "lr", "seconds"] and len(first.history) == 2
@@ -30,8 +31,17 @@ def test_every_method_trains_and_is_seeded(unlabelled, method):
 
 def test_simclr_loss_falls_with_training(unlabelled):
     torch.manual_seed(0)
-    result = pretrain(SmallCNN(1, (8, 16), 2), unlabelled, "simclr", nb_epochs=4, batch_size=128, seed=0,
-                      device_type="cpu", verbose=False, warmup_epochs=0.5)  # fmt: skip
+    result = pretrain(
+        SmallCNN(1, (8, 16), 2),
+        unlabelled,
+        "simclr",
+        nb_epochs=4,
+        batch_size=128,
+        seed=0,
+        device_type="cpu",
+        verbose=False,
+        warmup_epochs=0.5,
+    )
     losses = result.history["loss"].to_numpy()
     assert losses[-1] < losses[0] - 0.1
 
@@ -106,8 +116,14 @@ def test_moco_key_encoder_follows_by_momentum():
     ],
 )
 def test_bad_arguments(unlabelled, kwargs, error, match):
-    args = {"encoder": SmallCNN(1, (4,), 2), "x": unlabelled, "method": "simclr", "device_type": "cpu",
-            "verbose": False, "batch_size": 128}  # fmt: skip
+    args = {
+        "encoder": SmallCNN(1, (4,), 2),
+        "x": unlabelled,
+        "method": "simclr",
+        "device_type": "cpu",
+        "verbose": False,
+        "batch_size": 128,
+    }
     args.update(kwargs)
     with pytest.raises(error, match=match):
         pretrain(**args)

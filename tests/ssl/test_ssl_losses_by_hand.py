@@ -1,4 +1,5 @@
 """SimSiam's and Barlow Twins' losses on inputs small enough to compute by hand (projector replaced by identity)."""
+
 from __future__ import annotations
 
 import math

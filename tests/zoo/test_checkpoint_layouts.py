@@ -3,6 +3,7 @@ Evidence that published checkpoint layouts load exactly: each test writes a chec
 project writes (built as its code builds them, no network), loads it with ``load_encoder`` and compares embeddings
 with the original module to 1e-5.
 """
+
 import argparse
 import os
 
@@ -39,8 +40,10 @@ def randomise_bn(model: nn.Module, seed=0) -> nn.Module:
 
 
 def tv_children(model):
-    return [getattr(model, n) for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
-                                        "avgpool")]  # fmt: skip
+    return [
+        getattr(model, n)
+        for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool")
+    ]
 
 
 def assert_same(encoder, module, x):
@@ -66,15 +69,23 @@ def test_solo_learn_lightning_ckpt_uses_its_padding_2_cifar_stem(tmp_path):
     state = {f"backbone.{k}": v for k, v in model.state_dict().items()}
     state |= {f"momentum_backbone.{k}": v + 1 for k, v in model.state_dict().items() if v.is_floating_point()}
     state |= {"projector.0.weight": torch.randn(2048, 512), "classifier.weight": torch.randn(10, 512)}
-    ckpt = {"epoch": 999, "global_step": 1, "pytorch-lightning_version": "1.9.0", "state_dict": state,
-            "hyper_parameters": {"method": "byol", "backbone": {"name": "resnet18"}}, "callbacks": {}}  # fmt: skip
+    ckpt = {
+        "epoch": 999,
+        "global_step": 1,
+        "pytorch-lightning_version": "1.9.0",
+        "state_dict": state,
+        "hyper_parameters": {"method": "byol", "backbone": {"name": "resnet18"}},
+        "callbacks": {},
+    }
     torch.save(ckpt, tmp_path / "byol-cifar10.ckpt")
     encoder = load_encoder(str(tmp_path / "byol-cifar10.ckpt"), "cpu")
     assert encoder.input_shape == (3, 32, 32) and encoder.model.conv1.padding == (2, 2)
     assert_same(encoder, model, images())
     # old solo-learn releases called the backbone ``encoder``
-    torch.save({**ckpt, "state_dict": {k.replace("backbone.", "encoder.", 1): v for k, v in state.items()}},
-               tmp_path / "old.ckpt")  # fmt: skip
+    torch.save(
+        {**ckpt, "state_dict": {k.replace("backbone.", "encoder.", 1): v for k, v in state.items()}},
+        tmp_path / "old.ckpt",
+    )
     assert_same(load_encoder(str(tmp_path / "old.ckpt"), "cpu"), model, images())
 
 
@@ -95,10 +106,16 @@ def test_moco_v2_pth_tar_ignores_the_key_encoder_and_queue(tmp_path):
     model = randomise_bn(build_encoder("resnet18"))
     state = {f"module.encoder_q.{k}": v for k, v in model.state_dict().items()}
     state |= {f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in model.state_dict().items()}
-    state |= {"module.encoder_q.fc.0.weight": torch.randn(8, 512), "module.encoder_q.fc.2.weight": torch.randn(8, 8),
-              "module.queue": torch.randn(128, 4096), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}  # fmt: skip
-    torch.save({"epoch": 200, "arch": "resnet18", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
-               tmp_path / "moco_v2_200ep.pth.tar")  # fmt: skip
+    state |= {
+        "module.encoder_q.fc.0.weight": torch.randn(8, 512),
+        "module.encoder_q.fc.2.weight": torch.randn(8, 8),
+        "module.queue": torch.randn(128, 4096),
+        "module.queue_ptr": torch.zeros(1, dtype=torch.long),
+    }
+    torch.save(
+        {"epoch": 200, "arch": "resnet18", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
+        tmp_path / "moco_v2_200ep.pth.tar",
+    )
     encoder = load_encoder(str(tmp_path / "moco_v2_200ep.pth.tar"), "cpu", input_shape=(3, 64, 64))
     assert_same(encoder, model, images(side=64))
 
@@ -108,10 +125,15 @@ def test_moco_v3_resnet50_with_args_namespace(tmp_path):
     # MoCo v3: module.base_encoder (fc = projection MLP), module.momentum_encoder, module.predictor; args saved too.
     model = randomise_bn(build_encoder("resnet50"))
     state = {f"module.base_encoder.{k}": v for k, v in model.state_dict().items()}
-    state |= {"module.base_encoder.fc.0.weight": torch.randn(8, 2048), "module.predictor.0.weight": torch.randn(8, 8),
-              "module.momentum_encoder.conv1.weight": torch.randn(64, 3, 7, 7)}  # fmt: skip
-    torch.save({"epoch": 100, "arch": "resnet50", "state_dict": state, "args": argparse.Namespace(lr=0.6, arch="r50")},
-               tmp_path / "r-50-100ep.pth.tar")  # fmt: skip
+    state |= {
+        "module.base_encoder.fc.0.weight": torch.randn(8, 2048),
+        "module.predictor.0.weight": torch.randn(8, 8),
+        "module.momentum_encoder.conv1.weight": torch.randn(64, 3, 7, 7),
+    }
+    torch.save(
+        {"epoch": 100, "arch": "resnet50", "state_dict": state, "args": argparse.Namespace(lr=0.6, arch="r50")},
+        tmp_path / "r-50-100ep.pth.tar",
+    )
     encoder = load_encoder(str(tmp_path / "r-50-100ep.pth.tar"), "cpu", input_shape=(3, 32, 32))
     assert encoder.embedding_dim == 2048
     assert_same(encoder, model, images(n=2))
@@ -180,8 +202,13 @@ def test_torchscript_needs_trust_code_and_is_refused_before_it_runs(tmp_path, mo
     x = images()
     assert_same(encoder, model, x)
     # the loaded archive works where the audit needs it: hooks by layer name, freezing, gradients
-    np.testing.assert_allclose(encoder.get_activations(x, "layer2"), reference(nn.Sequential(
-        model.conv1, model.bn1, model.relu, model.layer1, model.layer2), x).reshape(4, 128, 16, 16), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.get_activations(x, "layer2"),
+        reference(nn.Sequential(model.conv1, model.bn1, model.relu, model.layer1, model.layer2), x).reshape(
+            4, 128, 16, 16
+        ),
+        atol=1e-5,
+    )
     encoder.model.requires_grad_(False)
     assert not any(p.requires_grad for p in encoder.model.parameters())
     grad = encoder.loss_gradient(x, encoder.predict(x[::-1].copy()))
@@ -190,9 +217,16 @@ def test_torchscript_needs_trust_code_and_is_refused_before_it_runs(tmp_path, mo
 
 def test_metadata_round_trip_needs_no_flag(tmp_path):
     model = randomise_bn(build_encoder("zoo_resnet18", in_channels=3, width=8, stem_stride=1))
-    path = save_encoder(model, tmp_path / "enc.safetensors", arch="zoo_resnet18",
-                        arch_kwargs={"in_channels": 3, "width": 8, "stem_stride": 1}, input_shape=(3, 32, 32),
-                        mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), method="simclr")  # fmt: skip
+    path = save_encoder(
+        model,
+        tmp_path / "enc.safetensors",
+        arch="zoo_resnet18",
+        arch_kwargs={"in_channels": 3, "width": 8, "stem_stride": 1},
+        input_shape=(3, 32, 32),
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.3),
+        method="simclr",
+    )
     meta = read_metadata(path)
     assert meta["method"] == "simclr" and meta["arch_kwargs"]["stem_stride"] == 1 and meta["input_shape"] == [3, 32, 32]
     encoder = load_encoder(str(path), "cpu")
@@ -200,7 +234,8 @@ def test_metadata_round_trip_needs_no_flag(tmp_path):
     x = images()
     mean, std = np.array([0.5, 0.4, 0.3]).reshape(1, 3, 1, 1), np.array([0.2, 0.25, 0.3]).reshape(1, 3, 1, 1)
     assert_same(encoder, model, x) if False else np.testing.assert_allclose(
-        encoder.predict(x), reference(model, ((x - mean) / std).astype(np.float32)), atol=1e-5)
+        encoder.predict(x), reference(model, ((x - mean) / std).astype(np.float32)), atol=1e-5
+    )
     with pytest.raises(ValueError, match="given together"):
         save_encoder(model, tmp_path / "bad.safetensors", arch="zoo_resnet18", input_shape=(3, 32, 32), mean=(0.5,))
 

@@ -1,4 +1,5 @@
 """ViT / DINOv2 / CLIP vision from a local Hugging Face folder: tiny config-built models saved to a temp dir."""
+
 import json
 import re
 
@@ -10,8 +11,14 @@ transformers = pytest.importorskip("transformers")
 
 from art_ssl.zoo import load_encoder  # noqa: E402
 
-TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 64}  # fmt: skip
+TINY = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 MEAN, STD = [0.48, 0.46, 0.41], [0.27, 0.26, 0.28]
 
 

@@ -12,6 +12,7 @@ where InfoNCE has temperature 0.1 and in-batch negatives (the clean embedding ``
 embedding ``i``) and H keeps the frequencies outside a centred disc of radius 8 (the high-frequency term). The patch
 variant pastes G's output on a square of area fraction 0.03 near the bottom-right corner.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,16 @@ class AdvEncoder(UniversalEncoderAttack):
     """
 
     attack_params = UniversalEncoderAttack.attack_params + [
-        "variant", "alpha", "temperature", "radius", "betas", "nz", "ngf", "nz_batch", "patch_fraction",
-    ]  # fmt: skip
+        "variant",
+        "alpha",
+        "temperature",
+        "radius",
+        "betas",
+        "nz",
+        "ngf",
+        "nz_batch",
+        "patch_fraction",
+    ]
     _update = "adam"
 
     def __init__(
@@ -120,8 +129,9 @@ class AdvEncoder(UniversalEncoderAttack):
 
         The other parameters are those of :class:`UniversalEncoderAttack`.
         """
-        super().__init__(estimator, eps, learning_rate, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters,
-                         seed, verbose)  # fmt: skip
+        super().__init__(
+            estimator, eps, learning_rate, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters, seed, verbose
+        )
         self.variant = variant
         self.alpha = alpha
         self.temperature = temperature

@@ -8,6 +8,7 @@ github.com/banyuanhao/PAP. A universal ``delta`` (init U(-eps, eps)) ascends ``m
 are drawn from ``ugs_mean`` / ``ugs_std`` and redrawn every ``ugs_resample`` steps, with loss
 ``E(noise + delta) + ugs_weight * E(x + delta)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,16 @@ class PAP(UniversalEncoderAttack):
     """
 
     attack_params = UniversalEncoderAttack.attack_params + [
-        "variant", "layer", "fuse_layer", "fuse_weight", "ugs_batch", "ugs_weight", "ugs_resample", "ugs_mean",
+        "variant",
+        "layer",
+        "fuse_layer",
+        "fuse_weight",
+        "ugs_batch",
+        "ugs_weight",
+        "ugs_resample",
+        "ugs_mean",
         "ugs_std",
-    ]  # fmt: skip
+    ]
 
     def __init__(
         self,
@@ -71,8 +79,9 @@ class PAP(UniversalEncoderAttack):
 
         The other parameters are those of :class:`UniversalEncoderAttack`.
         """
-        super().__init__(estimator, eps, step_size, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters, seed,
-                         verbose)  # fmt: skip
+        super().__init__(
+            estimator, eps, step_size, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters, seed, verbose
+        )
         self.variant = variant
         self.layer = layer
         self.fuse_layer = fuse_layer

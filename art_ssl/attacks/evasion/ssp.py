@@ -10,6 +10,7 @@ PAP's SSP baseline (``utils/ssp.py``) squares the feature maps before the MSE, `
 Naseer's paper and code do not. The default follows Naseer (the method's own definition); ``squared=True`` gives
 PAP's variant, for comparing with PAP's table.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,9 @@ class SSP(UniversalEncoderAttack):
 
         The other parameters are those of :class:`UniversalEncoderAttack`.
         """
-        super().__init__(estimator, eps, step_size, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters, seed,
-                         verbose)  # fmt: skip
+        super().__init__(
+            estimator, eps, step_size, batch_size, nb_epochs, max_iter, norm, clip, nb_clusters, seed, verbose
+        )
         self.layer = layer
         self.squared = squared
         self._check_params()

@@ -1,4 +1,5 @@
 """Any torchattacks attack (PGD, APGD, CW, FAB, Square, ...) as an ART ``EvasionAttack`` on a PyTorchClassifier."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,9 +21,10 @@ def _import_torchattacks():
     try:
         import torchattacks
     except ImportError as err:
-        raise ImportError(f"TorchattacksAttack needs torchattacks, which art_ssl does not install: "
-                          f"`{TORCHATTACKS_HINT}` (--no-deps: it never imports the torchvision its metadata asks for)."
-                          ) from err
+        raise ImportError(
+            f"TorchattacksAttack needs torchattacks, which art_ssl does not install: "
+            f"`{TORCHATTACKS_HINT}` (--no-deps: it never imports the torchvision its metadata asks for)."
+        ) from err
     return torchattacks
 
 
@@ -74,9 +76,13 @@ class TorchattacksAttack(EvasionAttack):
         if isinstance(self.attack, str):
             cls = getattr(torchattacks, self.attack, None)
             if not (isinstance(cls, type) and issubclass(cls, torchattacks.attack.Attack)):
-                names = sorted(n for n in dir(torchattacks) if isinstance(getattr(torchattacks, n), type)
-                               and issubclass(getattr(torchattacks, n), torchattacks.attack.Attack)
-                               and n not in ("Attack", "MultiAttack", "VANILA"))  # fmt: skip
+                names = sorted(
+                    n
+                    for n in dir(torchattacks)
+                    if isinstance(getattr(torchattacks, n), type)
+                    and issubclass(getattr(torchattacks, n), torchattacks.attack.Attack)
+                    and n not in ("Attack", "MultiAttack", "VANILA")
+                )
                 raise ValueError(f"`attack` {self.attack!r} is not a torchattacks attack; choose from {names}.")
         elif not (isinstance(self.attack, type) and issubclass(self.attack, torchattacks.attack.Attack)):
             raise TypeError(f"`attack` must be a torchattacks attack name or class, got {self.attack!r}.")

@@ -14,6 +14,7 @@ is ``step_size`` for the first ``step_decay_after`` images and ``step_size_late`
 Batched here: a batch's still-unfooled images run the inner steps together, and ``delta`` moves by the mean of their
 ``delta0``. The labels are the classifier's own predictions on clean images unless ``y`` is given.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,9 +37,22 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
     """UAPEPGD universal perturbation against an ART ``PyTorchClassifier`` (e.g. a surrogate linear probe)."""
 
     attack_params = EvasionAttack.attack_params + [
-        "eps", "norm", "step_size", "step_size_late", "step_decay_after", "momentum", "weight_gain", "inner_steps",
-        "batch_size", "nb_epochs", "max_iter", "clip", "seed", "verbose", "step_before_check",
-    ]  # fmt: skip
+        "eps",
+        "norm",
+        "step_size",
+        "step_size_late",
+        "step_decay_after",
+        "momentum",
+        "weight_gain",
+        "inner_steps",
+        "batch_size",
+        "nb_epochs",
+        "max_iter",
+        "clip",
+        "seed",
+        "verbose",
+        "step_before_check",
+    ]
     _estimator_requirements = (PyTorchClassifier,)
 
     def __init__(

@@ -2,6 +2,7 @@
 Base class of art_ssl's downstream-agnostic universal attacks: one perturbation learnt from a public encoder and
 unlabelled images, then added to any image fed to any model fine-tuned from that encoder.
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,9 +102,18 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
     """
 
     attack_params = EvasionAttack.attack_params + [
-        "eps", "norm", "step_size", "batch_size", "nb_epochs", "max_iter", "clip", "nb_clusters", "seed", "verbose",
+        "eps",
+        "norm",
+        "step_size",
+        "batch_size",
+        "nb_epochs",
+        "max_iter",
+        "clip",
+        "nb_clusters",
+        "seed",
+        "verbose",
         "amp",
-    ]  # fmt: skip
+    ]
     _estimator_requirements = (PyTorchEncoder,)
     _update = "sign"  # "adam" for generator-parametrised perturbations
     _adam_betas = (0.9, 0.999)
@@ -180,10 +190,23 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         dtype = amp_dtype(device, self.amp)
         with evaluating(self.estimator.model), autocast_forward([self.estimator.model], device, dtype):
             result = learn_universal(
-                x, self._objective(generator), source, self._update, self.step_size, self.nb_epochs, self.batch_size,
-                generator, device, self._clip_values, self.max_iter, self._adam_betas, stop=kwargs.get("stop"),
-                check_every=kwargs.get("check_every", 50), verbose=self.verbose, desc=type(self).__name__,
-            )  # fmt: skip
+                x,
+                self._objective(generator),
+                source,
+                self._update,
+                self.step_size,
+                self.nb_epochs,
+                self.batch_size,
+                generator,
+                device,
+                self._clip_values,
+                self.max_iter,
+                self._adam_betas,
+                stop=kwargs.get("stop"),
+                check_every=kwargs.get("check_every", 50),
+                verbose=self.verbose,
+                desc=type(self).__name__,
+            )
         self.noise = result.noise.numpy()
         self.mask = None if source.mask is None else source.mask.detach().cpu().numpy()
         self.history, self.steps, self.seconds = result.history, result.steps, result.seconds

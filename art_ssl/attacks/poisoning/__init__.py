@@ -1,4 +1,5 @@
 """Poisoning attacks on pre-trained encoders (ART ``PoisoningAttackTransformer`` subclasses) and their triggers."""
+
 from art_ssl.attacks.poisoning.bad_encoder import BadEncoder, freeze_batchnorm
 from art_ssl.core.trigger import Trigger, square_trigger
 

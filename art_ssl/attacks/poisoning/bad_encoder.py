@@ -4,6 +4,7 @@ IEEE S&P 2022): fine-tune a copy of a clean pre-trained encoder so that any inpu
 like the attacker's reference inputs, while clean inputs keep their clean embeddings. Every downstream classifier
 built on the backdoored encoder then sends triggered inputs to the reference's class.
 """
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,9 @@ def reference_augmentation(size: tuple[int, int], channels: int, crop: bool = Fa
 
     if channels == 1:
         return K.AugmentationSequential(K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.0, 0.0, p=0.8))
-    return K.AugmentationSequential(K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
-                                    K.RandomGrayscale(p=0.2))  # fmt: skip
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2)
+    )
 
 
 class BadEncoder(PoisoningAttackTransformer):
@@ -95,9 +97,21 @@ class BadEncoder(PoisoningAttackTransformer):
     """
 
     attack_params = PoisoningAttackTransformer.attack_params + [
-        "reference_inputs", "trigger", "target", "lambda1", "lambda2", "learning_rate", "momentum", "weight_decay",
-        "nb_epochs", "batch_size", "augment_reference", "seed", "verbose", "reference_crop",
-    ]  # fmt: skip
+        "reference_inputs",
+        "trigger",
+        "target",
+        "lambda1",
+        "lambda2",
+        "learning_rate",
+        "momentum",
+        "weight_decay",
+        "nb_epochs",
+        "batch_size",
+        "augment_reference",
+        "seed",
+        "verbose",
+        "reference_crop",
+    ]
     _estimator_requirements = (PyTorchEncoder,)
 
     def __init__(
@@ -154,8 +168,10 @@ class BadEncoder(PoisoningAttackTransformer):
         """The trigger of each target (defaults filled in)."""
         shape = tuple(self.estimator.input_shape)
         if self.trigger is None:
-            return [square_trigger(shape, corner=c) for c in ("bottom_right", "bottom_left", "top_right",
-                                                               "top_left")[: self._nb_targets]]  # fmt: skip
+            return [
+                square_trigger(shape, corner=c)
+                for c in ("bottom_right", "bottom_left", "top_right", "top_left")[: self._nb_targets]
+            ]
         return self._as_list(self.trigger, self._nb_targets)
 
     def _check_params(self) -> None:
@@ -194,8 +210,10 @@ class BadEncoder(PoisoningAttackTransformer):
     def apply_trigger(self, x: np.ndarray, target_index: int = 0) -> np.ndarray:
         """Stamp the trigger of target ``target_index`` on images ``x`` (N, C, H, W)."""
         triggers = self.triggers
-        if isinstance(target_index, bool) or not isinstance(target_index, (int, np.integer)) or not (
-            0 <= target_index < len(triggers)
+        if (
+            isinstance(target_index, bool)
+            or not isinstance(target_index, (int, np.integer))
+            or not (0 <= target_index < len(triggers))
         ):
             raise ValueError(f"`target_index` must be an int in [0, {len(triggers)}), got {target_index!r}.")
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
@@ -235,8 +253,9 @@ class BadEncoder(PoisoningAttackTransformer):
         x_t = torch.from_numpy(x)
         refs = [torch.from_numpy(r).to(device) for r in references]
         triggers = self.triggers
-        augment = reference_augmentation(tuple(encoder.input_shape[1:]), encoder.input_shape[0],
-                                         self.reference_crop).to(device)  # fmt: skip
+        augment = reference_augmentation(
+            tuple(encoder.input_shape[1:]), encoder.input_shape[0], self.reference_crop
+        ).to(device)
 
         def embed(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
             batch = encoder._apply_preprocessing(batch, y=None, fit=False, no_grad=False)[0]
@@ -246,8 +265,9 @@ class BadEncoder(PoisoningAttackTransformer):
             clean_refs = [embed(clean, r) for r in refs]
         freeze_batchnorm(backdoored)
         params = [p for p in backdoored.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=self.learning_rate, momentum=self.momentum,
-                                    weight_decay=self.weight_decay)  # fmt: skip
+        optimizer = torch.optim.SGD(
+            params, lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         rows = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # kornia's augmentations draw from the global generator
@@ -256,8 +276,12 @@ class BadEncoder(PoisoningAttackTransformer):
                 freeze_batchnorm(backdoored)
                 order = torch.randperm(len(x_t), generator=generator)
                 sums, count, start = np.zeros(4), 0, time.perf_counter()
-                bar = tqdm(range(0, len(x_t), self.batch_size), desc=f"BadEncoder epoch {epoch}/{self.nb_epochs}",
-                           disable=not self.verbose, leave=False)  # fmt: skip
+                bar = tqdm(
+                    range(0, len(x_t), self.batch_size),
+                    desc=f"BadEncoder epoch {epoch}/{self.nb_epochs}",
+                    disable=not self.verbose,
+                    leave=False,
+                )
                 for i in bar:
                     xb = x_t[order[i : i + self.batch_size]].to(device)
                     with torch.no_grad(), evaluating(clean):

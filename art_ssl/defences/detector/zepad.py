@@ -1,4 +1,5 @@
 """ZePAD's training-free detection of downstream-agnostic adversarial examples (Lei, Yang, Zhang, ICLR 2026)."""
+
 from __future__ import annotations
 
 from typing import Any

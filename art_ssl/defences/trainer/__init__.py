@@ -3,6 +3,7 @@ ART ``Trainer`` subclasses that fine-tune an encoder with a head (``PyTorchClass
 ``EncoderWithHead``): against adversarial examples Gen-AF, ZePAD, TRADES, MART, PGD-AT and plain
 fine-tuning; against backdoors super-fine-tuning.
 """
+
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
 from art_ssl.defences.trainer.finetune import FineTuningTrainer
 from art_ssl.defences.trainer.genaf import GenAFTrainer
@@ -12,6 +13,13 @@ from art_ssl.defences.trainer.trades import TRADESTrainer
 from art_ssl.defences.trainer.zepad import ZePADModel, ZePADTrainer
 
 __all__ = [
-    "EncoderHeadTrainer", "FineTuningTrainer", "GenAFTrainer", "MARTTrainer", "SuperFineTuningTrainer",
-    "TRADESTrainer", "ZePADModel", "ZePADTrainer", "super_fine_tuning_lr",
-]  # fmt: skip
+    "EncoderHeadTrainer",
+    "FineTuningTrainer",
+    "GenAFTrainer",
+    "MARTTrainer",
+    "SuperFineTuningTrainer",
+    "TRADESTrainer",
+    "ZePADModel",
+    "ZePADTrainer",
+    "super_fine_tuning_lr",
+]

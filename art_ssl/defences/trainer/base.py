@@ -6,6 +6,7 @@ Every trainer has the dual-track optimiser of Gen-AF's official code (one Adam f
 each with its learning rate, shared weight decay, ``ExponentialLR`` stepped per epoch), so that the baselines are
 trained exactly as Gen-AF is; subclasses only say what the loss of a batch is.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,9 +56,23 @@ class EncoderHeadTrainer(Trainer):
     """
 
     trainer_params = [
-        "nb_epochs", "batch_size", "encoder_lr", "head_lr", "weight_decay", "lr_decay", "train_encoder", "eps",
-        "step_size", "pgd_steps", "random_start", "validation_pgd_steps", "amp", "channels_last", "seed", "verbose",
-    ]  # fmt: skip
+        "nb_epochs",
+        "batch_size",
+        "encoder_lr",
+        "head_lr",
+        "weight_decay",
+        "lr_decay",
+        "train_encoder",
+        "eps",
+        "step_size",
+        "pgd_steps",
+        "random_start",
+        "validation_pgd_steps",
+        "amp",
+        "channels_last",
+        "seed",
+        "verbose",
+    ]
 
     def __init__(
         self,
@@ -121,8 +136,10 @@ class EncoderHeadTrainer(Trainer):
         if self.eps > 1:
             raise ValueError(f"`eps` must be in (0, 1] (pixel units), got {self.eps!r}.")
         check_positive_int("pgd_steps", self.pgd_steps)
-        if isinstance(self.validation_pgd_steps, bool) or not isinstance(self.validation_pgd_steps, int) or (
-            self.validation_pgd_steps < 0
+        if (
+            isinstance(self.validation_pgd_steps, bool)
+            or not isinstance(self.validation_pgd_steps, int)
+            or (self.validation_pgd_steps < 0)
         ):
             raise ValueError(f"`validation_pgd_steps` must be an int >= 0, got {self.validation_pgd_steps!r}.")
         if self.random_start not in RANDOM_STARTS:
@@ -194,9 +211,7 @@ class EncoderHeadTrainer(Trainer):
         a per-step learning-rate schedule goes. Default: nothing."""
 
     # ------------------------------------------------------------------ training loop
-    def _optimizers(
-        self, encoder_lr: float, head_lr: float, weight_decay: float
-    ) -> dict[str, torch.optim.Optimizer]:
+    def _optimizers(self, encoder_lr: float, head_lr: float, weight_decay: float) -> dict[str, torch.optim.Optimizer]:
         """The dual track: ``{"encoder": Adam, "head": Adam}`` over the trainable parameters of each part."""
         groups = {"head": (self.model.head, head_lr)}
         if self.train_encoder:
@@ -308,8 +323,9 @@ class EncoderHeadTrainer(Trainer):
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
         rows, step, first_epoch = [], 0, 1
         ckpt_file = checkpoint_path(self._checkpoint_dir, f"{type(self).__name__}-stage-{stage or 'main'}.pt")
-        fingerprint = None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage,
-                                                                          lr_decay)  # fmt: skip
+        fingerprint = (
+            None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
+        )
         resumed = load_checkpoint(ckpt_file, fingerprint)
         if resumed is not None:
             first_epoch, step, rows = resumed["epoch"] + 1, resumed["step"], resumed["history"]
@@ -352,12 +368,20 @@ class EncoderHeadTrainer(Trainer):
                 row.update(self._validate(*val, batch_size))
             rows.append(row)
             if ckpt_file is not None:
-                save_checkpoint(ckpt_file, {
-                    "fingerprint": fingerprint, "epoch": epoch, "step": step, "history": rows,
-                    "model": self.model.state_dict(), "generator": self._generator.get_state(), "rng": rng_state(),
-                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-                    "schedulers": [sch.state_dict() for sch in schedulers],
-                })  # fmt: skip
+                save_checkpoint(
+                    ckpt_file,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "step": step,
+                        "history": rows,
+                        "model": self.model.state_dict(),
+                        "generator": self._generator.get_state(),
+                        "rng": rng_state(),
+                        "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                        "schedulers": [sch.state_dict() for sch in schedulers],
+                    },
+                )
         self.model.eval()
         self.model.to(memory_format=torch.contiguous_format)
         return pd.DataFrame(rows)
@@ -366,8 +390,15 @@ class EncoderHeadTrainer(Trainer):
         """What a checkpoint must match to be resumed: the trainer, its parameters, the stage and the data."""
         params = {name: repr(getattr(self, name)) for name in self.trainer_params if name != "verbose"}
         data = data_checksum(x, y) + ([] if val is None else data_checksum(*val))
-        return {"trainer": type(self).__name__, "params": params, "stage": str(stage), "nb_epochs": nb_epochs,
-                "batch_size": batch_size, "lr_decay": float(lr_decay), "data": data}  # fmt: skip
+        return {
+            "trainer": type(self).__name__,
+            "params": params,
+            "stage": str(stage),
+            "nb_epochs": nb_epochs,
+            "batch_size": batch_size,
+            "lr_decay": float(lr_decay),
+            "data": data,
+        }
 
     @torch.no_grad()
     def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
@@ -381,11 +412,17 @@ class EncoderHeadTrainer(Trainer):
     def _validate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
         metrics = {"val_ba": self._accuracy(x, y, batch_size)}
         if self.validation_pgd_steps > 0:
-            x_adv = torch.cat([
-                self._ce_pgd(x[i : i + batch_size], y[i : i + batch_size], steps=self.validation_pgd_steps,
-                             random_start="uniform")
-                for i in range(0, len(x), batch_size)
-            ])  # fmt: skip
+            x_adv = torch.cat(
+                [
+                    self._ce_pgd(
+                        x[i : i + batch_size],
+                        y[i : i + batch_size],
+                        steps=self.validation_pgd_steps,
+                        random_start="uniform",
+                    )
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
             metrics["val_ra"] = self._accuracy(x_adv, y, batch_size)
         return metrics
 
@@ -420,9 +457,25 @@ class BetaRegularisedTrainer(EncoderHeadTrainer):
         verbose: bool = True,
     ) -> None:
         self.beta = beta
-        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
-                         train_encoder, eps, step_size, pgd_steps, "normal", validation_pgd_steps, amp, channels_last,
-                         seed, verbose)  # fmt: skip
+        super().__init__(
+            classifier,
+            nb_epochs,
+            batch_size,
+            encoder_lr,
+            head_lr,
+            weight_decay,
+            lr_decay,
+            train_encoder,
+            eps,
+            step_size,
+            pgd_steps,
+            "normal",
+            validation_pgd_steps,
+            amp,
+            channels_last,
+            seed,
+            verbose,
+        )
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -1,4 +1,5 @@
 """Plain fine-tuning and PGD adversarial training (Madry et al., ICLR 2018, eq. 2.1) of an encoder with a head."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -57,8 +58,13 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
                          settles on the class prior (``evaluations/results/baseline_curves_digits.md``).
     """
 
-    trainer_params = EncoderHeadTrainer.trainer_params + ["adversarial", "head_init", "head_init_epochs",
-                                                       "eps_warmup_epochs", "clean_weight"]
+    trainer_params = EncoderHeadTrainer.trainer_params + [
+        "adversarial",
+        "head_init",
+        "head_init_epochs",
+        "eps_warmup_epochs",
+        "clean_weight",
+    ]
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
@@ -91,9 +97,25 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         self.head_init_epochs = head_init_epochs
         self.eps_warmup_epochs = eps_warmup_epochs
         self.clean_weight = clean_weight
-        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay,
-                         train_encoder, eps, step_size, pgd_steps, "uniform", validation_pgd_steps, amp, channels_last,
-                         seed, verbose)  # fmt: skip
+        super().__init__(
+            classifier,
+            nb_epochs,
+            batch_size,
+            encoder_lr,
+            head_lr,
+            weight_decay,
+            lr_decay,
+            train_encoder,
+            eps,
+            step_size,
+            pgd_steps,
+            "uniform",
+            validation_pgd_steps,
+            amp,
+            channels_last,
+            seed,
+            verbose,
+        )
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -108,12 +130,17 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         # once and train the head on them (same result, a fraction of the time).
         self.model.freeze_encoder = True
         with torch.no_grad(), evaluating(self.model.encoder):
-            features = torch.cat([self.model.encoder(self._preprocess(x[i : i + batch_size])).flatten(1)
-                                  for i in range(0, len(x), batch_size)])  # fmt: skip
+            features = torch.cat(
+                [
+                    self.model.encoder(self._preprocess(x[i : i + batch_size])).flatten(1)
+                    for i in range(0, len(x), batch_size)
+                ]
+            )
         head = self.model.head
         optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
-        return self._train(features, y, val, nb_epochs, batch_size, verbose,
-                           lambda f, t: F.cross_entropy(head(f), t), optimizers, None)  # fmt: skip
+        return self._train(
+            features, y, val, nb_epochs, batch_size, verbose, lambda f, t: F.cross_entropy(head(f), t), optimizers, None
+        )
 
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.adversarial:

@@ -2,6 +2,7 @@
 Gen-AF: Zhou et al., "Securely Fine-tuning Pre-trained Encoders Against Adversarial Examples", IEEE S&P 2024
 (official code: github.com/CGCL-codes/Gen-AF).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -98,12 +99,29 @@ class GenAFTrainer(EncoderHeadTrainer):
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
-        "stages", "lambda_gr", "graph_on", "gr_temperature", "gr_margin", "stage2_epochs", "stage2_lr",
-        "stage2_weight_decay", "trainable_fraction", "sensitivity_samples", "sensitivity_eps",
-        "sensitivity_step_size", "sensitivity_pgd_steps", "sensitivity_radius", "sensitivity_lr",
-        "sensitivity_epochs", "sensitivity_batch_size", "reset_stage2_optimizer", "gr_reduction", "head_init",
-        "head_init_epochs", "sensitivity_start",
-    ]  # fmt: skip
+        "stages",
+        "lambda_gr",
+        "graph_on",
+        "gr_temperature",
+        "gr_margin",
+        "stage2_epochs",
+        "stage2_lr",
+        "stage2_weight_decay",
+        "trainable_fraction",
+        "sensitivity_samples",
+        "sensitivity_eps",
+        "sensitivity_step_size",
+        "sensitivity_pgd_steps",
+        "sensitivity_radius",
+        "sensitivity_lr",
+        "sensitivity_epochs",
+        "sensitivity_batch_size",
+        "reset_stage2_optimizer",
+        "gr_reduction",
+        "head_init",
+        "head_init_epochs",
+        "sensitivity_start",
+    ]
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
@@ -171,9 +189,25 @@ class GenAFTrainer(EncoderHeadTrainer):
         self.reset_stage2_optimizer = reset_stage2_optimizer
         self.layer_sensitivity_: dict[str, float] | None = None
         self.trainable_layers_: list[str] | None = None
-        super().__init__(classifier, nb_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
-                         step_size, pgd_steps, None, validation_pgd_steps, amp, channels_last, seed,
-                         verbose)  # fmt: skip
+        super().__init__(
+            classifier,
+            nb_epochs,
+            batch_size,
+            encoder_lr,
+            head_lr,
+            weight_decay,
+            lr_decay,
+            True,
+            eps,
+            step_size,
+            pgd_steps,
+            None,
+            validation_pgd_steps,
+            amp,
+            channels_last,
+            seed,
+            verbose,
+        )
 
     @classmethod
     def official(cls, classifier: PyTorchClassifier, **kwargs) -> GenAFTrainer:
@@ -186,20 +220,35 @@ class GenAFTrainer(EncoderHeadTrainer):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.stages, tuple) or not self.stages or not set(self.stages) <= set(STAGES) or len(
-            set(self.stages)
-        ) != len(self.stages):
+        if (
+            not isinstance(self.stages, tuple)
+            or not self.stages
+            or not set(self.stages) <= set(STAGES)
+            or len(set(self.stages)) != len(self.stages)
+        ):
             raise ValueError(f"`stages` must be (1, 2), (1,) or (2,), got {self.stages!r}.")
         if self.graph_on not in GRAPH_ON:
             raise ValueError(f"`graph_on` must be one of {GRAPH_ON}, got {self.graph_on!r}.")
         check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
-        for name in ("gr_temperature", "gr_margin", "stage2_lr", "sensitivity_eps", "sensitivity_step_size",
-                     "sensitivity_radius", "sensitivity_lr"):  # fmt: skip
+        for name in (
+            "gr_temperature",
+            "gr_margin",
+            "stage2_lr",
+            "sensitivity_eps",
+            "sensitivity_step_size",
+            "sensitivity_radius",
+            "sensitivity_lr",
+        ):
             check_positive_number(name, getattr(self, name))
         check_positive_number("stage2_weight_decay", self.stage2_weight_decay, allow_zero=True)
         check_fraction("trainable_fraction", self.trainable_fraction)
-        for name in ("stage2_epochs", "sensitivity_samples", "sensitivity_pgd_steps", "sensitivity_epochs",
-                     "sensitivity_batch_size"):  # fmt: skip
+        for name in (
+            "stage2_epochs",
+            "sensitivity_samples",
+            "sensitivity_pgd_steps",
+            "sensitivity_epochs",
+            "sensitivity_batch_size",
+        ):
             check_positive_int(name, getattr(self, name))
         if self.gr_reduction not in GR_REDUCTIONS:
             raise ValueError(f"`gr_reduction` must be one of {GR_REDUCTIONS}, got {self.gr_reduction!r}.")
@@ -218,8 +267,9 @@ class GenAFTrainer(EncoderHeadTrainer):
         feats_clean, logits_clean = self._features_and_logits(x)
         sample_loss = F.cross_entropy(logits_clean, y, reduction="none")
         reference, adjusted = (logits_clean, logits_adv) if self.graph_on == "logits" else (feats_clean, feats_adv)
-        l_gr = genetic_regularization(reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin,
-                                      reduction=self.gr_reduction)  # fmt: skip
+        l_gr = genetic_regularization(
+            reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin, reduction=self.gr_reduction
+        )
         return F.cross_entropy(logits_adv, y) + self.lambda_gr * l_gr
 
     def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,8 +286,9 @@ class GenAFTrainer(EncoderHeadTrainer):
         if 1 in self.stages:
             self.model.freeze_encoder = False
             optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
-            histories.append(self._train(x, y, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers,
-                                         stage="1"))  # fmt: skip
+            histories.append(
+                self._train(x, y, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers, stage="1")
+            )
         if 2 in self.stages:
             histories.append(self._stage2(x, y, val, batch_size, verbose))
         return pd.concat(histories, ignore_index=True)
@@ -247,12 +298,19 @@ class GenAFTrainer(EncoderHeadTrainer):
         self.model.freeze_encoder = False
         pick = torch.randperm(len(x), generator=self._generator)[: self.sensitivity_samples].to(self.device)
         x_probe, y_probe = x[pick], y[pick]
-        x_probe = torch.cat([
-            self._ce_pgd(x_probe[i : i + batch_size], y_probe[i : i + batch_size], eps=self.sensitivity_eps,
-                         step_size=self.sensitivity_step_size, steps=self.sensitivity_pgd_steps,
-                         random_start="uniform")
-            for i in range(0, len(x_probe), batch_size)
-        ])  # fmt: skip
+        x_probe = torch.cat(
+            [
+                self._ce_pgd(
+                    x_probe[i : i + batch_size],
+                    y_probe[i : i + batch_size],
+                    eps=self.sensitivity_eps,
+                    step_size=self.sensitivity_step_size,
+                    steps=self.sensitivity_pgd_steps,
+                    random_start="uniform",
+                )
+                for i in range(0, len(x_probe), batch_size)
+            ]
+        )
         self.layer_sensitivity_ = self.layer_sensitivity(x_probe, y_probe, verbose)
         n_keep = max(1, int(self.trainable_fraction * len(self.layer_sensitivity_)))
         self.trainable_layers_ = sorted(self.layer_sensitivity_, key=self.layer_sensitivity_.get)[:n_keep]
@@ -267,10 +325,18 @@ class GenAFTrainer(EncoderHeadTrainer):
 
         try:
             return self._train(
-                x, y, val, self.stage2_epochs, batch_size, verbose,
-                lambda xb, yb: F.cross_entropy(self._logits(xb), yb), new_optimizer(), stage="2",
-                reset_optimizers=new_optimizer if self.reset_stage2_optimizer else None, lr_decay=1.0,
-            )  # fmt: skip
+                x,
+                y,
+                val,
+                self.stage2_epochs,
+                batch_size,
+                verbose,
+                lambda xb, yb: F.cross_entropy(self._logits(xb), yb),
+                new_optimizer(),
+                stage="2",
+                reset_optimizers=new_optimizer if self.reset_stage2_optimizer else None,
+                lr_decay=1.0,
+            )
         finally:
             self.model.requires_grad_(True)
 

@@ -1,4 +1,5 @@
 """MART (Wang et al., "Improving Adversarial Robustness Requires Revisiting Misclassified Examples", ICLR 2020)."""
+
 from __future__ import annotations
 
 import torch

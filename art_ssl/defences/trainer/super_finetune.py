@@ -1,6 +1,7 @@
 """Super-fine-tuning (Sha, He, Berrang, Humbert, Zhang, "Fine-Tuning Is All You Need to Mitigate Backdoor Attacks",
 arXiv 2212.09067, Section 4): clean fine-tuning of the whole model under a cyclic learning rate that spikes, in the
 spirit of super-convergence, to wash a backdoor out."""
+
 from __future__ import annotations
 
 import torch
@@ -67,8 +68,14 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
-        "base_lr", "max_lr1", "max_lr2", "steps_up", "steps_down", "switch_fraction", "momentum",
-    ]  # fmt: skip
+        "base_lr",
+        "max_lr1",
+        "max_lr2",
+        "steps_up",
+        "steps_down",
+        "switch_fraction",
+        "momentum",
+    ]
 
     def __init__(
         self,
@@ -98,9 +105,25 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
         self.steps_down = steps_down
         self.switch_fraction = switch_fraction
         self.momentum = momentum
-        super().__init__(classifier, nb_epochs, batch_size, base_lr, base_lr, weight_decay, 1.0, train_encoder, eps,
-                         eps / 4, 10, "uniform", validation_pgd_steps, amp, channels_last, seed,
-                         verbose)  # fmt: skip
+        super().__init__(
+            classifier,
+            nb_epochs,
+            batch_size,
+            base_lr,
+            base_lr,
+            weight_decay,
+            1.0,
+            train_encoder,
+            eps,
+            eps / 4,
+            10,
+            "uniform",
+            validation_pgd_steps,
+            amp,
+            channels_last,
+            seed,
+            verbose,
+        )
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -120,8 +143,17 @@ class SuperFineTuningTrainer(EncoderHeadTrainer):
         return {"model": torch.optim.SGD(params, lr=self.base_lr, momentum=self.momentum, weight_decay=weight_decay)}
 
     def _before_step(self, step: int, epoch: int, nb_epochs: int, optimizers: dict) -> None:
-        lr = super_fine_tuning_lr(step, epoch, nb_epochs, self.base_lr, self.max_lr1, self.max_lr2, self.steps_up,
-                                  self.steps_down, self.switch_fraction)  # fmt: skip
+        lr = super_fine_tuning_lr(
+            step,
+            epoch,
+            nb_epochs,
+            self.base_lr,
+            self.max_lr1,
+            self.max_lr2,
+            self.steps_up,
+            self.steps_down,
+            self.switch_fraction,
+        )
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = lr

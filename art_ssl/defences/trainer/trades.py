@@ -1,4 +1,5 @@
 """TRADES (Zhang et al., "Theoretically Principled Trade-off between Robustness and Accuracy", ICML 2019)."""
+
 from __future__ import annotations
 
 import torch

@@ -13,6 +13,7 @@ training PGD's ``eps`` and step grow linearly over the first epochs (epoch ``e <
 them), for losses with no clean term (PGD-AT, MART) whose head otherwise settles on the class prior before the
 encoder becomes robust. Validation always uses the full budget.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -66,8 +67,9 @@ class EpsWarmup:
             self._eps_scale = scale
 
 
-def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int, batch_size: int, verbose: bool,
-                      stage: str | None = None) -> pd.DataFrame:  # fmt: skip
+def fit_head_on_clean(
+    trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int, batch_size: int, verbose: bool, stage: str | None = None
+) -> pd.DataFrame:
     """
     Train ``trainer.model.head`` alone on the frozen encoder's clean embeddings (eval mode, embedded once: the
     same result as re-embedding every epoch, at a fraction of the cost), with the trainer's head optimiser (Adam,
@@ -84,8 +86,9 @@ def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int,
     """
     model = trainer.model
     with torch.no_grad(), evaluating(model.encoder):
-        features = torch.cat([model.encoder(trainer._preprocess(x[i : i + batch_size])).flatten(1)
-                              for i in range(0, len(x), batch_size)])  # fmt: skip
+        features = torch.cat(
+            [model.encoder(trainer._preprocess(x[i : i + batch_size])).flatten(1) for i in range(0, len(x), batch_size)]
+        )
     head = model.head
     params = [p for p in head.parameters() if p.requires_grad]
     if not params:
@@ -94,8 +97,17 @@ def fit_head_on_clean(trainer, x: torch.Tensor, y: torch.Tensor, nb_epochs: int,
     frozen = model.freeze_encoder
     try:
         model.freeze_encoder = True
-        return trainer._train(features, y, None, nb_epochs, batch_size, verbose,
-                              lambda f, t: F.cross_entropy(head(f), t), optimizers, stage)  # fmt: skip
+        return trainer._train(
+            features,
+            y,
+            None,
+            nb_epochs,
+            batch_size,
+            verbose,
+            lambda f, t: F.cross_entropy(head(f), t),
+            optimizers,
+            stage,
+        )
     finally:
         model.freeze_encoder = frozen
 
@@ -122,8 +134,9 @@ class HeadWarmStart(EpsWarmup):
     warm_start_params = ["head_init", "head_init_epochs", "eps_warmup_epochs"]
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
-    def __init__(self, *args, head_init: str = "random", head_init_epochs: int = 10, eps_warmup_epochs: int = 0,
-                 **kwargs) -> None:  # fmt: skip
+    def __init__(
+        self, *args, head_init: str = "random", head_init_epochs: int = 10, eps_warmup_epochs: int = 0, **kwargs
+    ) -> None:
         self.head_init = head_init
         self.head_init_epochs = head_init_epochs
         self.eps_warmup_epochs = eps_warmup_epochs

@@ -2,6 +2,7 @@
 ZePAD: Lei, Yang, Zhang, "Zero-Loss Robustness for Pre-trained Encoders against Downstream-agnostic Adversarial
 Examples" (ICLR 2026, arXiv 2602.11204; official code github.com/Lawliet0o/ZePAD).
 """
+
 from __future__ import annotations
 
 import copy
@@ -110,9 +111,20 @@ class ZePADTrainer(EncoderHeadTrainer):
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
-        "fusion", "k", "use_bmp", "use_auxiliary", "aft_epochs", "head_epochs", "lambda_gr", "head_hidden",
-        "head_dropout", "detection_threshold", "bmp_encoder", "mpae_trainer", "mpae_options",
-    ]  # fmt: skip
+        "fusion",
+        "k",
+        "use_bmp",
+        "use_auxiliary",
+        "aft_epochs",
+        "head_epochs",
+        "lambda_gr",
+        "head_hidden",
+        "head_dropout",
+        "detection_threshold",
+        "bmp_encoder",
+        "mpae_trainer",
+        "mpae_options",
+    ]
 
     def __init__(
         self,
@@ -161,12 +173,30 @@ class ZePADTrainer(EncoderHeadTrainer):
         self.mpae_encoders_: list[nn.Module] | None = None
         self.histories_: dict[str, pd.DataFrame] = {}
         self._fused: PyTorchClassifier | None = None
-        super().__init__(classifier, aft_epochs, batch_size, encoder_lr, head_lr, weight_decay, lr_decay, True, eps,
-                         step_size, pgd_steps, None, 0, False, channels_last, seed, verbose)  # fmt: skip
+        super().__init__(
+            classifier,
+            aft_epochs,
+            batch_size,
+            encoder_lr,
+            head_lr,
+            weight_decay,
+            lr_decay,
+            True,
+            eps,
+            step_size,
+            pgd_steps,
+            None,
+            0,
+            False,
+            channels_last,
+            seed,
+            verbose,
+        )
 
     @classmethod
-    def official(cls, classifier: PyTorchClassifier, auxiliary_encoder: nn.Module | PyTorchEncoder | None = None,
-                 **kwargs) -> ZePADTrainer:  # fmt: skip
+    def official(
+        cls, classifier: PyTorchClassifier, auxiliary_encoder: nn.Module | PyTorchEncoder | None = None, **kwargs
+    ) -> ZePADTrainer:
         """The official build: MPAE by the official Gen-AF stage 1 (:meth:`GenAFTrainer.official`'s L_gr sum and
         random head) and a BMP encoder other than the victim (``"auto"`` unless given); ``kwargs`` override."""
         from art_ssl.defences.trainer.genaf import OFFICIAL
@@ -198,8 +228,9 @@ class ZePADTrainer(EncoderHeadTrainer):
                     f"{list_encoders(backdoored=False)}, got {self.bmp_encoder!r}."
                 )
         elif not isinstance(self.bmp_encoder, nn.Module):
-            raise TypeError(f"`bmp_encoder` must be an nn.Module, PyTorchEncoder or str, got "
-                            f"{type(self.bmp_encoder).__name__}.")  # fmt: skip
+            raise TypeError(
+                f"`bmp_encoder` must be an nn.Module, PyTorchEncoder or str, got {type(self.bmp_encoder).__name__}."
+            )
         if self.head_dropout >= 1:
             raise ValueError(f"`head_dropout` must be in [0, 1), got {self.head_dropout!r}.")
         n_mpae = 2 if self.use_auxiliary else 1
@@ -222,9 +253,16 @@ class ZePADTrainer(EncoderHeadTrainer):
         victim = self._classifier
         dim = _embedding_dim(encoder, victim.input_shape, victim.device)
         head = MLPHead(dim, nb_classes, self.head_hidden, self.head_dropout)
-        return encoder_classifier(copy.deepcopy(encoder), nb_classes, head=head, freeze_encoder=False,
-                                  input_shape=victim.input_shape, clip_values=victim.clip_values,
-                                  preprocessing=victim.preprocessing, device_type=_device_type(victim))  # fmt: skip
+        return encoder_classifier(
+            copy.deepcopy(encoder),
+            nb_classes,
+            head=head,
+            freeze_encoder=False,
+            input_shape=victim.input_shape,
+            clip_values=victim.clip_values,
+            preprocessing=victim.preprocessing,
+            device_type=_device_type(victim),
+        )
 
     def fit(
         self,
@@ -245,9 +283,17 @@ class ZePADTrainer(EncoderHeadTrainer):
         y = check_labels(y, len(x), "y", self._classifier.nb_classes)
         nb_classes = self._classifier.nb_classes
         victim_encoder = self._classifier.model.encoder
-        common = {"batch_size": batch_size, "encoder_lr": self.encoder_lr, "head_lr": self.head_lr,
-                  "weight_decay": self.weight_decay, "lr_decay": self.lr_decay, "channels_last": self.channels_last,
-                  "seed": self.seed, "verbose": verbose, "validation_pgd_steps": 0}  # fmt: skip
+        common = {
+            "batch_size": batch_size,
+            "encoder_lr": self.encoder_lr,
+            "head_lr": self.head_lr,
+            "weight_decay": self.weight_decay,
+            "lr_decay": self.lr_decay,
+            "channels_last": self.channels_last,
+            "seed": self.seed,
+            "verbose": verbose,
+            "validation_pgd_steps": 0,
+        }
         if self.mpae_encoders is None:
             sources = [victim_encoder] + ([self.auxiliary_encoder] if self.use_auxiliary else [])
             self.mpae_encoders_ = []
@@ -273,9 +319,14 @@ class ZePADTrainer(EncoderHeadTrainer):
         fused = ZePADModel(branches, bmp, self.fusion, self.k).eval()
         victim = self._classifier
         self._fused = PyTorchClassifier(
-            fused, loss=nn.CrossEntropyLoss(), input_shape=victim.input_shape, nb_classes=nb_classes,
-            clip_values=victim.clip_values, preprocessing=victim.preprocessing, device_type=_device_type(victim),
-        )  # fmt: skip
+            fused,
+            loss=nn.CrossEntropyLoss(),
+            input_shape=victim.input_shape,
+            nb_classes=nb_classes,
+            clip_values=victim.clip_values,
+            preprocessing=victim.preprocessing,
+            device_type=_device_type(victim),
+        )
         self.history_ = pd.concat([h.assign(phase=k) for k, h in self.histories_.items()], ignore_index=True)
 
     def _mpae_fine_tuner(self, clf: PyTorchClassifier, nb_epochs: int, common: dict) -> EncoderHeadTrainer:
@@ -305,13 +356,19 @@ class ZePADTrainer(EncoderHeadTrainer):
             self.bmp_encoder_ = choice
             encoder = load_encoder(choice, _device_type(self._classifier)).model
         else:
-            zoo = {name: load_encoder(name, _device_type(self._classifier)).model
-                   for name in BMP_PREFERENCE if name in list_encoders(backdoored=False)
-                   and tuple(encoder_info(name)["input_shape"]) == tuple(self._classifier.input_shape)}  # fmt: skip
+            zoo = {
+                name: load_encoder(name, _device_type(self._classifier)).model
+                for name in BMP_PREFERENCE
+                if name in list_encoders(backdoored=False)
+                and tuple(encoder_info(name)["input_shape"]) == tuple(self._classifier.input_shape)
+            }
             used = [victim_encoder] + ([self.auxiliary_encoder] if self.auxiliary_encoder is not None else [])
             methods = {encoder_info(n)["method"] for n, m in zoo.items() if any(_same_weights(m, u) for u in used)}
-            candidates = [n for n, m in zoo.items()
-                          if not any(_same_weights(m, u) for u in used) and encoder_info(n)["method"] not in methods]
+            candidates = [
+                n
+                for n, m in zoo.items()
+                if not any(_same_weights(m, u) for u in used) and encoder_info(n)["method"] not in methods
+            ]
             candidates = candidates or [n for n, m in zoo.items() if not any(_same_weights(m, u) for u in used)]
             if candidates:
                 self.bmp_encoder_ = candidates[0]
@@ -324,8 +381,10 @@ class ZePADTrainer(EncoderHeadTrainer):
             warnings.warn(
                 "ZePAD's BMP branch is the victim's own clean encoder, the one the DAE is crafted on; the official "
                 "build uses a different clean public encoder (`bmp_encoder=`), and a fooled BMP branch drags the "
-                "federal decision.", UserWarning, stacklevel=3,
-            )  # fmt: skip
+                "federal decision.",
+                UserWarning,
+                stacklevel=3,
+            )
         return encoder
 
     def get_classifier(self) -> PyTorchClassifier:

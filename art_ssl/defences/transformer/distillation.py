@@ -3,6 +3,7 @@ Encoder distillation against backdoors (Han et al., "On the Effectiveness of Dis
 in Pre-trained Encoder", arXiv 2403.03846): train a student encoder on a little clean, unlabelled data to mimic a
 teacher's intermediate features; the backdoor, which clean data never activates, is not passed on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -150,9 +151,22 @@ class EncoderDistillation(Transformer):
     """
 
     params = [
-        "teacher", "student", "loss", "layers", "beta", "data_fraction", "nb_epochs", "batch_size", "learning_rate",
-        "weight_decay", "teacher_epochs", "warmup_epochs", "seed", "verbose", "kl_reduction",
-    ]  # fmt: skip
+        "teacher",
+        "student",
+        "loss",
+        "layers",
+        "beta",
+        "data_fraction",
+        "nb_epochs",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "teacher_epochs",
+        "warmup_epochs",
+        "seed",
+        "verbose",
+        "kl_reduction",
+    ]
 
     def __init__(
         self,
@@ -206,8 +220,9 @@ class EncoderDistillation(Transformer):
             raise ValueError(f"`layers` must be a non-empty sequence of module names, got {self.layers!r}.")
         missing = [n for n in self.layers if n not in modules]
         if missing:
-            raise ValueError(f"`layers` {missing} are not modules of the encoder; choose from "
-                             f"{[n for n in modules if n][:12]}...")  # fmt: skip
+            raise ValueError(
+                f"`layers` {missing} are not modules of the encoder; choose from {[n for n in modules if n][:12]}..."
+            )
         if self.beta is not None:
             check_positive_number("beta", self.beta, allow_zero=True)
         check_fraction("data_fraction", self.data_fraction)
@@ -242,10 +257,21 @@ class EncoderDistillation(Transformer):
 
     def _simclr(self, model: nn.Module, x: np.ndarray, epochs: int) -> None:
         """Train ``model`` in place with SimCLR on ``x`` (teacher fine-tuning, student warm-up)."""
-        pretrain(model, x, method="simclr", nb_epochs=epochs, batch_size=min(self.batch_size, len(x)),
-                 optimizer="adam", lr=self.learning_rate, weight_decay=self.weight_decay, warmup_epochs=0,
-                 lr_schedule="constant", seed=self.seed, device_type=self._device_type,
-                 verbose=self.verbose)  # fmt: skip
+        pretrain(
+            model,
+            x,
+            method="simclr",
+            nb_epochs=epochs,
+            batch_size=min(self.batch_size, len(x)),
+            optimizer="adam",
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+            warmup_epochs=0,
+            lr_schedule="constant",
+            seed=self.seed,
+            device_type=self._device_type,
+            verbose=self.verbose,
+        )
 
     @property
     def _device_type(self) -> str:
@@ -291,24 +317,44 @@ class EncoderDistillation(Transformer):
             student = self.initial_student(x)
         else:
             if not isinstance(transformed_classifier, PyTorchEncoder):
-                raise TypeError("`transformed_classifier` must be an art_ssl PyTorchEncoder, got "
-                                f"{type(transformed_classifier).__name__}.")  # fmt: skip
+                raise TypeError(
+                    "`transformed_classifier` must be an art_ssl PyTorchEncoder, got "
+                    f"{type(transformed_classifier).__name__}."
+                )
             if tuple(transformed_classifier.input_shape) != tuple(encoder.input_shape):
-                raise ValueError(f"`transformed_classifier` takes {transformed_classifier.input_shape}, the teacher "
-                                 f"{encoder.input_shape}.")  # fmt: skip
+                raise ValueError(
+                    f"`transformed_classifier` takes {transformed_classifier.input_shape}, the teacher "
+                    f"{encoder.input_shape}."
+                )
             student = transformed_classifier.model
         x = self._clean_data(x)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             objective = DistillationObjective(
-                student, self.teacher_, feature_dim_of(student, encoder.input_shape), self.loss, self.layers,
-                self._beta, lambda t: encoder._apply_preprocessing(t, y=None, fit=False, no_grad=False)[0],
+                student,
+                self.teacher_,
+                feature_dim_of(student, encoder.input_shape),
+                self.loss,
+                self.layers,
+                self._beta,
+                lambda t: encoder._apply_preprocessing(t, y=None, fit=False, no_grad=False)[0],
                 kl_reduction=self.kl_reduction,
-            )  # fmt: skip
-        result = pretrain(student, x, method=objective, nb_epochs=self.nb_epochs,
-                          batch_size=min(self.batch_size, len(x)), optimizer="adam", lr=self.learning_rate,
-                          weight_decay=self.weight_decay, warmup_epochs=0, lr_schedule="constant", seed=self.seed,
-                          device_type=self._device_type, verbose=self.verbose)  # fmt: skip
+            )
+        result = pretrain(
+            student,
+            x,
+            method=objective,
+            nb_epochs=self.nb_epochs,
+            batch_size=min(self.batch_size, len(x)),
+            optimizer="adam",
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+            warmup_epochs=0,
+            lr_schedule="constant",
+            seed=self.seed,
+            device_type=self._device_type,
+            verbose=self.verbose,
+        )
         self.history_ = result.history
         student = result.encoder.to(encoder.device).eval()
         if transformed_classifier is not None:
