@@ -4,6 +4,10 @@ Pre-train one zoo encoder on the Fashion-MNIST training images at 64x64 (labels 
 
     python evaluations/pretrain_zoo.py --name simclr_r18 --method simclr --epochs 10 --seed 0
 
+``--minutes M`` fits the run to a wall-clock budget: a short timed run of the same method on the same device first
+(``--probe-steps`` steps, not kept), then the largest epoch count (at most ``--epochs``) expected to fit in ``M``
+minutes; the recorded command names the epochs chosen, so the run can be repeated without the budget.
+
 The exact command of every shipped encoder is in evaluations/README.md and recorded in art_ssl/zoo/zoo.json.
 Probe accuracies are measured afterwards by evaluations/probe_zoo.py.
 """
@@ -11,6 +15,8 @@ Probe accuracies are measured afterwards by evaluations/probe_zoo.py.
 from __future__ import annotations
 
 import argparse
+import copy
+import fcntl
 import json
 import platform
 import sys
@@ -41,11 +47,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--device", default="gpu", choices=["gpu", "cpu"])
     parser.add_argument("--root", default=None, help="Fashion-MNIST IDX folder (default: the Debian package's)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; picks the epoch count")
+    parser.add_argument("--probe-steps", type=int, default=30, help="timed steps behind --minutes")
+    parser.add_argument("--checkpoint-dir", default=None, help="resumable training state (pretrain checkpoint_dir)")
     args = parser.parse_args(argv)
+    argv_used = list(sys.argv[1:] if argv is None else argv)
 
     x, _ = load_fashion_mnist("train", size=args.size, root=args.root)
     torch.manual_seed(args.seed)
     encoder = build_encoder(ARCH, **ARCH_KWARGS)
+    if args.minutes is not None:
+        args.epochs = epochs_within(args, encoder, x)
+        argv_used = [a for a in _drop_options(argv_used, ("--minutes", "--probe-steps"))]
+        argv_used = _set_option(argv_used, "--epochs", str(args.epochs))
     ckpt_dir = ROOT / "evaluations" / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
 
@@ -99,14 +113,71 @@ def main(argv: list[str] | None = None) -> None:
         "device": device,
         "torch": torch.__version__,
         "final_loss": round(float(result.history["loss"].iloc[-1]), 4),
-        "command": "python evaluations/pretrain_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python evaluations/pretrain_zoo.py " + " ".join(argv_used),
     }
+    if args.minutes is not None:
+        entry["epochs_from_budget"] = f"{args.minutes:g} minutes"
     meta_path = ZOO_DIR / "zoo.json"
-    meta = json.loads(meta_path.read_text())
-    meta[args.name] = {**meta.get(args.name, {}), **entry}
-    meta_path.write_text(json.dumps(dict(sorted(meta.items())), indent=2) + "\n")
+    with open(ZOO_DIR / ".zoo.json.lock", "w") as lock:  # several runs may finish at once (one per method)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta = json.loads(meta_path.read_text())
+        old = {k: v for k, v in meta.get(args.name, {}).items() if not k.startswith(("probe_", "raw_pixel"))}
+        meta[args.name] = {**old, **entry}  # an old probe is not this encoder's: probe_zoo.py measures it again
+        meta_path.write_text(json.dumps(dict(sorted(meta.items())), indent=2) + "\n")
     result.history.to_csv(ROOT / "evaluations" / "results" / f"pretrain_{args.name}_history.csv", index=False)
     print(json.dumps(entry, indent=2))
+
+
+def epochs_within(args, encoder: torch.nn.Module, x) -> int:
+    """Largest epoch count (1 to ``args.epochs``) whose expected time fits ``args.minutes``, from a timed run of
+    ``args.probe_steps`` steps of the same method, batch and device on a copy of ``encoder``."""
+    n = min(len(x), args.batch_size * (args.probe_steps + 5))
+    warm = args.batch_size * 5  # the first steps pay for kernel selection and allocation; not timed
+    trial = copy.deepcopy(encoder)
+    pretrain(
+        trial,
+        x[:warm],
+        method=args.method,
+        nb_epochs=1,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device_type=args.device,
+        verbose=False,
+    )
+    start = time.perf_counter()
+    pretrain(
+        trial,
+        x[warm:n],
+        method=args.method,
+        nb_epochs=1,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device_type=args.device,
+        verbose=False,
+    )
+    per_step = (time.perf_counter() - start) / ((n - warm) // args.batch_size)
+    per_epoch = per_step * (len(x) // args.batch_size)
+    epochs = max(1, min(args.epochs, int(args.minutes * 60 * 0.9 / per_epoch)))
+    print(f"{args.name}: {per_step * 1000:.1f} ms/step, {per_epoch:.1f} s/epoch -> {epochs} epochs", flush=True)
+    return epochs
+
+
+def _drop_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in names:
+            skip = True
+        elif not a.startswith(tuple(f"{n}=" for n in names)):
+            out.append(a)
+    return out
+
+
+def _set_option(argv: list[str], name: str, value: str) -> list[str]:
+    return [*_drop_options(argv, (name,)), name, value]
 
 
 if __name__ == "__main__":
