@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from art_ssl.attacks.poisoning import BadEncoder, square_trigger
 from art_ssl.data import load_task, subsample
-from art_ssl.zoo import encoder_info, load_encoder, sha256_of
+from art_ssl.zoo import encoder_info, load_encoder, sha256_of, update_index
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_DIR = ROOT / "art_ssl" / "zoo"
@@ -142,10 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         "final_loss": round(float(attack.history_["loss"].iloc[-1]), 4),
         "command": "python evaluations/backdoor_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    meta_path = ZOO_DIR / "zoo.json"
-    meta = json.loads(meta_path.read_text())
-    meta[args.name] = entry
-    meta_path.write_text(json.dumps(dict(sorted(meta.items())), indent=2) + "\n")
+    update_index(args.name, entry, keep=lambda key: False)
     attack.history_.to_csv(ROOT / "evaluations" / "results" / f"backdoor_{args.name}_history.csv", index=False)
     print(attack.history_.round(4).to_string(index=False))
     print(json.dumps(entry, indent=2))

@@ -104,13 +104,16 @@ def main() -> None:
     parser.add_argument("--sensitivity-epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="gpu: CUDA when available")
+    parser.add_argument("--root", default=None, help="Fashion-MNIST IDX folder for --task fashion_mnist")
+    parser.add_argument("--checkpoint-dir", default=None, help="resumable training state, one folder per setting")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--md", default=None, help="also write the last epochs as a markdown table here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    task = load_task(args.task, size=64, n_train=args.n_train, n_test=args.n_val, seed=args.seed)
+    task = load_task(args.task, size=64, n_train=args.n_train, n_test=args.n_val, seed=args.seed, root=args.root)
     public = load_encoder(args.encoder, "cpu")
     try:
         done = pd.read_csv(args.out)
@@ -127,11 +130,12 @@ def main() -> None:
             head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
             freeze_encoder=False,
             input_shape=public.input_shape,
-            device_type="cpu",
+            device_type=args.device,
         )
         trainer = make_trainer(setting, victim, args)
         start = time.perf_counter()
-        trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test))
+        ckpt = None if args.checkpoint_dir is None else f"{args.checkpoint_dir}/{setting.replace(':', '_')}"
+        trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test), checkpoint_dir=ckpt)
         hist = trainer.history_
         rows = hist.assign(
             task=args.task,

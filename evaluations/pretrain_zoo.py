@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import fcntl
 import json
 import platform
 import sys
@@ -29,7 +28,7 @@ from safetensors.torch import save_file
 from art_ssl.data import load_fashion_mnist
 from art_ssl.models import build_encoder
 from art_ssl.ssl import OPTIMIZER_DEFAULTS, pretrain
-from art_ssl.zoo import ZOO_ARCH, sha256_of
+from art_ssl.zoo import ZOO_ARCH, sha256_of, update_index
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_DIR = ROOT / "art_ssl" / "zoo"
@@ -117,13 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.minutes is not None:
         entry["epochs_from_budget"] = f"{args.minutes:g} minutes"
-    meta_path = ZOO_DIR / "zoo.json"
-    with open(ZOO_DIR / ".zoo.json.lock", "w") as lock:  # several runs may finish at once (one per method)
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        meta = json.loads(meta_path.read_text())
-        old = {k: v for k, v in meta.get(args.name, {}).items() if not k.startswith(("probe_", "raw_pixel"))}
-        meta[args.name] = {**old, **entry}  # an old probe is not this encoder's: probe_zoo.py measures it again
-        meta_path.write_text(json.dumps(dict(sorted(meta.items())), indent=2) + "\n")
+    # an old probe is not this encoder's: probe_zoo.py measures it again
+    update_index(args.name, entry, keep=lambda key: not key.startswith(("probe_", "raw_pixel")))
     result.history.to_csv(ROOT / "evaluations" / "results" / f"pretrain_{args.name}_history.csv", index=False)
     print(json.dumps(entry, indent=2))
 

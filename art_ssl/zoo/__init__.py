@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,28 @@ ZOO_ARCH: tuple[str, dict[str, int]] = (ZOO_RESNET, {"in_channels": 1, "width": 
 def _metadata() -> dict[str, dict[str, Any]]:
     with resources.files(_PACKAGE).joinpath(METADATA_FILE).open("r") as f:
         return json.load(f)
+
+
+def update_index(name: str, entry: dict[str, Any], keep: Callable[[str], bool] = lambda key: True) -> None:
+    """
+    Write ``entry`` as zoo encoder ``name`` into ``zoo.json`` (the package's index), under an exclusive file lock so
+    that several training runs finishing at once (one per encoder) do not lose each other's entries. Keys of the
+    old entry for which ``keep(key)`` is true and which ``entry`` does not set are kept.
+
+    :param name: Zoo name.
+    :param entry: Its metadata (JSON-serialisable).
+    :param keep: Which keys of an existing entry survive (default all).
+    """
+    import fcntl  # POSIX only; the zoo's own maintenance scripts run on Linux
+
+    folder = Path(str(resources.files(_PACKAGE)))  # a source tree or an unpacked install, never a zip
+    path = folder / METADATA_FILE
+    with open(folder / f".{METADATA_FILE}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta = json.loads(path.read_text())
+        old = {k: v for k, v in meta.get(name, {}).items() if keep(k)}
+        meta[name] = {**old, **entry}
+        path.write_text(json.dumps(dict(sorted(meta.items())), indent=2) + "\n")
 
 
 def list_encoders(backdoored: bool | None = None) -> list[str]:
