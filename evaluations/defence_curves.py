@@ -38,11 +38,13 @@ from art_ssl.zoo import load_encoder
 
 def make_trainer(setting: str, classifier, args):
     """``defence[:reduction]:head_init[:warmK]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
-    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``cleanW``: PGD-AT with clean weight W)."""
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``cleanW``: PGD-AT with clean weight W;
+    ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
     clean = [p for p in parts if p.startswith("clean")]
-    parts = [p for p in parts if not p.startswith(("warm", "clean"))]
+    lam = [p for p in parts if p.startswith("lam")]
+    parts = [p for p in parts if not p.startswith(("warm", "clean", "lam"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -61,7 +63,7 @@ def make_trainer(setting: str, classifier, args):
             classifier,
             stages=tuple(args.stages),
             gr_reduction=parts[1],
-            lambda_gr=0.0 if name == "genaf_l0" else args.lambda_gr,
+            lambda_gr=0.0 if name == "genaf_l0" else _lambda(lam[0][3:]) if lam else args.lambda_gr,
             stage2_epochs=args.stage2_epochs,
             sensitivity_samples=args.sensitivity_samples,
             sensitivity_epochs=args.sensitivity_epochs,
@@ -76,6 +78,10 @@ def make_trainer(setting: str, classifier, args):
     if name == "mart":
         return MARTTrainer(classifier, **common)
     raise ValueError(f"Unknown setting {setting!r}.")
+
+
+def _lambda(text: str) -> float | str:
+    return text if text == "auto" else float(text)
 
 
 def to_markdown(df: pd.DataFrame) -> str:

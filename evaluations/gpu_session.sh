@@ -66,6 +66,10 @@ timeout "$CURVE_SECONDS" python3 evaluations/defence_curves.py --task digits --e
   --pgd-steps 10 --val-pgd-steps 10 --batch-size 128 --settings pgd_at:random pgd_at:probe mart:random mart:probe \
   trades:random --device "$DEVICE" --checkpoint-dir "$W/ckpt_digits" --out "$W/curves_digits.csv" \
   > "$W/curves_digits.log" 2>&1 &
+# Gen-AF's claim that it also removes backdoors (issue 16 item 5), on the shipped backdoored encoder as it was before
+# this session (loaded at start, before the zoo runs replace the weights)
+timeout "$CURVE_SECONDS" python3 evaluations/backdoor_eval.py --defences none genaf --epochs "$((CURVE_EPOCHS / 3))" \
+  --sequela-tasks --device "$DEVICE" --out "$W/backdoor_genaf.csv" > "$W/backdoor_genaf.log" 2>&1 &
 log "curves started"
 
 # 3. tests with CUDA visible

@@ -261,3 +261,29 @@ def test_pgd_at_clean_weight_mixes_clean_and_adversarial_cross_entropy(trained_c
     assert math.isclose(got, float(0.25 * clean + 0.75 * adv), rel_tol=1e-5) and float(adv) > float(clean)
     with pytest.raises(ValueError, match="`clean_weight`"):
         FineTuningTrainer(fresh_head_classifier(trained_classifier), clean_weight=1.0)
+
+
+def test_genaf_auto_lambda_balances_the_two_gradients_at_the_start(trained_classifier, fmnist28):
+    classifier = fresh_head_classifier(trained_classifier)
+    trainer = GenAFTrainer(classifier, stages=(1,), lambda_gr="auto", gr_balance=0.5, head_init="random", **FAST)
+    x, y = trainer._check_data(fmnist28.x_train[:256], fmnist28.y_train[:256])
+    state = copy.deepcopy(classifier.model.state_dict())
+    lam = trainer.balanced_lambda(x, y, 64)
+    for key, value in classifier.model.state_dict().items():  # BatchNorm statistics restored: nothing changed
+        assert torch.equal(value, state[key]), key
+    # recompute both gradients by hand on the same seeded batch: lam * |grad L_gr| == 0.5 * |grad CE|
+    pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:64]
+    classifier.model.train()
+    ce, l_gr = trainer._stage1_terms(x[pick], y[pick])
+    params = [p for p in classifier.model.parameters() if p.requires_grad]
+    norm = lambda t: float(torch.sqrt(sum((g**2).sum() for g in torch.autograd.grad(t, params, retain_graph=True))))
+    assert lam * norm(l_gr) == pytest.approx(0.5 * norm(ce), rel=0.05)
+    with torch.no_grad():
+        classifier.model.load_state_dict(state)
+    assert 0 < lam < 20  # the summed L_gr dwarfs CE: the balanced weight is far below the official 20
+    trainer.fit(fmnist28.x_train[:256], fmnist28.y_train[:256])
+    assert trainer.lambda_gr_ == pytest.approx(lam, rel=1e-6)  # the same batch and weights give the same weight
+    with pytest.raises(ValueError, match="`lambda_gr` must be a finite number >= 0 or 'auto'"):
+        GenAFTrainer(classifier, lambda_gr="balanced")
+    with pytest.raises(ValueError, match="`gr_balance`"):
+        GenAFTrainer(classifier, lambda_gr="auto", gr_balance=0)

@@ -5,6 +5,8 @@ Gen-AF: Zhou et al., "Securely Fine-tuning Pre-trained Encoders Against Adversar
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,8 @@ GRAPH_ON = ("logits", "features")
 STAGES = (1, 2)
 SENSITIVITY_STARTS = ("zero", "original")
 # What the official code does where art_ssl's defaults differ (GenAFTrainer.official).
+logger = logging.getLogger(__name__)
+
 OFFICIAL = {"gr_reduction": "sum", "head_init": "random", "sensitivity_start": "zero"}
 
 
@@ -71,7 +75,9 @@ class GenAFTrainer(EncoderHeadTrainer):
                        ``encoder_classifier(..., head=MLPHead(d, C, (512, 512), dropout=0.2))``); trained in place.
     :param stages: ``(1, 2)``, ``(1,)`` or ``(2,)``.
     :param nb_epochs: Stage-1 epochs (50 officially).
-    :param lambda_gr: Weight of ``L_gr`` (20).
+    :param lambda_gr: Weight of ``L_gr`` (20), or ``"auto"``: chosen before stage 1 so that ``L_gr``'s gradient
+                      starts at ``gr_balance`` times CE's (:meth:`balanced_lambda`); the weight used is
+                      ``lambda_gr_`` after :meth:`fit`.
     :param graph_on: ``"logits"`` or ``"features"``.
     :param gr_temperature: Divisor inside ``L_gr``'s tanh (32).
     :param gr_margin: ``L_gr``'s label adjustment (2).
@@ -94,6 +100,8 @@ class GenAFTrainer(EncoderHeadTrainer):
                       before stage 1 (or stage 2 alone); ``"random"`` (official): the head as given.
     :param head_init_epochs: Epochs of that head fit (10).
     :param sensitivity_start: ``"zero"`` (official) or ``"original"``: where stage 2's running maximum starts.
+    :param gr_balance: With ``lambda_gr="auto"``: the ratio of ``lambda_gr * ||grad L_gr||`` to ``||grad CE||`` at
+                       the start of stage 1 (1).
 
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
@@ -121,6 +129,7 @@ class GenAFTrainer(EncoderHeadTrainer):
         "head_init",
         "head_init_epochs",
         "sensitivity_start",
+        "gr_balance",
     ]
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
@@ -138,7 +147,7 @@ class GenAFTrainer(EncoderHeadTrainer):
         eps: float = 0.03,
         step_size: float = 0.007,
         pgd_steps: int = 10,
-        lambda_gr: float = 20.0,
+        lambda_gr: float | str = 20.0,
         graph_on: str = "logits",
         gr_temperature: float = 32.0,
         gr_margin: float = 2.0,
@@ -164,7 +173,10 @@ class GenAFTrainer(EncoderHeadTrainer):
         head_init: str = "probe",
         head_init_epochs: int = 10,
         sensitivity_start: str = "zero",
+        gr_balance: float = 1.0,
     ) -> None:
+        self.gr_balance = gr_balance
+        self.lambda_gr_: float | None = None
         self.gr_reduction = gr_reduction
         self.head_init = head_init
         self.head_init_epochs = head_init_epochs
@@ -229,7 +241,11 @@ class GenAFTrainer(EncoderHeadTrainer):
             raise ValueError(f"`stages` must be (1, 2), (1,) or (2,), got {self.stages!r}.")
         if self.graph_on not in GRAPH_ON:
             raise ValueError(f"`graph_on` must be one of {GRAPH_ON}, got {self.graph_on!r}.")
-        check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        if isinstance(self.lambda_gr, str) and self.lambda_gr != "auto":
+            raise ValueError(f"`lambda_gr` must be a finite number >= 0 or 'auto', got {self.lambda_gr!r}.")
+        if self.lambda_gr != "auto":
+            check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        check_positive_number("gr_balance", self.gr_balance)
         for name in (
             "gr_temperature",
             "gr_margin",
@@ -262,6 +278,11 @@ class GenAFTrainer(EncoderHeadTrainer):
 
     # ------------------------------------------------------------------ stage 1
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ce, l_gr = self._stage1_terms(x, y)
+        return ce + self.lambda_gr_ * l_gr
+
+    def _stage1_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1's two loss terms on one batch: ``CE(f(x_adv), y)`` and ``L_gr``."""
         x_adv = self._ce_pgd(x, y)
         feats_adv, logits_adv = self._features_and_logits(x_adv)
         feats_clean, logits_clean = self._features_and_logits(x)
@@ -270,7 +291,39 @@ class GenAFTrainer(EncoderHeadTrainer):
         l_gr = genetic_regularization(
             reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin, reduction=self.gr_reduction
         )
-        return F.cross_entropy(logits_adv, y) + self.lambda_gr * l_gr
+        return F.cross_entropy(logits_adv, y), l_gr
+
+    def balanced_lambda(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+        """
+        ``lambda_gr="auto"``: the weight at which ``L_gr``'s gradient starts at ``gr_balance`` times CE's, over
+        every trainable parameter (encoder and head), on one batch of ``batch_size`` training images drawn with a
+        generator seeded by ``seed`` (so a resumed run finds the same weight). The model's BatchNorm statistics
+        are restored afterwards: the measurement changes nothing.
+
+        Why (issue 16): the official ``lambda_gr=20`` with ``L_gr`` summed over n^2 pairs starts ~3,400x CE on the
+        head of our encoders, and the label signal is lost; a fixed ratio at the start keeps both terms in play
+        whatever the batch size, reduction or logit scale.
+        """
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))[:batch_size]
+        xb, yb = x[pick.to(x.device)], y[pick.to(y.device)]
+        buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.model.train()
+        with self._autocast():
+            ce, l_gr = self._stage1_terms(xb, yb)
+        g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
+        g_gr = torch.autograd.grad(l_gr, params, allow_unused=True)
+        for name, b in self.model.named_buffers():
+            b.copy_(buffers[name])
+        norm_ce, norm_gr = (
+            torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)) for grads in (g_ce, g_gr)
+        )
+        if not torch.isfinite(norm_ce) or not torch.isfinite(norm_gr) or norm_gr == 0:
+            raise FloatingPointError(
+                f"`lambda_gr='auto'`: gradient norms CE {float(norm_ce):.3g}, L_gr {float(norm_gr):.3g}; "
+                "give `lambda_gr` a number."
+            )
+        return float(self.gr_balance * norm_ce / norm_gr)
 
     def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.model.encoder(self._preprocess(x))
@@ -285,6 +338,10 @@ class GenAFTrainer(EncoderHeadTrainer):
         histories = []
         if 1 in self.stages:
             self.model.freeze_encoder = False
+            auto = self.lambda_gr == "auto"
+            self.lambda_gr_ = self.balanced_lambda(x, y, batch_size) if auto else float(self.lambda_gr)
+            if auto:
+                logger.info("Gen-AF: lambda_gr='auto' -> %.4g", self.lambda_gr_)
             optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)
             histories.append(
                 self._train(x, y, val, nb_epochs, batch_size, verbose, self._batch_loss, optimizers, stage="1")
