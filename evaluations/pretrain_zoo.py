@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", default=None, help="Fashion-MNIST IDX folder (default: the Debian package's)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; picks the epoch count")
     parser.add_argument("--probe-steps", type=int, default=30, help="timed steps behind --minutes")
+    parser.add_argument("--n-images", type=int, default=0, help="train on the first N images only (0: all)")
     parser.add_argument("--checkpoint-dir", default=None, help="resumable training state (pretrain checkpoint_dir)")
     args = parser.parse_args(argv)
     argv_used = list(sys.argv[1:] if argv is None else argv)
 
     x, _ = load_fashion_mnist("train", size=args.size, root=args.root)
+    if args.n_images:
+        x = x[: args.n_images]
     torch.manual_seed(args.seed)
     encoder = build_encoder(ARCH, **ARCH_KWARGS)
     if args.minutes is not None:
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         "sha256": sha256_of(weights),
         "size_mb": round(weights.stat().st_size / 1e6, 2),
         "params": sum(p.numel() for p in result.encoder.parameters()),
-        "data": f"Fashion-MNIST train (60,000 images, labels unused) at {args.size}x{args.size}",
+        "data": f"Fashion-MNIST train ({len(x):,} images, labels unused) at {args.size}x{args.size}",
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "seed": args.seed,
