@@ -19,7 +19,7 @@ ZOO_MINUTES=${ZOO_MINUTES:-4.5}
 ZOO_DELAY=${ZOO_DELAY:-45}  # the zoo's timed trial runs once the other jobs load the GPU (else it over-promises)
 CURVE_SECONDS=${CURVE_SECONDS:-420}
 TEST_SECONDS=${TEST_SECONDS:-360}
-PACK_AT=${PACK_AT:-500}
+PACK_AT=${PACK_AT:-530}
 N_TRAIN=${N_TRAIN:-20000}
 CURVE_EPOCHS=${CURVE_EPOCHS:-15}
 BATCH=${BATCH:-512}
@@ -113,7 +113,7 @@ for spec in $ZOO_SPECS; do
   set -- ${spec//:/ }
   lr=()
   [ "$2" = simsiam ] && lr=(--lr "$(python3 -c "print(0.06 * $BATCH / 256)")")  # SimSiam's linear scaling rule
-  timeout $(python3 -c "print(int($ZOO_MINUTES * 60 + 150))") python3 evaluations/pretrain_zoo.py --name "$1" \
+  timeout $(python3 -c "print(int($ZOO_MINUTES * 60 + 240))") python3 evaluations/pretrain_zoo.py --name "$1" \
     --method "$2" --seed "$3" --epochs 200 --batch-size "$BATCH" "${lr[@]}" --minutes "$ZOO_MINUTES" \
     --root "$ROOT" --device "$DEVICE" --n-images "${ZOO_IMAGES:-0}" > "$W/pretrain_$1.log" 2>&1 &
   pids+=($!)
