@@ -128,3 +128,13 @@ def normalised_classifier(trained_classifier):
         preprocessing=(FMNIST_MEAN, FMNIST_STD),
         device_type="cpu",
     )
+
+
+def child_env() -> dict[str, str]:
+    """Environment of a child Python process that imports this checkout's art_ssl first, keeping the caller's
+    PYTHONPATH after it (where packages may live, e.g. wheels unpacked on a GPU machine)."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import pickle
 import re
 import subprocess
@@ -42,6 +41,7 @@ from art_ssl.evaluation.registry import AttackSettings
 from art_ssl.evaluation.sources import load_data_spec, load_encoder_spec
 from art_ssl.evaluation.store import ResultStore
 from art_ssl.models import SmallCNN
+from tests.conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -810,7 +810,7 @@ def test_cli_bad_input_in_a_real_process(name, files):
         text=True,
         timeout=600,
         cwd=files["tmp"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=child_env(),
     )
     assert done.returncode == code, done.stderr
     assert expected in done.stderr and ("Traceback" in done.stderr) == traceback

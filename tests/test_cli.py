@@ -5,6 +5,7 @@ from safetensors.torch import load_file
 from art_ssl.cli import main
 from art_ssl.models import build_encoder
 from art_ssl.zoo import list_encoders
+from tests.conftest import child_env
 
 
 def test_probe_prints_a_table_with_the_raw_pixel_baseline(capsys, tmp_path):
@@ -146,22 +147,19 @@ def test_audit_with_an_unreadable_weight_file_fails_clearly_and_writes_nothing(t
 )
 def test_help_imports_no_heavy_library(argv):
     """`art-ssl --help` answers at once: no torch, ART, pandas or numpy import (they cost seconds of CPU)."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     code = (
         "import sys\nfrom art_ssl.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch', 'art', 'pandas', 'numpy') if m in sys.modules), file=sys.stderr)"
     )
-    root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", code, *argv],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env=child_env(),
     )
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
     assert "usage:" in done.stdout or "art-ssl" in done.stdout

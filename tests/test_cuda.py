@@ -47,8 +47,10 @@ def test_trades_trains_on_cuda_like_on_cpu(trained_classifier, fmnist28, amp):
     if "cpu" not in histories:  # this CPU has no bf16 kernels: nothing to compare with
         return
     loss_cpu = float(histories["cpu"]["loss"].iloc[-1])
-    # float32: kernels differ only in summation order; bf16 (amp) on both devices: within bf16's resolution
-    assert loss_gpu == pytest.approx(loss_cpu, rel=1e-3 if not amp else 5e-2)
+    # Kernels differ in summation order, and PGD's sign steps turn last-bit differences into whole steps, so one
+    # epoch of TRADES ends near, not at, the CPU's loss. Measured on an H200 against a Xeon (2026-11-30): 0.867
+    # vs 0.865 in float32 (0.25%), 0.855 vs 0.904 with bf16 on both (5.5%). A wrong device path misses by far more.
+    assert loss_gpu == pytest.approx(loss_cpu, rel=0.02 if not amp else 0.15)
 
 
 def test_pretrain_on_cuda_with_bf16(fmnist28):

@@ -3,7 +3,6 @@ an uninterrupted run ends (weights, history), for a defence trainer and for SSL 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import torch
 
 from art_ssl.ssl import pretrain
 from tests import resume_setup as setup
+from tests.conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def _run_and_kill(tmp_path: Path, body: str) -> None:
     script = tmp_path / "child.py"
     body = textwrap.dedent(body).format(marker=str(marker), ckpt=str(tmp_path / "ckpt"))
     script.write_text("from tests.resume_setup import *\n" + body)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     child = subprocess.Popen([sys.executable, str(script)], env=env, cwd=ROOT)
     try:
         deadline = time.time() + 240

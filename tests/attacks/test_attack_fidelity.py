@@ -62,7 +62,9 @@ class FixedLogits(torch.nn.Module):
 def test_uapepgd_steps_once_before_the_fooled_check_as_the_reference(step_before_check):
     """The label is 0 but the classifier says 1 whatever the input: the image is fooled from the start. The
     reference (PAP's loop) still takes one momentum sign step; checking first takes none."""
-    classifier = PyTorchClassifier(FixedLogits(), torch.nn.CrossEntropyLoss(), (1, 2, 2), 2, clip_values=(0, 1))
+    classifier = PyTorchClassifier(
+        FixedLogits(), torch.nn.CrossEntropyLoss(), (1, 2, 2), 2, clip_values=(0, 1), device_type="cpu"
+    )  # on the CPU: the test calls the inner loop directly with CPU tensors
     attack = UAPEPGD(
         classifier,
         eps=0.1,

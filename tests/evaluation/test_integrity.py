@@ -21,6 +21,7 @@ from art_ssl.evaluation.grid import GridConfig, run_grid
 from art_ssl.evaluation.keys import encoder_key
 from art_ssl.evaluation.sources import load_encoder_spec
 from art_ssl.evaluation.store import ResultStore, check_output_folder
+from tests.conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {
@@ -135,7 +136,7 @@ def test_two_processes_appending_to_one_results_file_lose_no_row(tmp_path):
             store.append([{"cell_key": f"k{sys.argv[2]}{i}", "writer": sys.argv[2], "value": i}])
     """)
     out = tmp_path / "results.csv"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     procs = [subprocess.Popen([sys.executable, "-c", script, str(out), w], env=env) for w in "ab"]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     frame = pd.read_csv(out)
