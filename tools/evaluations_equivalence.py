@@ -169,8 +169,6 @@ def commands(out: Path) -> dict[str, tuple[list[str], list[str]]]:
                 "1",
                 "--sequela-max-epochs",
                 "1",
-                "--genaf-stage2-epochs",
-                "1",
                 "--out",
                 str(out / "backdoor.csv"),
             ],
@@ -182,9 +180,6 @@ def commands(out: Path) -> dict[str, tuple[list[str], list[str]]]:
 def run(tree: Path, out: Path, script: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     args, _ = commands(out)[script]
-    if script == "backdoor_eval" and "--genaf-stage2-epochs" not in (tree / args[0]).read_text():
-        i = args.index("--genaf-stage2-epochs")  # the old script had no such option: Gen-AF's default, 50
-        args = args[:i] + args[i + 2 :]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with open(out / f"{script}.log", "w") as log:
         subprocess.run([sys.executable, "-c", RUNNER, *args], cwd=tree, env=env, stdout=log, stderr=log, check=True)

@@ -11,12 +11,10 @@ file name.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from art_ssl.evaluation.keys import hash_json
-from art_ssl.evaluation.store import ResultsWriteError, file_mode
+from art_ssl.evaluation.store import ResultsWriteError, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -97,25 +95,19 @@ def save_perturbation(folder: Path, need: tuple, learnt: dict) -> None:
         "attack_seconds": learnt["attack_seconds"],
     }
     path = perturbation_file(folder, need)
-    tmp = None
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, noise=learnt["noise"], meta=json.dumps(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
     except OSError as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
         raise ResultsWriteError(
-            err.errno,
-            f"Could not save the perturbation '{path}': {reason}. The results "
-            "written so far are kept; a restarted run resumes.",
+            err.errno, f"Could not create the perturbation folder '{folder}': {err.strerror}"
         ) from err
+    replace_atomically(
+        path,
+        lambda f: np.savez(f, noise=learnt["noise"], meta=json.dumps(meta)),
+        "Could not save the perturbation '{path}': {reason}. The results written so far are kept; a restarted run "
+        "resumes.",
+        binary=True,
+    )
 
 
 def load_perturbation(folder: Path, need: tuple, shape: tuple[int, ...] | None = None) -> dict | None:
