@@ -9,6 +9,11 @@ it (see :func:`run_grid`): a killed run restarted on the same file skips the fin
 settings never takes the old ones for its own. Jobs run in this
 process (``backend="local"``) or as Ray tasks (``backend="ray"``; ``pip install "ray>=2.9"``).
 
+The grid is split by concern: :mod:`~art_ssl.evaluation.config` (what to run), :mod:`~art_ssl.evaluation.work`
+(loading, perturbation learning, the work plan's keys), :mod:`~art_ssl.evaluation.cache` (the perturbation cache),
+:mod:`~art_ssl.evaluation.threat` (crafting, the victim, applying a perturbation) and this module, which runs the
+cells (:func:`run_grid`, :func:`run_job`) and still exports every name it had before the split.
+
     >>> from art_ssl.evaluation import GridConfig, run_grid
     >>> frame = run_grid(GridConfig(encoders=("simclr_r18",), attacks=("ssp", "pgd"), defences=("none",)),
     ...                  "audit/results.csv")
