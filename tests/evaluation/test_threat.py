@@ -171,3 +171,26 @@ def test_evaluation_scripts_use_art_ssl_evaluation_instead_of_copies():
             # no private attribute of another object is set
             if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                 assert not (node.attr.startswith("_") and ast.unparse(node.value) != "self"), path.name
+
+
+def test_build_victim_is_the_papers_victim_the_scripts_built_by_hand(tiny_encoder):
+    """The construction the scripts had (seed, then a copy of the encoder with a 512-512-C head, dropout 0.2)."""
+    import copy
+
+    from art_ssl.estimators import encoder_classifier
+    from art_ssl.models import MLPHead
+
+    torch.manual_seed(3)
+    by_hand = encoder_classifier(
+        copy.deepcopy(tiny_encoder.model),
+        10,
+        head=MLPHead(tiny_encoder.embedding_dim, 10, dropout=0.2),
+        freeze_encoder=False,
+        input_shape=tiny_encoder.input_shape,
+        device_type="cpu",
+    )
+    victim = build_victim(tiny_encoder, 10, seed=3)
+    a, b = by_hand.model.state_dict(), victim.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x = np.random.default_rng(0).random((4, 1, 16, 16), dtype=np.float32)
+    np.testing.assert_array_equal(by_hand.predict(x), victim.predict(x))
