@@ -39,8 +39,9 @@ from art_ssl.core.amp import cpu_bf16_supported, cpu_flags, cpu_has_amx
 from art_ssl.core.pgd import pgd_linf
 from art_ssl.data import load_task
 from art_ssl.defences.trainer import GenAFTrainer, TRADESTrainer
-from art_ssl.estimators import PyTorchEncoder, encoder_classifier
-from art_ssl.models import MLPHead, build_encoder
+from art_ssl.estimators import PyTorchEncoder
+from art_ssl.evaluation import build_victim
+from art_ssl.models import build_encoder
 from art_ssl.ssl import pretrain
 from art_ssl.zoo import load_encoder
 
@@ -73,11 +74,7 @@ def data_for(shape: tuple[int, int, int], n: int) -> tuple[np.ndarray, np.ndarra
 
 
 def classifier(encoder: torch.nn.Module, shape, device: str):
-    torch.manual_seed(0)
-    head = MLPHead(encoder.feature_dim, 10, dropout=0.2)
-    return encoder_classifier(
-        copy.deepcopy(encoder), 10, head=head, freeze_encoder=False, input_shape=shape, device_type=device
-    )
+    return build_victim(encoder, 10, seed=0, device_type=device, input_shape=shape)
 
 
 def time_trainer(kind, encoder, shape, x, y, amp, cl, device, batch) -> float:

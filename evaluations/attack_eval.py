@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import ATTACKS, ResumableCSV, add_attack_arguments, learn_noise, load_any_encoder
+import pandas as pd
+from presets import ATTACKS, add_attack_arguments, attack_settings
 
 from art_ssl.data import load_task, subsample
 from art_ssl.estimators import encoder_classifier
-from art_ssl.evaluation import linear_probe, surrogate_classifier
+from art_ssl.evaluation import ResultStore, apply_perturbation, linear_probe, universal_perturbations
+from art_ssl.evaluation.sources import encoder_label, load_encoder_spec
 from art_ssl.metrics import benign_accuracy, fooling_rate, robust_accuracy
 from art_ssl.zoo import list_encoders
 
@@ -39,7 +41,7 @@ def main() -> None:
     add_attack_arguments(parser)
     args = parser.parse_args()
 
-    out = ResumableCSV(args.out, ("encoder", "attack", "eps_255"))
+    out = ResultStore(args.out, ("encoder", "attack", "eps_255"))
     fmnist = load_task("fashion_mnist", size=args.size)
     digits = load_task("digits", size=args.size)
     probe_sets = {
@@ -48,23 +50,26 @@ def main() -> None:
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders or list_encoders(backdoored=False):
-        enc_label, method, encoder = load_any_encoder(enc_name, args.size, args.device)
-        if all(out.has(enc_label, a, float(e)) for a in args.attacks for e in args.eps):
+        enc_label, method = encoder_label(enc_name)
+        encoder = load_encoder_spec(enc_name, args.size, args.device)
+        if all(out.has(encoder=enc_label, attack=a, eps_255=e) for a in args.attacks for e in args.eps):
             continue
         victims = {}
         for task in (fmnist, digits):
             probe = linear_probe(encoder, *probe_sets[task.name], task.x_test, task.y_test)
             clf = encoder_classifier(encoder, task.nb_classes, head=probe.head, device_type=args.device)
             victims[task.name] = (clf, task, clf.predict(task.x_test, batch_size=512).argmax(1))
-        surrogate = surrogate_classifier(encoder, x_sur, seed=args.seed)
         for eps_255 in args.eps:
             for attack_name in args.attacks:
-                if out.has(enc_label, attack_name, float(eps_255)):
+                if out.has(encoder=enc_label, attack=attack_name, eps_255=eps_255):
                     continue
-                noise, seconds = learn_noise(attack_name, encoder, surrogate, eps_255 / 255, x_sur, args)
+                (learnt,) = universal_perturbations(
+                    encoder, [attack_name], [eps_255], x_sur, attack_settings(args), seed=args.seed
+                ).values()
+                noise, seconds = learnt["noise"], learnt["attack_seconds"]
                 rows = []
                 for task_name, (clf, task, clean_pred) in victims.items():
-                    x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
+                    x_adv = apply_perturbation(task.x_test, noise)
                     adv_pred = clf.predict(x_adv, batch_size=512).argmax(1)
                     rows.append(
                         {
@@ -84,11 +89,11 @@ def main() -> None:
                             "seed": args.seed,
                         }
                     )
-                frame = out.append(rows)
+                out.append(rows)
                 print(
-                    frame[["encoder", "task", "attack", "eps_255", "BA", "RA", "attack_seconds"]].to_string(
-                        index=False, header=False
-                    ),
+                    pd.DataFrame(rows)[
+                        ["encoder", "task", "attack", "eps_255", "BA", "RA", "attack_seconds"]
+                    ].to_string(index=False, header=False),
                     flush=True,
                 )
 

@@ -30,7 +30,7 @@ from art.attacks.evasion import UniversalPerturbation
 
 from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
 from art_ssl.data import load_task
-from art_ssl.evaluation import surrogate_classifier
+from art_ssl.evaluation import apply_perturbation, surrogate_classifier
 from art_ssl.zoo import load_encoder
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     eps = args.eps / 255
 
     def fooling(delta: np.ndarray) -> float:
-        x_adv = np.clip(x + delta, 0, 1).astype(np.float32)
+        x_adv = apply_perturbation(x, delta)
         return float(np.mean(surrogate.predict(x_adv, batch_size=128).argmax(1) != clean))
 
     rows: list[dict] = []

@@ -34,16 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import ResumableCSV, add_device_argument, add_task_epochs_argument, task_epochs
+from presets import add_device_argument, add_task_epochs_argument, task_epochs
 from safetensors.torch import load_file, save_file
 
 from art_ssl.data import load_task
-from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, SuperFineTuningTrainer
+from art_ssl.defences.trainer import FineTuningTrainer
 from art_ssl.defences.transformer import EncoderDistillation
-from art_ssl.estimators import PyTorchEncoder, encoder_classifier
+from art_ssl.estimators import PyTorchEncoder
+from art_ssl.evaluation import ResultStore, build_victim
+from art_ssl.evaluation.registry import make_defence_trainer
+from art_ssl.evaluation.sources import load_encoder_spec
 from art_ssl.metrics import attack_success_rate, benign_accuracy
-from art_ssl.models import MLPHead
-from art_ssl.zoo import backdoor_targets, encoder_info, load_encoder
+from art_ssl.zoo import backdoor_targets, encoder_info
 
 DEFENCES = ("none", "finetune", "super_finetune", "genaf", "distillation")
 # (teacher, student, loss): the paper's best first, then one option changed at a time.
@@ -72,6 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pgd-steps", type=int, default=5, help="Gen-AF's inner PGD steps")
     parser.add_argument("--sensitivity-samples", type=int, default=1000)
     parser.add_argument("--sensitivity-epochs", type=int, default=3)
+    parser.add_argument("--genaf-stage2-epochs", type=int, default=50, help="Gen-AF's stage-2 epochs (its default)")
     parser.add_argument("--distill-fraction", type=float, default=0.05, help="of the Fashion-MNIST training set")
     parser.add_argument("--distill-epochs", type=int, default=10)
     parser.add_argument("--teacher-epochs", type=int, default=5)
@@ -92,36 +95,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def frozen_head_model(model: torch.nn.Module, task, args, normalize: bool = True):
+def frozen_head_model(model: PyTorchEncoder | torch.nn.Module, task, args, normalize: bool = True):
     """The downstream user's model: the encoder (frozen) and a 512-512-C head trained on clean data, on
     L2-normalised embeddings as BadEncoder's downstream classifiers (``normalize=False``: raw embeddings)."""
-    torch.manual_seed(args.seed)
-    head = MLPHead(model_dim(model, task), task.nb_classes, dropout=0.2, normalize_input=normalize)
-    classifier = encoder_classifier(
-        copy.deepcopy(model),
-        task.nb_classes,
-        head=head,
-        freeze_encoder=False,
-        input_shape=task.input_shape,
-        device_type=args.device,
+    classifier = build_victim(
+        model, task.nb_classes, seed=args.seed, device_type=args.device, normalize_input=normalize
     )
     # the same number of optimisation steps on every task: digits (1,257 images) gets ~32 epochs for 10 at 4,000
     epochs = max(args.head_epochs, int(np.ceil(args.head_epochs * args.n_train / len(task.x_train))))
-    FineTuningTrainer(
-        classifier,
-        train_encoder=False,
-        nb_epochs=epochs,
-        batch_size=args.batch_size,
-        validation_pgd_steps=0,
-        seed=args.seed,
-        verbose=args.verbose,
+    make_defence_trainer(
+        "none", classifier, epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose
     ).fit(task.x_train, task.y_train)
     return classifier
-
-
-def model_dim(model: torch.nn.Module, task) -> int:
-    with torch.no_grad():
-        return int(model.eval()(torch.zeros((2, *task.input_shape))).shape[1])
 
 
 def scores(classifier, task, target: dict) -> dict:
@@ -184,7 +169,7 @@ def distilled_students(backdoored: PyTorchEncoder, x_clean: np.ndarray, args):
         start = time.perf_counter()
         defence = EncoderDistillation(backdoored, teacher=teacher, student=student, loss=loss, **common)
         if teacher in shared:  # the same teacher (same seed) as an earlier variant: reuse it
-            defence.teacher_, defence._is_fitted = shared[teacher], True
+            defence.use_teacher(shared[teacher])
         else:
             defence.fit(x_clean)
             shared[teacher] = defence.teacher_
@@ -201,10 +186,10 @@ def distilled_students(backdoored: PyTorchEncoder, x_clean: np.ndarray, args):
 def main() -> None:
     args = parse_args()
     torch.manual_seed(args.seed)
-    out = ResumableCSV(args.out, ("task", "defence", "variant"))
+    out = ResultStore(args.out, ("task", "defence", "variant"))
     info = encoder_info(args.encoder)
-    backdoored = load_encoder(args.encoder, args.device)
-    clean = load_encoder(info["base_encoder"], args.device)
+    backdoored = load_encoder_spec(args.encoder, args.size, args.device)
+    clean = load_encoder_spec(info["base_encoder"], args.size, args.device)
     targets = {t["task"]: t for t in backdoor_targets(args.encoder)}
     tasks = {
         name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed)
@@ -212,8 +197,8 @@ def main() -> None:
     }
     undefended, ca = {}, {}
     for name, task in tasks.items():
-        ca[name] = scores(frozen_head_model(clean.model, task, args), task, targets[name])
-        undefended[name] = frozen_head_model(backdoored.model, task, args)
+        ca[name] = scores(frozen_head_model(clean, task, args), task, targets[name])
+        undefended[name] = frozen_head_model(backdoored, task, args)
 
     def record(name: str, defence: str, variant: str, classifier, seconds: float) -> None:
         task, target = tasks[name], targets[name]
@@ -233,37 +218,31 @@ def main() -> None:
         print(row, flush=True)
 
     for name, task in tasks.items():
-        if "none" in args.defences and not out.has(name, "none", "raw-feature head"):
-            record(name, "none", "raw-feature head", frozen_head_model(backdoored.model, task, args, False), 0.0)
+        if "none" in args.defences and not out.has(task=name, defence="none", variant="raw-feature head"):
+            record(name, "none", "raw-feature head", frozen_head_model(backdoored, task, args, False), 0.0)
         epochs = task_epochs(args, name, args.epochs)
         for defence in args.defences:
-            if defence == "distillation" or out.has(name, defence, ""):
+            if defence == "distillation" or out.has(task=name, defence=defence, variant=""):
                 continue
             model, start = copy.deepcopy(undefended[name]), time.perf_counter()
-            common = {
-                "nb_epochs": epochs,
-                "batch_size": args.batch_size,
-                "validation_pgd_steps": 0,
-                "seed": args.seed,
-                "verbose": args.verbose,
-            }
-            if defence == "finetune":
-                FineTuningTrainer(model, **common).fit(task.x_train, task.y_train)
-            elif defence == "super_finetune":
-                SuperFineTuningTrainer(model, **common).fit(task.x_train, task.y_train)
-            elif defence == "genaf":
-                GenAFTrainer(
+            if defence != "none":  # every defence starts from the undefended downstream model
+                make_defence_trainer(
+                    defence,
                     model,
+                    epochs,
+                    batch_size=args.batch_size,
                     pgd_steps=args.pgd_steps,
+                    seed=args.seed,
+                    verbose=args.verbose,
+                    stage2_epochs=args.genaf_stage2_epochs,
                     sensitivity_samples=args.sensitivity_samples,
                     sensitivity_epochs=args.sensitivity_epochs,
-                    **common,
                 ).fit(task.x_train, task.y_train)
             record(name, defence, "", model, time.perf_counter() - start if defence != "none" else 0.0)
 
     if "distillation" in args.defences:
         pending = any(
-            not out.has(n, "distillation", f"teacher={t} student={s} loss={loss}")
+            not out.has(task=n, defence="distillation", variant=f"teacher={t} student={s} loss={loss}")
             for n in tasks
             for t, s, loss in DISTILLATION_VARIANTS
         )
@@ -271,7 +250,7 @@ def main() -> None:
             fmnist_train = load_task("fashion_mnist", size=args.size).x_train
             for label, student, seconds in distilled_students(backdoored, fmnist_train, args):
                 for name, task in tasks.items():
-                    if not out.has(name, "distillation", label):
+                    if not out.has(task=name, defence="distillation", variant=label):
                         record(name, "distillation", label, frozen_head_model(student, task, args), seconds)
 
 

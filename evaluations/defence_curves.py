@@ -22,7 +22,6 @@ a restarted run skips finished settings. ``--md`` renders the CSV as a markdown 
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 import numpy as np
@@ -31,8 +30,7 @@ import torch
 
 from art_ssl.data import load_task
 from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
-from art_ssl.estimators import encoder_classifier
-from art_ssl.models import MLPHead
+from art_ssl.evaluation import build_victim
 from art_ssl.zoo import load_encoder
 
 
@@ -129,15 +127,7 @@ def main() -> None:
         key = (done["task"] == args.task) & (done["encoder"] == args.encoder) & (done["setting"] == setting)
         if key.any():
             continue
-        torch.manual_seed(args.seed)
-        victim = encoder_classifier(
-            copy.deepcopy(public.model),
-            task.nb_classes,
-            head=MLPHead(public.embedding_dim, task.nb_classes, dropout=0.2),
-            freeze_encoder=False,
-            input_shape=public.input_shape,
-            device_type=args.device,
-        )
+        victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
         trainer = make_trainer(setting, victim, args)
         start = time.perf_counter()
         ckpt = None if args.checkpoint_dir is None else f"{args.checkpoint_dir}/{setting.replace(':', '_')}"

@@ -29,23 +29,28 @@ import argparse
 import time
 
 import numpy as np
-from common import (
+import pandas as pd
+from presets import (
     ENCODER_ATTACKS,
-    ResumableCSV,
     add_attack_arguments,
     add_cache_argument,
     add_task_epochs_argument,
+    attack_settings,
     cached_daes,
-    fresh_victim,
-    learn_noise,
-    load_any_encoder,
     task_epochs,
 )
 
 from art_ssl.data import load_task, subsample
 from art_ssl.estimators import PyTorchEncoder
-from art_ssl.evaluation import autoattack_accuracy
+from art_ssl.evaluation import (
+    ResultStore,
+    apply_perturbation,
+    autoattack_accuracy,
+    build_victim,
+    universal_perturbations,
+)
 from art_ssl.evaluation.registry import make_defence_trainer
+from art_ssl.evaluation.sources import encoder_label, load_encoder_spec
 from art_ssl.metrics import benign_accuracy, robust_accuracy
 
 DEFENCES = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
@@ -55,8 +60,6 @@ DAE_SOURCES = ("standard", "adaptive", "transfer")
 def adaptive_daes(victim, public: PyTorchEncoder, attacks, eps_list, x_surrogate: np.ndarray, args) -> dict:
     """The DAEs of an attacker who knows the defence: each attack crafted on the defended victim's encoder (same
     unlabelled surrogate images, label-free surrogate head on that encoder); not cached (one per trained victim)."""
-    from art_ssl.evaluation import surrogate_classifier
-
     defended = PyTorchEncoder(
         victim.model.encoder.eval(),
         public.input_shape,
@@ -64,19 +67,15 @@ def adaptive_daes(victim, public: PyTorchEncoder, attacks, eps_list, x_surrogate
         preprocessing=public.preprocessing,
         device_type=args.device,
     )
-    surrogate = surrogate_classifier(defended, x_surrogate, seed=args.seed)
-    return {
-        (attack, eps_255): learn_noise(attack, defended, surrogate, eps_255 / 255, x_surrogate, args)[0]
-        for attack in attacks
-        for eps_255 in eps_list
-    }
+    learnt = universal_perturbations(defended, attacks, eps_list, x_surrogate, attack_settings(args), seed=args.seed)
+    return {key: value["noise"] for key, value in learnt.items()}
 
 
 def robust_columns(victim, task, noises: dict, prefix: str = "") -> dict:
     """``RA_{prefix}{attack}_eps{eps}`` of ``victim`` on the test set under each universal perturbation."""
     row = {}
     for (attack, eps_255), noise in noises.items():
-        x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
+        x_adv = apply_perturbation(task.x_test, noise)
         adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
         row[f"RA_{prefix}{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
     return row
@@ -143,12 +142,13 @@ def main() -> None:
     args = parser.parse_args()
     aa_encoders = args.encoders[:1] if args.aa_encoders is None else args.aa_encoders
 
-    out = ResumableCSV(args.out, ("encoder", "task", "defence"))
+    out = ResultStore(args.out, ("encoder", "task", "defence"))
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
 
     for enc_name in args.encoders:
-        enc_label, method, public = load_any_encoder(enc_name, args.size, args.device)
+        enc_label, method = encoder_label(enc_name)
+        public = load_encoder_spec(enc_name, args.size, args.device)
         noises = cached_daes(enc_label, public, args.attacks, args.eps, x_sur, args)
         transfer_noises = {}
         if "transfer" in args.dae_sources:
@@ -157,16 +157,17 @@ def main() -> None:
             source = args.transfer_encoder or next(
                 n for n in list_encoders(backdoored=False) if n not in (enc_name, enc_label) and n not in args.encoders
             )
-            src_label, _, src_encoder = load_any_encoder(source, args.size, args.device)
+            src_label, _ = encoder_label(source)
+            src_encoder = load_encoder_spec(source, args.size, args.device)
             transfer_noises = cached_daes(src_label, src_encoder, args.attacks, args.eps, x_sur, args)
         for task_name in args.tasks:
             task = load_task(
                 task_name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed
             )
             for defence in args.defences:
-                if out.has(enc_label, task_name, defence):
+                if out.has(encoder=enc_label, task=task_name, defence=defence):
                     continue
-                victim = fresh_victim(public, task.nb_classes, args)
+                victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
                 epochs = task_epochs(args, task_name, args.epochs)
                 trainer = make_trainer(defence, victim, args, epochs)
                 start = time.perf_counter()
@@ -210,8 +211,8 @@ def main() -> None:
                         "seed": args.seed,
                     }
                 )
-                frame = out.append([row])
-                print(frame.round(3).to_string(index=False), flush=True)
+                out.append([row])
+                print(pd.DataFrame([row]).round(3).to_string(index=False), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Each trainer trains its own copy of the same classifier for ``--epochs`` epochs;
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import time
 from pathlib import Path
@@ -25,8 +24,7 @@ from art.defences.trainer import AdversarialTrainerTRADESPyTorch
 
 from art_ssl.data import load_task
 from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, TRADESTrainer
-from art_ssl.estimators import encoder_classifier
-from art_ssl.models import MLPHead
+from art_ssl.evaluation import build_victim
 from art_ssl.zoo import load_encoder
 
 
@@ -55,16 +53,7 @@ def main() -> None:
     }
 
     def classifier():
-        torch.manual_seed(0)
-        head = MLPHead(encoder.embedding_dim, 10, dropout=0.2)
-        return encoder_classifier(
-            copy.deepcopy(encoder.model),
-            10,
-            head=head,
-            freeze_encoder=False,
-            input_shape=(1, 64, 64),
-            device_type=args.device,
-        )
+        return build_victim(encoder, 10, seed=0, device_type=args.device)
 
     def run_ours(name, make):
         trainer = make(classifier())

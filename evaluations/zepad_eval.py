@@ -36,14 +36,12 @@ import torch
 import torch.nn.functional as F
 from art.attacks.evasion import ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
-from common import (
+from presets import (
     ENCODER_ATTACKS,
     add_attack_arguments,
     add_cache_argument,
     add_task_epochs_argument,
     cached_daes,
-    fresh_victim,
-    load_any_encoder,
     task_epochs,
 )
 from torch import nn
@@ -51,8 +49,10 @@ from torch import nn
 from art_ssl.core.pgd import pgd_linf
 from art_ssl.data import load_task, subsample
 from art_ssl.defences.detector import ZePADDetector
-from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, ZePADModel, ZePADTrainer
-from art_ssl.evaluation import autoattack_accuracy
+from art_ssl.defences.trainer import ZePADModel, ZePADTrainer
+from art_ssl.evaluation import apply_perturbation, autoattack_accuracy, build_victim
+from art_ssl.evaluation.registry import make_defence_trainer
+from art_ssl.evaluation.sources import encoder_label, load_encoder_spec
 from art_ssl.metrics import benign_accuracy, detection_accuracy, detection_auroc, robust_accuracy
 
 
@@ -128,15 +128,9 @@ def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTor
 
 def train_undefended(public, task, args) -> nn.Module:
     """The papers' undefended victim: the clean public encoder, frozen, with a head trained on clean data."""
-    victim = fresh_victim(public, task.nb_classes, args)
-    FineTuningTrainer(
-        victim,
-        train_encoder=False,
-        nb_epochs=args.head_epochs,
-        batch_size=args.batch_size,
-        validation_pgd_steps=0,
-        seed=args.seed,
-        verbose=args.verbose,
+    victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
+    make_defence_trainer(
+        "none", victim, args.head_epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose
     ).fit(task.x_train, task.y_train)
     return victim.model.eval()
 
@@ -144,14 +138,14 @@ def train_undefended(public, task, args) -> nn.Module:
 def ba_ra(clf: PyTorchClassifier, task, noises: dict) -> dict:
     row = {"BA": benign_accuracy(clf.predict(task.x_test, batch_size=512).argmax(1), task.y_test)}
     for (attack, eps_255), noise in noises.items():
-        x_adv = np.clip(task.x_test + noise, 0, 1).astype(np.float32)
+        x_adv = apply_perturbation(task.x_test, noise)
         row[f"RA_{attack}_eps{eps_255:g}"] = robust_accuracy(clf.predict(x_adv, batch_size=512).argmax(1), task.y_test)
     return row
 
 
 def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrainer:
     """ZePAD on ``task`` (adversarial fine-tuning for ``--aft-epochs``, or ``--task-epochs`` for this task)."""
-    victim = fresh_victim(public, task.nb_classes, args)
+    victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
     aft_epochs = task_epochs(args, task.name, args.aft_epochs)
     trainer = ZePADTrainer(
         victim,
@@ -171,19 +165,19 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
 
 
 def train_genaf(public, task, args) -> PyTorchClassifier:
-    victim = fresh_victim(public, task.nb_classes, args)
+    victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
     epochs = task_epochs(args, task.name, args.aft_epochs)
-    GenAFTrainer(
+    make_defence_trainer(
+        "genaf",
         victim,
-        nb_epochs=epochs,
-        pgd_steps=args.pgd_steps,
+        epochs,
         batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps,
+        seed=args.seed,
+        verbose=args.verbose,
         stage2_epochs=args.genaf_stage2_epochs,
         sensitivity_samples=args.sensitivity_samples,
         sensitivity_epochs=args.sensitivity_epochs,
-        validation_pgd_steps=0,
-        seed=args.seed,
-        verbose=args.verbose,
     ).fit(task.x_train, task.y_train)
     return victim
 
@@ -194,7 +188,7 @@ def detection_rows(zepad: PyTorchClassifier, task, noises: dict) -> list[dict]:
         detector = ZePADDetector(zepad, threshold=0.1, score=score)
         clean_report, clean_flag = detector.detect(task.x_test)
         for (attack, eps_255), noise in noises.items():
-            adv_report, adv_flag = detector.detect(np.clip(task.x_test + noise, 0, 1).astype(np.float32))
+            adv_report, adv_flag = detector.detect(apply_perturbation(task.x_test, noise))
             truth = np.r_[np.zeros(len(clean_flag)), np.ones(len(adv_flag))].astype(bool)
             rows.append(
                 {
@@ -313,8 +307,9 @@ def main() -> None:
     )
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
-    victim_label, _, public = load_any_encoder(args.victim, args.size, args.device)
-    _, _, auxiliary = load_any_encoder(args.auxiliary, args.size, args.device)
+    victim_label, _ = encoder_label(args.victim)
+    public = load_encoder_spec(args.victim, args.size, args.device)
+    auxiliary = load_encoder_spec(args.auxiliary, args.size, args.device)
     noises = cached_daes(victim_label, public, args.attacks, [args.eps], x_sur, args)
     tasks = {
         name: load_task(name, size=args.size, n_train=args.n_train or None, n_test=args.n_test or None, seed=args.seed)

@@ -189,3 +189,13 @@ def _to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     if channels == 3 and x.shape[1] == 1:
         return np.repeat(x, 3, axis=1)
     raise ValueError(f"Cannot convert {x.shape[1]}-channel images to {channels} channels.")
+
+
+def encoder_label(spec: str) -> tuple[str, str]:
+    """How tables name the encoder ``spec``: ``(label, method)``, the zoo name and its SSL method, or a file's stem
+    and ``""`` (a file's method is not known without its training record)."""
+    if spec in list_encoders():
+        from art_ssl.zoo import encoder_info
+
+        return spec, str(encoder_info(spec).get("method", ""))
+    return Path(spec).stem, ""

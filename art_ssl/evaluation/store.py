@@ -12,8 +12,9 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -178,25 +179,43 @@ class ResultStore:
         self._done = self._keys(frame)
 
     def _write(self, frame: pd.DataFrame) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        except OSError as err:
-            raise ResultsWriteError(err.errno, f"Cannot write results next to '{self.path}': {err.strerror}") from err
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                frame.to_csv(f, index=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, file_mode())  # mkstemp makes 0600; a results file is as readable as any other
-            os.replace(tmp, self.path)
-        except OSError as err:
+        replace_atomically(
+            self.path,
+            lambda f: frame.to_csv(f, index=False),
+            "Could not write '{path}': {reason}. The file keeps its last complete version and a restarted run "
+            "resumes from it.",
+        )
+
+
+def replace_atomically(
+    path: str | os.PathLike, write: Callable[[IO], None], message: str, binary: bool = False
+) -> None:
+    """
+    Write ``path`` through a unique temporary file in its folder (``write(file)``, then flushed and fsynced), with
+    the permissions of the umask, and ``os.replace`` it into place (atomic on POSIX): a crash or a full disk leaves
+    the previous complete file, never a truncated one.
+
+    :param path: The file.
+    :param write: Writes the contents into the open file.
+    :param message: The error's text, with ``{path}`` and ``{reason}`` ("the disk is full", ...) filled in.
+    :param binary: Open the temporary file in binary mode.
+    :raises ResultsWriteError: the write failed; the temporary file is removed and ``path`` is unchanged.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; a results file is as readable as any other
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-            reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-            raise ResultsWriteError(
-                err.errno,
-                f"Could not write '{self.path}': {reason}. The file keeps its last complete version "
-                "and a restarted run resumes from it.",
-            ) from err
+        reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise ResultsWriteError(err.errno, message.format(path=path, reason=reason)) from err
 
 
 def _canonical(value) -> str:

@@ -289,6 +289,24 @@ class EncoderDistillation(Transformer):
         self.teacher_ = teacher.eval().requires_grad_(False)
         self._is_fitted = True
 
+    def use_teacher(self, teacher: nn.Module) -> None:
+        """Take ``teacher`` as the prepared teacher instead of calling :meth:`fit` (e.g. the ``teacher_`` of an
+        earlier instance with the same teacher settings, to share one fine-tuned teacher across variants).
+
+        :param teacher: An encoder of the same architecture as the given one; it is frozen (``requires_grad``
+                        off, eval mode), not copied.
+        :raises TypeError: ``teacher`` is not an ``nn.Module``.
+        :raises ValueError: its parameters do not have the given encoder's names and shapes.
+        """
+        if not isinstance(teacher, nn.Module):
+            raise TypeError(f"`teacher` must be an nn.Module, got {type(teacher).__name__}.")
+        mine = {k: tuple(v.shape) for k, v in self.classifier.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in teacher.state_dict().items()}
+        if mine != theirs:
+            raise ValueError("`teacher` must have the architecture of the encoder being cleaned (same weight shapes).")
+        self.teacher_ = teacher.eval().requires_grad_(False)
+        self._is_fitted = True
+
     def initial_student(self, x: np.ndarray) -> nn.Module:
         """The student before distillation, as ``student`` says: a copy of the given encoder (``"poisoned"``),
         fresh weights (``"random"``), or fresh weights trained with SimCLR on the clean subsample of ``x`` for

@@ -1,0 +1,240 @@
+"""
+What an audit grid runs: :class:`GridConfig` (encoders x tasks x defences x attacks x budgets x seeds, and every
+setting), checked in full before any encoder is loaded, and the names of its axes and keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSettings, attack_kind
+from art_ssl.evaluation.sources import EncoderOptions
+
+logger = logging.getLogger(__name__)
+
+KEY = ("encoder", "task", "defence", "attack", "eps_255", "seed")
+# Defences that repair an already trained downstream model (Sha et al. fine-tune the backdoored model): their job
+# first trains the head on the frozen encoder, as the "none" model, then applies them. The others train from the
+# pre-trained encoder and a fresh head.
+POST_HOC_DEFENCES = ("super_finetune",)
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """
+    What to audit. Names: encoders as zoo names or files (:func:`~art_ssl.evaluation.sources.load_encoder_spec`),
+    tasks as data specs (:func:`~art_ssl.evaluation.sources.load_data_spec`; ``_`` and ``-`` are one spelling),
+    attacks and defences from :mod:`art_ssl.evaluation.registry`. Every setting is checked here, before any encoder
+    is loaded; repeated names, budgets or seeds are dropped (a warning is logged) so no cell runs twice.
+
+    :param encoders: Encoders to audit.
+    :param tasks: Downstream tasks.
+    :param attacks: Universal (crafted on the encoder), white-box (on the downstream model) and ``"badencoder"``
+                    (the recorded trigger of a backdoored zoo encoder; ASR).
+    :param defences: How the downstream model is trained (``"none"``: a head on the frozen encoder).
+    :param eps: Budgets in 1/255 units, in (0, 255] (ignored by ``"badencoder"``).
+    :param seeds: One run of every cell per seed (non-negative ints).
+    :param size: Image side (>= 8).
+    :param n_train: Downstream training images (``None``: all; else >= 1).
+    :param n_test: Downstream test images (``None``: all; else >= 1).
+    :param epochs: Defence epochs (>= 1).
+    :param batch_size: Batch size (>= 1).
+    :param pgd_steps: PGD steps inside the defences (>= 1).
+    :param whitebox_n: Test images under white-box attacks (>= 1; they cost a forward/backward per step and image).
+    :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
+    :param attack_settings: Settings of the universal attacks.
+    :param device_type: ``"cpu"``, ``"gpu"`` or ``"auto"`` (the GPU when CUDA is available).
+    :param defence_settings: ZePAD's other encoders and heads, distillation's epochs.
+    :param verbose: Progress bars inside trainers.
+    :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
+    :param amp: Mixed precision of defences and universal attacks (``True``, ``False``, ``"auto"``; see
+                :mod:`art_ssl.core.amp`).
+    """
+
+    encoders: tuple[str, ...]
+    tasks: tuple[str, ...] = ("fashion-mnist-subset",)
+    attacks: tuple[str, ...] = ("ssp", "pap_ugs", "pgd")
+    defences: tuple[str, ...] = ("none",)
+    eps: tuple[float, ...] = (10.0,)
+    seeds: tuple[int, ...] = (0,)
+    size: int = 64
+    n_train: int | None = None
+    n_test: int | None = None
+    epochs: int = 1
+    batch_size: int = 256
+    pgd_steps: int = 5
+    whitebox_n: int = 200
+    surrogate_n: int = 5000
+    attack_settings: AttackSettings = field(default_factory=AttackSettings)
+    defence_settings: DefenceSettings = field(default_factory=DefenceSettings)
+    device_type: str = "cpu"
+    verbose: bool = False
+    encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
+    amp: bool | str = "auto"
+
+    def __post_init__(self) -> None:
+        from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
+
+        for name in AXES:
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+                raise TypeError(f"`{name}` must be a tuple of values, got {value!r}.")
+            for item in value:
+                if name in ("eps", "seeds"):
+                    _check_number(name, item, integer=name == "seeds")
+                elif not isinstance(item, str) or not item:
+                    raise TypeError(f"`{name}` must hold non-empty strings, got {item!r}.")
+        object.__setattr__(self, "tasks", tuple(_named("tasks", canonical_data_spec, t) for t in self.tasks))
+        object.__setattr__(self, "eps", tuple(float(e) for e in self.eps))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        for name in AXES:
+            value = tuple(getattr(self, name))
+            unique = tuple(dict.fromkeys(value))
+            if len(unique) < len(value):
+                repeated = sorted({v for v in value if value.count(v) > 1})
+                logger.warning("`%s` repeats %s; each runs once.", name, repeated)
+            object.__setattr__(self, name, unique)
+        for attack in self.attacks:
+            _named("attacks", check_attack_name, attack)
+        unknown = [d for d in self.defences if d not in DEFENCES]
+        if unknown:
+            raise ValueError(f"`defences`: Unknown defence(s) {unknown}; choose from {DEFENCES}.")
+        bad_eps = [e for e in self.eps if not (np.isfinite(e) and 0 < e <= 255)]
+        if bad_eps:
+            raise ValueError(f"`eps` must be budgets in (0, 255] (1/255 units), got {bad_eps}.")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"`seeds` must be non-negative ints, got {list(self.seeds)}.")
+        _check_int("size", self.size, 8)
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        for name in ("epochs", "batch_size", "pgd_steps", "whitebox_n", "surrogate_n"):
+            _check_int(name, getattr(self, name), 1)
+        if {"uapepgd", "art_uap"} & set(self.attacks) and self.surrogate_n < 10:
+            raise ValueError(
+                f"`surrogate_n` must be >= 10 for 'uapepgd'/'art_uap' (the attacker's surrogate "
+                f"classifier clusters them into 10 pseudo-classes), got {self.surrogate_n}."
+            )
+        _check_attack_settings(self.attack_settings)
+        if self.device_type not in ("cpu", "gpu", "auto"):
+            raise ValueError(f"`device_type` must be 'cpu', 'gpu' or 'auto', got {self.device_type!r}.")
+        if self.device_type == "auto":
+            object.__setattr__(self, "device_type", "gpu" if torch.cuda.is_available() else "cpu")
+        if not isinstance(self.verbose, bool):
+            raise TypeError(f"`verbose` must be a bool, got {self.verbose!r}.")
+        for encoder in self.encoders:  # files last: a typo in a number is reported before a missing file
+            _named("encoders", check_encoder_spec, encoder)
+        from art_ssl.core.amp import check_amp
+
+        check_amp("amp", self.amp)
+
+    def cells(self) -> list[dict]:
+        """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
+        encoder and none for the others (there is no recorded trigger to test them with)."""
+        from art_ssl.zoo import list_encoders
+
+        backdoored = set(list_encoders(backdoored=True))
+        out = []
+        for encoder in self.encoders:
+            for task in self.tasks:
+                for defence in self.defences:
+                    for seed in self.seeds:
+                        for attack in self.attacks:
+                            if attack_kind(attack) == "backdoor" and encoder not in backdoored:
+                                continue
+                            budgets = (0.0,) if attack_kind(attack) == "backdoor" else self.eps
+                            out += [
+                                {
+                                    "encoder": encoder,
+                                    "task": task,
+                                    "defence": defence,
+                                    "attack": attack,
+                                    "eps_255": float(e),
+                                    "seed": seed,
+                                }
+                                for e in budgets
+                            ]
+        return out
+
+
+AXES = ("encoders", "tasks", "attacks", "defences", "eps", "seeds")
+# Settings that change the downstream models and their evaluation but not a universal perturbation (which depends
+# on the encoder, the attacker's images and the attack settings only). Any other GridConfig field, present or
+# added later, enters the perturbation's key: a new setting is safe by default.
+DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n", "defence_settings")
+# Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
+NOT_KEYED = ("device_type", "verbose")
+
+
+def _named(name: str, check: Callable, *values: object):
+    """``check(*values)``, with a ``ValueError`` message prefixed by the parameter's name (unless it names it)."""
+    try:
+        return check(*values)
+    except ValueError as err:
+        if str(err).startswith("`"):
+            raise
+        raise ValueError(f"`{name}`: {err}") from None
+
+
+def _check_number(name: str, value: object, integer: bool) -> None:
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"`{name}` must hold {'ints' if integer else 'numbers'}, got {value!r}.")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+
+
+def _check_attack_settings(settings: AttackSettings) -> None:
+    if not isinstance(settings, AttackSettings):
+        raise TypeError(f"`attack_settings` must be an AttackSettings, got {type(settings).__name__}.")
+    for name in ("surrogate_n", "sign_epochs", "gen_ngf", "gen_nz_batch", "gen_epochs", "uap_iter"):
+        _check_int(f"attack_settings.{name}", getattr(settings, name), 1)
+    _check_int("attack_settings.seed", settings.seed, 0)
+    step = settings.sign_step
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not np.isfinite(step) or step <= 0:
+        raise ValueError(f"`attack_settings.sign_step` must be a finite number > 0, got {step!r}.")
+
+
+def check_attack_name(name: str) -> str:
+    """The kind of attack ``name`` (:func:`~art_ssl.evaluation.registry.attack_kind`), after checking that a
+    ``torchattacks:<Name>`` names a real torchattacks attack class. :raises ValueError: an unknown name."""
+    kind = attack_kind(name)
+    if name.startswith("torchattacks:"):
+        try:
+            import torchattacks
+        except ImportError as err:
+            raise ValueError(f"Attack {name!r} needs torchattacks: pip install torchattacks.") from err
+        attack = name.split(":", 1)[1]
+        cls = getattr(torchattacks, attack, None)
+        base = torchattacks.attack.Attack
+        if not (isinstance(cls, type) and issubclass(cls, base)) or attack in ("Attack", "MultiAttack", "VANILA"):
+            names = sorted(
+                n
+                for n in dir(torchattacks)
+                if isinstance(getattr(torchattacks, n), type)
+                and issubclass(getattr(torchattacks, n), base)
+                and n not in ("Attack", "MultiAttack", "VANILA")
+            )
+            raise ValueError(
+                f"Unknown attack {name!r}: torchattacks has no attack class {attack!r}; choose from {names}."
+            )
+    return kind
+
+
+def versions() -> dict[str, str]:
+    import art
+
+    import art_ssl
+
+    return {"art_ssl_version": art_ssl.__version__, "art_version": art.__version__, "torch_version": torch.__version__}
