@@ -194,7 +194,8 @@ def _diff(a, b, path: str) -> list[str]:
         return []
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (u, v) in enumerate(zip(a, b, strict=True)) for d in _diff(u, v, f"{path}[{i}]")]
-    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+    same_nan = isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)
+    return [] if a == b or same_nan else [f"{path}: {a!r} != {b!r}"]
 
 
 def main(argv: list[str]) -> int:
