@@ -8,6 +8,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
+from art_ssl.core.forward import pixel_forward
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 
@@ -21,7 +22,7 @@ class PreprocessedModel(nn.Module):
         self.model = classifier.model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0])
+        return pixel_forward(self.classifier, x, model=self.model)
 
 
 def autoattack_accuracy(
