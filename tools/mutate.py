@@ -109,7 +109,7 @@ MUTANTS = [
     Mutant(
         "preprocessing_skipped",
         "art_ssl/evaluation/autoattack.py",
-        "return self.model(self.classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0])",
+        "return pixel_forward(self.classifier, x, model=self.model)",
         "return self.model(x)",
         PREPROCESSING,
         "PreprocessedModel (torchattacks, AutoAttack) skips the classifier's preprocessing",
@@ -117,10 +117,18 @@ MUTANTS = [
     Mutant(
         "trainer_preprocessing_skipped",
         "art_ssl/defences/trainer/base.py",
-        "        return self._classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0]",
-        "        return x",
+        "        return pixel_forward(self._classifier, x)",
+        "        return self.model(x)",
         PREPROCESSING,
         "trainers feed raw pixels to a model that expects normalised ones",
+    ),
+    Mutant(
+        "core_preprocessing_skipped",
+        "art_ssl/core/forward.py",
+        "    return estimator._apply_preprocessing(x, y=None, fit=False, no_grad=not differentiable)[0]",
+        "    return x",
+        PREPROCESSING,
+        "the one pixel-space forward of art_ssl (attacks, trainers, detector, AutoAttack) skips the preprocessing",
     ),
     Mutant(
         "federal_k_ignored",

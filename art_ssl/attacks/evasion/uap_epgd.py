@@ -126,7 +126,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         :param stop: Optional ``f(delta) -> bool`` checked every ``check_every`` batches; ``True`` ends the attack.
         """
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
-        clean_pred = self.estimator.predict(x, batch_size=256).argmax(1)
+        clean_pred = self._predict_labels(x)
         labels = clean_pred if y is None else check_labels(y, len(x), "y", self.estimator.nb_classes)
         device = self.estimator.device
         x_all, y_all = torch.from_numpy(x), torch.from_numpy(labels)
@@ -165,7 +165,13 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         return self.perturb(x)
 
     def _compute_fooling_rate(self, x: np.ndarray, clean_pred: np.ndarray) -> float:
-        return float(np.mean(self.estimator.predict(self.perturb(x), batch_size=256).argmax(1) != clean_pred))
+        return float(np.mean(self._predict_labels(self.perturb(x)) != clean_pred))
+
+    def _predict_labels(self, x: np.ndarray) -> np.ndarray:
+        """The classifier's labels of ``x``. ART's ``predict`` iterates a ``DataLoader``, which draws its base seed from
+        torch's global generator: the scope keeps the caller's generator as it was."""
+        with scoped_seed(self.seed):
+            return self.estimator.predict(x, batch_size=256).argmax(1)
 
     def _inner_attack(
         self, x_base: torch.Tensor, labels: torch.Tensor, alpha: float, generator: torch.Generator
