@@ -22,7 +22,8 @@ import torch
 from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
 from art_ssl.attacks.poisoning import BadEncoder
 from art_ssl.data import load_task
-from art_ssl.defences.trainer import GenAFTrainer, TRADESTrainer
+from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, SuperFineTuningTrainer, TRADESTrainer
+from art_ssl.defences.transformer import EncoderDistillation
 from art_ssl.estimators import PyTorchEncoder, encoder_classifier
 from art_ssl.models import MLPHead, SmallCNN
 from art_ssl.ssl import pretrain
@@ -112,6 +113,48 @@ def run_all() -> dict[str, dict]:
         "head_init": _history(g.head_init_history_),
         "sensitivity": dict(g.layer_sensitivity_),
     }
+
+    others = {
+        "mart": lambda c: MARTTrainer(
+            c, nb_epochs=2, batch_size=16, pgd_steps=2, validation_pgd_steps=0, seed=5, **common
+        ),
+        "pgd_at_warm": lambda c: FineTuningTrainer(
+            c,
+            adversarial=True,
+            nb_epochs=2,
+            batch_size=16,
+            pgd_steps=2,
+            head_init="probe",
+            head_init_epochs=1,
+            eps_warmup_epochs=1,
+            validation_pgd_steps=0,
+            seed=5,
+            **common,
+        ),
+        "super_finetune": lambda c: SuperFineTuningTrainer(
+            c, nb_epochs=2, batch_size=16, steps_up=2, steps_down=2, seed=5, **common
+        ),
+    }
+    for name, make in others.items():
+        _seed_globals()
+        clf = _classifier()
+        t = make(clf)
+        t.fit(x, y)
+        out[name] = {"weights": _weights(clf.model), "history": _history(t.history_)}
+
+    _seed_globals()
+    distil = EncoderDistillation(
+        _encoder(),
+        layers=["layer1", "layer2"],
+        nb_epochs=2,
+        batch_size=16,
+        teacher_epochs=1,
+        warmup_epochs=1,
+        seed=29,
+        verbose=False,
+    )
+    student = distil(x)
+    out["distillation"] = {"weights": _weights(student.model), "history": _history(distil.history_)}
 
     attacks = {
         "pap_base": lambda e: PAP(e, layer="stem", batch_size=16, nb_epochs=2, seed=11, verbose=False),
@@ -204,6 +247,9 @@ def main(argv: list[str]) -> int:
         return 2
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    import art_ssl
+
+    print(f"art_ssl from {art_ssl.__file__}")
     outputs = run_all()
     if argv[1] == "record":
         torch.save(outputs, argv[2])
