@@ -15,4 +15,3 @@ def resolve_device(device_type: str | torch.device = "gpu") -> torch.device:
     if device_type == "gpu" and torch.cuda.is_available():
         return torch.device(f"cuda:{torch.cuda.current_device()}")
     return torch.device("cpu")
-
