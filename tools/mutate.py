@@ -108,9 +108,9 @@ MUTANTS = [
     ),
     Mutant(
         "preprocessing_skipped",
-        "art_ssl/evaluation/autoattack.py",
-        "return pixel_forward(self.classifier, x, model=self.model)",
-        "return self.model(x)",
+        "art_ssl/core/forward.py",
+        "        return pixel_forward(self.classifier, x, model=self.model)",
+        "        return self.model(x)",
         PREPROCESSING,
         "PreprocessedModel (torchattacks, AutoAttack) skips the classifier's preprocessing",
     ),

@@ -43,3 +43,20 @@ def pixel_forward(
     """
     net = estimator.model if model is None else model
     return net(preprocess(estimator, x, differentiable=differentiable))
+
+
+class PreprocessedModel(nn.Module):
+    """``classifier.model`` behind the classifier's own (torch) preprocessing: a module from pixel-space inputs to
+    logits, for libraries that take a bare model (torchattacks, AutoAttack). Also importable from
+    ``art_ssl.evaluation.autoattack``.
+
+    :param classifier: An ART PyTorch classifier.
+    """
+
+    def __init__(self, classifier: Any) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.model = classifier.model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_forward(self.classifier, x, model=self.model)

@@ -10,9 +10,9 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
+from art_ssl.core.forward import PreprocessedModel
 from art_ssl.core.modes import evaluating
 from art_ssl.core.seeding import scoped_seed
-from art_ssl.evaluation.autoattack import PreprocessedModel
 
 # Not a dependency of art_ssl: torchattacks' metadata pulls torchvision and an old `requests` it never imports.
 TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"
