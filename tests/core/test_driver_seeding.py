@@ -17,6 +17,7 @@ from art_ssl.core.driver import Checkpointing, epoch_batches, run_epochs
 from art_ssl.core.forward import pixel_forward, preprocess
 from art_ssl.core.probing import output_dim
 from art_ssl.core.seeding import global_rng_state, scoped_seed
+from art_ssl.defences.trainer import FineTuningTrainer
 from art_ssl.estimators import PyTorchEncoder, encoder_classifier
 from art_ssl.models import SmallCNN
 from art_ssl.ssl import pretrain
@@ -253,3 +254,38 @@ def test_pixel_forward_applies_the_estimators_preprocessing_once_and_differentia
     assert torch.allclose(preprocess(clf, x, differentiable=False), (x - 0.3) / 0.2)
     with pytest.raises(TypeError, match="torch.Tensor"):
         preprocess(clf, x.detach().numpy())
+
+
+def test_head_warm_start_and_main_loop_checkpoint_to_their_own_files(tmp_path):
+    """Before issue 17 both loops of a ``head_init="probe"`` fit wrote ``...-stage-main.pt``: the main loop then found
+    the head fit's checkpoint and refused it (other data)."""
+    x, y = setup.data()
+
+    def fit(checkpoint_dir):
+        trainer = setup.trainer(nb_epochs=1, pgd_steps=1)
+        trainer = FineTuningTrainer(
+            trainer.get_classifier(),
+            adversarial=True,
+            nb_epochs=1,
+            batch_size=16,
+            pgd_steps=1,
+            head_init="probe",
+            head_init_epochs=1,
+            validation_pgd_steps=0,
+            amp=False,
+            verbose=False,
+        )
+        trainer.fit(x, y, checkpoint_dir=checkpoint_dir)
+        return trainer
+
+    first = fit(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["FineTuningTrainer-stage-head-init.pt", "FineTuningTrainer-stage-main.pt"]
+    again = fit(tmp_path)  # both loops finished: resumed from their files, nothing trained again
+    np.testing.assert_array_equal(first.history_["loss"], again.history_["loss"])
+    for a, b in zip(
+        first.get_classifier().model.state_dict().values(),
+        again.get_classifier().model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)

@@ -308,14 +308,19 @@ class EncoderHeadTrainer(Trainer):
         stage: str | None,
         reset_optimizers: Callable[[], dict[str, torch.optim.Optimizer]] | None = None,
         lr_decay: float | None = None,
+        checkpoint_name: str | None = None,
     ) -> pd.DataFrame:
-        """The epoch loop shared by every trainer (and every stage of Gen-AF)."""
+        """The epoch loop shared by every trainer (and every stage of Gen-AF), run by
+        :func:`~art_ssl.core.driver.run_epochs`. ``checkpoint_name`` names this loop's checkpoint file (default: the
+        stage, or ``"main"``): each loop of one ``fit`` needs its own."""
         lr_decay = self.lr_decay if lr_decay is None else lr_decay
         if self.channels_last and x.dim() == 4:  # ~1.4x faster convolutions on CPU, and on GPU with autocast
             self.model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
-        ckpt_file = checkpoint_path(self._checkpoint_dir, f"{type(self).__name__}-stage-{stage or 'main'}.pt")
+        ckpt_file = checkpoint_path(
+            self._checkpoint_dir, f"{type(self).__name__}-stage-{checkpoint_name or stage or 'main'}.pt"
+        )
         fingerprint = (
             None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
         )
