@@ -226,7 +226,12 @@ def detector_aware_pgd(zepad: PyTorchClassifier, x: np.ndarray, y: np.ndarray, e
 
         out.append(
             pgd_linf(
-                loss, xb, eps, eps / 4, args.adaptive_steps, generator=torch.Generator().manual_seed(args.seed)
+                loss,
+                xb,
+                eps=eps,
+                step_size=eps / 4,
+                steps=args.adaptive_steps,
+                generator=torch.Generator().manual_seed(args.seed),
             ).numpy()
         )
     return np.concatenate(out)

@@ -1,4 +1,5 @@
-"""Device selection shared by estimators, pre-training and trainers (ART's ``device_type`` convention)."""
+"""Device selection shared by estimators, pre-training and trainers (ART's ``device_type`` convention). Seeding is
+:mod:`art_ssl.core.seeding`'s."""
 
 from __future__ import annotations
 
@@ -14,11 +15,3 @@ def resolve_device(device_type: str | torch.device = "gpu") -> torch.device:
     if device_type == "gpu" and torch.cuda.is_available():
         return torch.device(f"cuda:{torch.cuda.current_device()}")
     return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch's global generators (kornia and dropout draw from them) and return a CPU generator for shuffling."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}.")
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

@@ -1,8 +1,14 @@
-"""Perturbation arithmetic in pixel space: L-inf projection, application with optional clipping, seeded noise."""
+"""Perturbation arithmetic in pixel space: L-inf projection, application with optional clipping, patch pasting,
+seeded noise."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
+
+T = TypeVar("T", np.ndarray, torch.Tensor)
 
 
 def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -25,12 +31,19 @@ def uniform_noise(
     return ((torch.rand(shape, generator=generator) * 2 - 1) * eps).to(device)
 
 
+def paste(x: T, patch: T, mask: T) -> T:
+    """``x * (1 - mask) + patch * mask``: the pixels of ``x`` where ``mask`` is 1 replaced by ``patch`` (blended where
+    it lies between 0 and 1); numpy arrays or torch tensors (differentiable), all broadcast. Every patch, mask and
+    trigger of art_ssl is pasted with this one expression."""
+    return x * (1 - mask) + patch * mask
+
+
 def paste_patch(
     x: torch.Tensor, patch: torch.Tensor, mask: torch.Tensor, clip_values: tuple[float, float] | None = None
 ) -> torch.Tensor:
     """Replace the pixels of ``x`` where ``mask`` is 1 by ``patch`` (both broadcast), clipped like
     :func:`apply_perturbation`."""
-    x_adv = x * (1 - mask) + patch * mask
+    x_adv = paste(x, patch, mask)
     return x_adv if clip_values is None else x_adv.clamp(float(clip_values[0]), float(clip_values[1]))
 
 

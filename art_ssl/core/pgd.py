@@ -17,6 +17,7 @@ RANDOM_STARTS = (None, "uniform", "normal")
 def pgd_linf(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
+    *,
     eps: float,
     step_size: float,
     steps: int,
@@ -29,7 +30,7 @@ def pgd_linf(
     ``steps`` sign-gradient ascent steps on ``loss_fn(x_adv)`` (a scalar; sum per-sample losses so that each
     sample's step is independent of the batch size), each followed by projection onto the ``eps`` L-inf ball around
     ``x`` and onto ``clip_values``. Gradients are taken with respect to the input only: model parameters
-    accumulate nothing.
+    accumulate nothing. Keyword-only after ``x``.
 
     :param loss_fn: Maps a batch of inputs to the scalar to maximise.
     :param x: Clean batch.

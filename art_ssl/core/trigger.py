@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from art_ssl.core.checks import check_images
+from art_ssl.core.perturbation import paste
 
 CORNERS = ("bottom_right", "bottom_left", "top_right", "top_left")
 # The official trigger's geometry, as fractions of a 32-pixel side.
@@ -59,13 +60,13 @@ class Trigger:
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Stamp the trigger on images ``x`` (N, C, H, W) of the trigger's shape; returns float32 copies."""
         x = check_images(x, "x", self.input_shape)
-        return (x * (1 - self.mask) + self.pattern * self.mask).astype(np.float32)
+        return paste(x, self.pattern, self.mask).astype(np.float32)
 
     def apply_torch(self, x: torch.Tensor) -> torch.Tensor:
         """The same on a tensor (differentiable, on ``x``'s device), for training loops."""
         mask = torch.as_tensor(self.mask, device=x.device, dtype=x.dtype)
         pattern = torch.as_tensor(self.pattern, device=x.device, dtype=x.dtype)
-        return x * (1 - mask) + pattern * mask
+        return paste(x, pattern, mask)
 
 
 def square_trigger(

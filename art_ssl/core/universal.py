@@ -6,15 +6,14 @@ a generator network trained with Adam).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from art_ssl.core.driver import Step, run_epochs
 from art_ssl.core.perturbation import apply_perturbation, paste_patch, project_linf, uniform_noise
 
 # objective(x, x_adv, apply) -> scalar to MAXIMISE; ``apply(images)`` puts the current perturbation on other images
@@ -103,6 +102,7 @@ class UniversalResult:
 
 def learn_universal(
     x: np.ndarray | torch.Tensor,
+    *,
     objective: Objective,
     source: PerturbationSource,
     update: str,
@@ -121,7 +121,7 @@ def learn_universal(
 ) -> UniversalResult:
     """
     Maximise ``objective(x_batch, source.apply(x_batch), apply)`` over one universal perturbation made by
-    ``source``.
+    ``source``; the loop is :func:`art_ssl.core.driver.run_epochs`. Keyword-only after ``x``.
 
     :param x: Unlabelled images (N, C, H, W) in pixel space; kept where they are, batches move to ``device``.
     :param objective: Returns the scalar to maximise for a batch.
@@ -153,45 +153,51 @@ def learn_universal(
     source.to(device)
     params = [p for p in source.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=step_size, betas=adam_betas) if update == "adam" else None
-    steps_per_epoch = int(np.ceil(n / batch_size))
-    total = steps_per_epoch * nb_epochs if max_iter is None else min(max_iter, steps_per_epoch * nb_epochs)
-    result = UniversalResult(noise=torch.empty(0))
-    start = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, disable=not verbose)
-    for _ in range(nb_epochs):
-        order = torch.randperm(n, generator=generator)
-        epoch_values = []
-        for i in range(steps_per_epoch):
-            if result.steps >= total:
-                break
-            xb = x_all[order[i * batch_size : (i + 1) * batch_size]].to(device, non_blocking=True)
-            perturbation = source()
 
-            def apply(images: torch.Tensor, p: torch.Tensor = perturbation) -> torch.Tensor:
-                return source.apply(images, p, clip_values)
+    def step(indices: torch.Tensor, _: Step) -> torch.Tensor:
+        xb = x_all[indices].to(device, non_blocking=True)
+        perturbation = source()
 
-            value = objective(xb, apply(xb), apply)
-            grads = torch.autograd.grad(value, params)  # only the perturbation's parameters get gradients
-            if optimizer is None:
-                source.sign_step(grads[0], step_size)
-            else:
-                for p, g in zip(params, grads, strict=True):
-                    p.grad = -g  # Adam minimises; we ascend the objective
-                optimizer.step()
-            result.steps += 1
-            epoch_values.append(value.detach())
-            bar.update(1)
-            if stop is not None and result.steps % check_every == 0:
-                with torch.no_grad():
-                    if stop(source().detach()):
-                        result.stopped_early = True
-                        break
-        if epoch_values:
-            result.history.append(torch.stack(epoch_values).mean().item())
-        if result.stopped_early or result.steps >= total:
-            break
-    bar.close()
+        def apply(images: torch.Tensor, p: torch.Tensor = perturbation) -> torch.Tensor:
+            return source.apply(images, p, clip_values)
+
+        value = objective(xb, apply(xb), apply)
+        grads = torch.autograd.grad(value, params)  # only the perturbation's parameters get gradients
+        if optimizer is None:
+            source.sign_step(grads[0], step_size)
+        else:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = -g  # Adam minimises; we ascend the objective
+            optimizer.step()
+        return value.detach()
+
+    def end_epoch(epoch: int, values: list[torch.Tensor], seconds: float) -> dict[str, float] | None:
+        return {"objective": torch.stack(values).mean().item()} if values else None
+
+    def should_stop() -> bool:
+        with torch.no_grad():
+            return bool(stop(source().detach()))
+
+    loop = run_epochs(
+        n=n,
+        batch_size=batch_size,
+        nb_epochs=nb_epochs,
+        generator=generator,
+        step=step,
+        end_epoch=end_epoch,
+        max_steps=max_iter,
+        stop=None if stop is None else should_stop,
+        check_every=check_every,
+        desc=desc,
+        progress="run",
+        verbose=verbose,
+    )
     with torch.no_grad():
-        result.noise = source().detach().cpu()
-    result.seconds = time.perf_counter() - start
-    return result
+        noise = source().detach().cpu()
+    return UniversalResult(
+        noise=noise,
+        history=[row["objective"] for row in loop.rows],
+        steps=loop.steps,
+        seconds=loop.seconds,
+        stopped_early=loop.stopped_early,
+    )

@@ -20,6 +20,7 @@ from torch import nn
 from art_ssl.core.checks import check_images
 from art_ssl.core.hooks import layer_outputs, resolve_layer
 from art_ssl.core.losses import negative_cosine
+from art_ssl.core.probing import output_dim
 
 if TYPE_CHECKING:
     from art.defences.postprocessor import Postprocessor
@@ -131,14 +132,7 @@ class PyTorchEncoder(PyTorchEstimator):
     def embedding_dim(self) -> int:
         """Size D of the embeddings, found once with a forward pass."""
         if self._embedding_dim is None:
-            was_training = self._model.training
-            self._model.eval()
-            with torch.no_grad():
-                out = self._model(torch.zeros((2, *self._input_shape), device=self._device))
-            self._model.train(was_training)
-            if out.ndim != 2:
-                raise ValueError(f"`model` must return (N, D) embeddings, got shape {tuple(out.shape)}.")
-            self._embedding_dim = int(out.shape[1])
+            self._embedding_dim = output_dim(self._model, input_shape=self._input_shape, device=self._device)
         return self._embedding_dim
 
     # ------------------------------------------------------------------ ART API

@@ -5,23 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from art.estimators.classification import PyTorchClassifier
-from torch import nn
 
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
+from art_ssl.core.forward import PreprocessedModel  # re-exported: its home before issue 17
 
 VERSIONS = ("standard", "plus", "rand", "custom")
-
-
-class PreprocessedModel(nn.Module):
-    """``classifier.model`` behind the classifier's own (torch) preprocessing: pixel-space inputs to logits."""
-
-    def __init__(self, classifier: PyTorchClassifier) -> None:
-        super().__init__()
-        self.classifier = classifier
-        self.model = classifier.model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0])
 
 
 def autoattack_accuracy(

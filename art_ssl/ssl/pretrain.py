@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,18 +12,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward, check_amp
-from art_ssl.core.checkpoint import (
-    checkpoint_path,
-    data_checksum,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from art_ssl.core.device import resolve_device, seed_everything
+from art_ssl.core.checkpoint import checkpoint_path, data_checksum
+from art_ssl.core.device import resolve_device
+from art_ssl.core.driver import Checkpointing, Step, run_epochs
+from art_ssl.core.probing import output_dim
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.ssl.augment import ssl_augmentation
 from art_ssl.ssl.methods import METHODS, SSLMethod
 
@@ -54,18 +48,9 @@ class PretrainResult:
 
 
 def feature_dim_of(encoder: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Embedding size of ``encoder`` for inputs of ``input_shape`` (C, H, W), found with one forward pass."""
-    if hasattr(encoder, "feature_dim"):
-        return int(encoder.feature_dim)
-    was_training = encoder.training
-    encoder.eval()
-    with torch.no_grad():
-        device = next(encoder.parameters()).device
-        out = encoder(torch.zeros((2, *input_shape), device=device))
-    encoder.train(was_training)
-    if out.ndim != 2:
-        raise ValueError(f"`encoder` must output (N, D) embeddings, got shape {tuple(out.shape)}.")
-    return int(out.shape[1])
+    """Embedding size of ``encoder`` for inputs of ``input_shape`` (C, H, W); see
+    :func:`~art_ssl.core.probing.output_dim`."""
+    return output_dim(encoder, input_shape=input_shape, name="encoder")
 
 
 def pretrain(
@@ -152,95 +137,100 @@ def pretrain(
 
     device = resolve_device(device_type)
     dtype = amp_dtype(device, amp)
-    generator = seed_everything(seed)
-    encoder.to(device)
-    if isinstance(method, SSLMethod):
-        model = method.to(device)
-    else:
-        model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {})).to(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
-    aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
-    groups = model.param_groups(lr)
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    with scoped_seed(seed) as generator:  # heads' initialisation, shuffling, augmentations; the caller's RNG untouched
+        encoder.to(device)
+        if isinstance(method, SSLMethod):
+            model = method.to(device)
+        else:
+            model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {}))
+            model = model.to(device)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model.to(memory_format=memory_format)
+        aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
+        groups = model.param_groups(lr)
+        if optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+        else:
+            opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
-    x_all = torch.from_numpy(x)  # shares memory; batches are gathered by torch indexing
-    steps_per_epoch = len(x) // batch_size
-    total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
-    history: list[dict[str, float]] = []
-    fingerprint = {
-        "method": name,
-        "nb_epochs": nb_epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "warmup_epochs": warmup_epochs,
-        "lr_schedule": lr_schedule,
-        "seed": seed,
-        "amp": str(amp),
-        "data": data_checksum(x) if ckpt_file is not None else None,
-    }
-    first_epoch, step = 1, 0
-    resumed = load_checkpoint(ckpt_file, fingerprint)
-    if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        opt.load_state_dict(resumed["optimizer"])
-        generator.set_state(resumed["generator"])
-        set_rng_state(resumed["rng"])
-        history, step, first_epoch = resumed["history"], resumed["step"], resumed["epoch"] + 1
-        logger.info("%s: resumed from %s after epoch %d", name, ckpt_file, resumed["epoch"])
-    model.train()
-    scaling = GradScaling(dtype, device)  # loss scaling for CUDA float16 only
-    for epoch in range(first_epoch, nb_epochs + 1):
-        start, losses = time.perf_counter(), []
-        order = torch.randperm(len(x), generator=generator)
-        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{nb_epochs}", disable=not verbose)
-        for i in bar:
-            current_lr = _lr_at(step, lr, warmup_steps, total_steps, lr_schedule)
+        x_all = torch.from_numpy(x)  # shares memory; batches are gathered by torch indexing
+        steps_per_epoch = len(x) // batch_size
+        total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
+        fingerprint = {
+            "method": name,
+            "nb_epochs": nb_epochs,
+            "batch_size": batch_size,
+            "optimizer": optimizer,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "warmup_epochs": warmup_epochs,
+            "lr_schedule": lr_schedule,
+            "seed": seed,
+            "amp": str(amp),
+            "data": data_checksum(x) if ckpt_file is not None else None,
+        }
+
+        def restore(state: dict[str, Any]) -> None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            logger.info("%s: resumed from %s after epoch %d", name, ckpt_file, state["epoch"])
+
+        current_lr = lr
+
+        def step(idx: torch.Tensor, where: Step) -> torch.Tensor:
+            nonlocal current_lr
+            current_lr = _lr_at(where.count, lr, warmup_steps, total_steps, lr_schedule)
             for group in opt.param_groups:
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
-            batch = x_all[order[i * batch_size : (i + 1) * batch_size].sort().values].to(device, non_blocking=True)
+            batch = x_all[idx].to(device, non_blocking=True)
             with torch.no_grad():
                 v1 = aug(batch).contiguous(memory_format=memory_format)
                 v2 = aug(batch).contiguous(memory_format=memory_format)
             with autocast_forward(model.children(), device, dtype):
                 loss = model(v1, v2)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
+                raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {where.epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
             scaling.backward(loss)
             scaling.step([opt])
-            step += 1
-            model.step_end(step / total_steps)
-            losses.append(loss.detach())
-            if verbose and i % 10 == 0:
-                bar.set_postfix(loss=f"{losses[-1].item():.4f}")
-        epoch_loss = torch.stack(losses).mean().item()
-        history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
-        logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, epoch_loss, history[-1]["seconds"])
-        if ckpt_file is not None:
-            save_checkpoint(
-                ckpt_file,
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "step": step,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": generator.get_state(),
-                    "rng": rng_state(),
-                    "history": history,
-                },
-            )
-        if epoch_callback is not None:
-            epoch_callback(epoch, encoder, pd.DataFrame(history))
+            model.step_end((where.count + 1) / total_steps)
+            return loss.detach()
+
+        def end_epoch(epoch: int, losses: list[torch.Tensor], seconds: float) -> dict[str, float]:
+            row = {"epoch": epoch, "loss": torch.stack(losses).mean().item(), "lr": current_lr, "seconds": seconds}
+            logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, row["loss"], seconds)
+            return row
+
+        def after_epoch(epoch: int, rows: list[dict[str, float]]) -> None:
+            if epoch_callback is not None:
+                epoch_callback(epoch, encoder, pd.DataFrame(rows))
+
+        model.train()
+        scaling = GradScaling(dtype, device)  # loss scaling for CUDA float16 only
+        loop = run_epochs(
+            n=len(x),
+            batch_size=batch_size,
+            nb_epochs=nb_epochs,
+            generator=generator,
+            step=step,
+            end_epoch=end_epoch,
+            after_epoch=after_epoch,
+            drop_last=True,
+            sort_batches=True,
+            checkpoint=Checkpointing(
+                file=ckpt_file,
+                fingerprint=fingerprint,
+                state=lambda: {"model": model.state_dict(), "optimizer": opt.state_dict()},
+                restore=restore,
+            ),
+            desc=name,
+            leave=True,
+            postfix_every=10,
+            verbose=verbose,
+        )
     model.cpu().to(memory_format=torch.contiguous_format)
     encoder.eval()
-    return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(history))
+    return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(loop.rows))
 
 
 def _lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:

@@ -17,9 +17,9 @@ def test_sign_ascent_finds_the_corner_of_the_ball():
     x = np.zeros((8, 1, 2, 2), np.float32)
     result = learn_universal(
         x,
-        lambda xb, x_adv, apply: ((x_adv - xb) * w).sum(),
-        source,
-        "sign",
+        objective=lambda xb, x_adv, apply: ((x_adv - xb) * w).sum(),
+        source=source,
+        update="sign",
         step_size=0.05,
         nb_epochs=5,
         batch_size=4,
@@ -44,9 +44,9 @@ def test_adam_update_and_early_stop():
 
     result = learn_universal(
         np.zeros((10, 1, 2, 2), np.float32),
-        lambda xb, x_adv, apply: -(x_adv - 0.3).pow(2).sum(),
-        source,
-        "adam",
+        objective=lambda xb, x_adv, apply: -(x_adv - 0.3).pow(2).sum(),
+        source=source,
+        update="adam",
         step_size=0.05,
         nb_epochs=100,
         batch_size=5,

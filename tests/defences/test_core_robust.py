@@ -23,7 +23,7 @@ def test_pgd_stays_in_budget_raises_loss_and_leaves_parameters_alone():
         assert loss(x_adv) > loss(x)
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="`random_start`"):
-        pgd_linf(loss, x, 0.05, 0.01, 1, random_start="gaussian")
+        pgd_linf(loss, x, eps=0.05, step_size=0.01, steps=1, random_start="gaussian")
 
 
 def test_trades_kl_and_mart_by_hand():

@@ -10,8 +10,9 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
+from art_ssl.core.forward import PreprocessedModel
 from art_ssl.core.modes import evaluating
-from art_ssl.evaluation.autoattack import PreprocessedModel
+from art_ssl.core.seeding import scoped_seed
 
 # Not a dependency of art_ssl: torchattacks' metadata pulls torchvision and an old `requests` it never imports.
 TORCHATTACKS_HINT = "pip install --no-deps torchattacks==3.5.1"
@@ -123,8 +124,7 @@ class TorchattacksAttack(EvasionAttack):
         elif self._attack.targeted:  # set_mode_default prints; call it only to switch back
             self._attack.set_mode_default()
         out = []
-        with torch.random.fork_rng(devices=[]), evaluating(clf.model):
-            torch.manual_seed(self.seed)
+        with scoped_seed(self.seed), evaluating(clf.model):  # torchattacks draws from the global generators
             for i in range(0, len(x), self.batch_size):
                 xb = torch.from_numpy(x[i : i + self.batch_size]).to(clf.device)
                 yb = torch.from_numpy(y[i : i + self.batch_size]).to(clf.device)

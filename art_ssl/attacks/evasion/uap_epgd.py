@@ -17,7 +17,6 @@ Batched here: a batch's still-unfooled images run the inner steps together, and 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -25,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
-from tqdm.auto import tqdm
 
 from art_ssl.attacks.evasion.universal_base import UniversalPerturbationMixin
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
+from art_ssl.core.driver import Step, run_epochs
+from art_ssl.core.forward import pixel_forward
 from art_ssl.core.modes import evaluating
 from art_ssl.core.perturbation import apply_perturbation, project_linf, uniform_noise
+from art_ssl.core.seeding import scoped_seed
 
 
 class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
@@ -125,49 +126,52 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         :param stop: Optional ``f(delta) -> bool`` checked every ``check_every`` batches; ``True`` ends the attack.
         """
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
-        clean_pred = self.estimator.predict(x, batch_size=256).argmax(1)
+        clean_pred = self._predict_labels(x)
         labels = clean_pred if y is None else check_labels(y, len(x), "y", self.estimator.nb_classes)
         device = self.estimator.device
-        generator = torch.Generator().manual_seed(self.seed)
-        delta = uniform_noise((1, *x.shape[1:]), self.eps, generator, device)
         x_all, y_all = torch.from_numpy(x), torch.from_numpy(labels)
-        seen, self.steps = 0, 0
-        n_batches = int(np.ceil(len(x) / self.batch_size)) * self.nb_epochs
-        total = n_batches if self.max_iter is None else min(self.max_iter, n_batches)
-        bar = tqdm(total=total, desc="UAPEPGD", disable=not self.verbose)
-        stop, check_every, stopped = kwargs.get("stop"), kwargs.get("check_every", 50), False
-        start_time = time.perf_counter()
-        with evaluating(self.estimator.model):
-            for _ in range(self.nb_epochs):
-                if stopped:
-                    break
-                order = torch.randperm(len(x), generator=generator)
-                for start in range(0, len(x), self.batch_size):
-                    if self.steps >= total:
-                        break
-                    idx = order[start : start + self.batch_size]
-                    xb, yb = x_all[idx].to(device), y_all[idx].to(device)
-                    alpha = self.step_size if seen < self.step_decay_after else self.step_size_late
-                    seen += len(idx)
-                    x_base = apply_perturbation(xb, delta, self._clip_values)
-                    with torch.no_grad():
-                        active = self._logits(x_base).argmax(1) == yb
-                    if active.any():
-                        delta0 = self._inner_attack(x_base[active], yb[active], alpha, generator)
-                        delta = project_linf(delta + delta0.mean(0, keepdim=True), self.eps)
-                    self.steps += 1
-                    bar.update(1)
-                    if stop is not None and self.steps % check_every == 0 and stop(delta.detach()):
-                        stopped = True
-                        break
-        bar.close()
-        self.seconds = time.perf_counter() - start_time
+        stop, check_every = kwargs.get("stop"), kwargs.get("check_every", 50)
+        with scoped_seed(self.seed) as generator, evaluating(self.estimator.model):
+            delta, seen = uniform_noise((1, *x.shape[1:]), self.eps, generator, device), 0
+
+            def step(idx: torch.Tensor, _: Step) -> None:
+                nonlocal delta, seen
+                xb, yb = x_all[idx].to(device), y_all[idx].to(device)
+                alpha = self.step_size if seen < self.step_decay_after else self.step_size_late
+                seen += len(idx)
+                x_base = apply_perturbation(xb, delta, self._clip_values)
+                with torch.no_grad():
+                    active = self._logits(x_base).argmax(1) == yb
+                if active.any():
+                    delta0 = self._inner_attack(x_base[active], yb[active], alpha, generator)
+                    delta = project_linf(delta + delta0.mean(0, keepdim=True), self.eps)
+
+            loop = run_epochs(
+                n=len(x),
+                batch_size=self.batch_size,
+                nb_epochs=self.nb_epochs,
+                generator=generator,
+                step=step,
+                max_steps=self.max_iter,
+                stop=None if stop is None else lambda: bool(stop(delta.detach())),
+                check_every=check_every,
+                desc="UAPEPGD",
+                progress="run",
+                verbose=self.verbose,
+            )
+        self.steps, self.seconds = loop.steps, loop.seconds
         self.noise = delta.cpu().numpy()
         self._defer_fooling_rate(x, clean_pred)
         return self.perturb(x)
 
     def _compute_fooling_rate(self, x: np.ndarray, clean_pred: np.ndarray) -> float:
-        return float(np.mean(self.estimator.predict(self.perturb(x), batch_size=256).argmax(1) != clean_pred))
+        return float(np.mean(self._predict_labels(self.perturb(x)) != clean_pred))
+
+    def _predict_labels(self, x: np.ndarray) -> np.ndarray:
+        """The classifier's labels of ``x``. ART's ``predict`` iterates a ``DataLoader``, which draws its base seed from
+        torch's global generator: the scope keeps the caller's generator as it was."""
+        with scoped_seed(self.seed):
+            return self.estimator.predict(x, batch_size=256).argmax(1)
 
     def _inner_attack(
         self, x_base: torch.Tensor, labels: torch.Tensor, alpha: float, generator: torch.Generator
@@ -194,8 +198,7 @@ class UAPEPGD(UniversalPerturbationMixin, EvasionAttack):
         return delta0.detach()
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        x_pre, _ = self.estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
-        return self.estimator.model(x_pre)
+        return pixel_forward(self.estimator, x)
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -14,9 +14,12 @@ from art.attacks.attack import EvasionAttack
 
 from art_ssl.core.amp import amp_dtype, autocast_forward, to_float
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_seed
+from art_ssl.core.forward import preprocess
 from art_ssl.core.hooks import layer_outputs, resolve_layer
 from art_ssl.core.kmeans import assign, spherical_kmeans
 from art_ssl.core.modes import evaluating
+from art_ssl.core.perturbation import paste
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.core.universal import FreePerturbation, Objective, PerturbationSource, learn_universal
 from art_ssl.estimators.encoder import PyTorchEncoder
 
@@ -56,10 +59,7 @@ class UniversalPerturbationMixin:
         if self.noise is None:
             raise ValueError("No perturbation yet: call `generate` first.")
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
-        if self.mask is None:
-            x_adv = x + self.noise
-        else:
-            x_adv = x * (1 - self.mask) + self.noise * self.mask
+        x_adv = x + self.noise if self.mask is None else paste(x, self.noise, self.mask)
         if self._clip_values is not None:
             x_adv = np.clip(x_adv, *self._clip_values)
         return x_adv.astype(np.float32)
@@ -182,31 +182,29 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         if y is not None:
             raise ValueError(f"`y` must be None: {type(self).__name__} learns from unlabelled images only.")
         x = check_images(x, "x", self.estimator.input_shape, self.estimator.clip_values)
-        generator = torch.Generator().manual_seed(self.seed)
-        with torch.random.fork_rng(devices=[]):  # seeded init of any network, global RNG left untouched
-            torch.manual_seed(self.seed)
-            source = self._make_source(tuple(x.shape[1:]), generator)
         device = self.estimator.device
         dtype = amp_dtype(device, self.amp)
-        with evaluating(self.estimator.model), autocast_forward([self.estimator.model], device, dtype):
-            result = learn_universal(
-                x,
-                self._objective(generator),
-                source,
-                self._update,
-                self.step_size,
-                self.nb_epochs,
-                self.batch_size,
-                generator,
-                device,
-                self._clip_values,
-                self.max_iter,
-                self._adam_betas,
-                stop=kwargs.get("stop"),
-                check_every=kwargs.get("check_every", 50),
-                verbose=self.verbose,
-                desc=type(self).__name__,
-            )
+        with scoped_seed(self.seed) as generator:  # seeded init of any network; the caller's RNG left as it was
+            source = self._make_source(tuple(x.shape[1:]), generator)
+            with evaluating(self.estimator.model), autocast_forward([self.estimator.model], device, dtype):
+                result = learn_universal(
+                    x,
+                    objective=self._objective(generator),
+                    source=source,
+                    update=self._update,
+                    step_size=self.step_size,
+                    nb_epochs=self.nb_epochs,
+                    batch_size=self.batch_size,
+                    generator=generator,
+                    device=device,
+                    clip_values=self._clip_values,
+                    max_iter=self.max_iter,
+                    adam_betas=self._adam_betas,
+                    stop=kwargs.get("stop"),
+                    check_every=kwargs.get("check_every", 50),
+                    verbose=self.verbose,
+                    desc=type(self).__name__,
+                )
         self.noise = result.noise.numpy()
         self.mask = None if source.mask is None else source.mask.detach().cpu().numpy()
         self.history, self.steps, self.seconds = result.history, result.steps, result.seconds
@@ -234,7 +232,7 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
     def _features(self, x: torch.Tensor, layers: list[str] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Embeddings of ``x`` (``layers=None``) or the named layers' outputs, through the estimator's
         preprocessing, differentiable; the forward pass stops at the last requested layer."""
-        x_pre, _ = self.estimator._apply_preprocessing(x, y=None, fit=False, no_grad=False)
+        x_pre = preprocess(self.estimator, x)
         if layers is None:
             return self.estimator.model(x_pre)
         return to_float(layer_outputs(self.estimator.model, x_pre, layers))  # float32 also under autocast

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from art.attacks.attack import PoisoningAttackTransformer
 from torch import nn
-from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_positive_number, check_seed
+from art_ssl.core.driver import Step, run_epochs
+from art_ssl.core.forward import pixel_forward
 from art_ssl.core.modes import evaluating
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.core.trigger import Trigger, square_trigger
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.ssl.augment import ssl_augmentation
@@ -244,7 +245,12 @@ class BadEncoder(PoisoningAttackTransformer):
             raise TypeError(f"Unexpected arguments: {sorted(kwargs)}.")
         encoder: PyTorchEncoder = self.estimator
         x = check_images(x, "x", encoder.input_shape, encoder.clip_values)
-        generator = torch.Generator().manual_seed(self.seed)
+        with scoped_seed(self.seed) as generator:  # kornia's augmentations draw from the global generator
+            backdoored = self._poison(encoder, x, generator)
+        return encoder.with_model(backdoored)
+
+    def _poison(self, encoder: PyTorchEncoder, x: np.ndarray, generator: torch.Generator) -> nn.Module:
+        """The fine-tuning of eq. 4; returns the backdoored copy of the encoder's model."""
         references = self._references(x, generator)
         self.reference_inputs_ = references
         device = encoder.device
@@ -258,8 +264,7 @@ class BadEncoder(PoisoningAttackTransformer):
         ).to(device)
 
         def embed(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-            batch = encoder._apply_preprocessing(batch, y=None, fit=False, no_grad=False)[0]
-            return F.normalize(model(batch).flatten(1), dim=1)
+            return F.normalize(pixel_forward(encoder, batch, model=model).flatten(1), dim=1)
 
         with evaluating(clean), torch.no_grad():
             clean_refs = [embed(clean, r) for r in refs]
@@ -268,45 +273,54 @@ class BadEncoder(PoisoningAttackTransformer):
         optimizer = torch.optim.SGD(
             params, lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay
         )
-        rows = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)  # kornia's augmentations draw from the global generator
-            for epoch in range(1, self.nb_epochs + 1):
-                backdoored.train()
-                freeze_batchnorm(backdoored)
-                order = torch.randperm(len(x_t), generator=generator)
-                sums, count, start = np.zeros(4), 0, time.perf_counter()
-                bar = tqdm(
-                    range(0, len(x_t), self.batch_size),
-                    desc=f"BadEncoder epoch {epoch}/{self.nb_epochs}",
-                    disable=not self.verbose,
-                    leave=False,
-                )
-                for i in bar:
-                    xb = x_t[order[i : i + self.batch_size]].to(device)
-                    with torch.no_grad(), evaluating(clean):
-                        clean_x = embed(clean, xb)
-                    loss0 = loss1 = 0.0
-                    for trig, ref, clean_ref in zip(triggers, refs, clean_refs, strict=True):
-                        feat_bd = embed(backdoored, trig.apply_torch(xb))
-                        feat_ref = embed(backdoored, ref)
-                        loss0 = loss0 - (feat_bd @ feat_ref.t()).mean()  # over every (shadow, reference) pair
-                        ref_view = augment(ref) if self.augment_reference else ref
-                        loss1 = loss1 - (embed(backdoored, ref_view) * clean_ref).sum(1).mean()
-                    loss0, loss1 = loss0 / len(refs), loss1 / len(refs)
-                    loss2 = -(embed(backdoored, xb) * clean_x).sum(1).mean()
-                    loss = loss0 + self.lambda1 * loss1 + self.lambda2 * loss2
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    sums += len(xb) * torch.stack([loss, loss0, loss1, loss2]).detach().cpu().numpy()
-                    count += len(xb)
-                losses = dict(zip(("loss", "loss0", "loss1", "loss2"), sums / count, strict=True))
-                rows.append({"epoch": epoch, **losses, "seconds": time.perf_counter() - start})
-                logger.info("BadEncoder epoch %d: %s", epoch, rows[-1])
+
+        def start_epoch(epoch: int) -> None:
+            backdoored.train()
+            freeze_batchnorm(backdoored)
+
+        def step(idx: torch.Tensor, _: Step) -> tuple[np.ndarray, int]:
+            xb = x_t[idx].to(device)
+            with torch.no_grad(), evaluating(clean):
+                clean_x = embed(clean, xb)
+            loss0 = loss1 = 0.0
+            for trig, ref, clean_ref in zip(triggers, refs, clean_refs, strict=True):
+                feat_bd = embed(backdoored, trig.apply_torch(xb))
+                feat_ref = embed(backdoored, ref)
+                loss0 = loss0 - (feat_bd @ feat_ref.t()).mean()  # over every (shadow, reference) pair
+                ref_view = augment(ref) if self.augment_reference else ref
+                loss1 = loss1 - (embed(backdoored, ref_view) * clean_ref).sum(1).mean()
+            loss0, loss1 = loss0 / len(refs), loss1 / len(refs)
+            loss2 = -(embed(backdoored, xb) * clean_x).sum(1).mean()
+            loss = loss0 + self.lambda1 * loss1 + self.lambda2 * loss2
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return torch.stack([loss, loss0, loss1, loss2]).detach().cpu().numpy(), len(xb)
+
+        def end_epoch(epoch: int, values: list[tuple[np.ndarray, int]], seconds: float) -> dict[str, float]:
+            sums, count = np.zeros(4), 0
+            for losses, size in values:
+                sums += size * losses
+                count += size
+            row = {"epoch": epoch, **dict(zip(("loss", "loss0", "loss1", "loss2"), sums / count, strict=True))}
+            row["seconds"] = seconds
+            logger.info("BadEncoder epoch %d: %s", epoch, row)
+            return row
+
+        loop = run_epochs(
+            n=len(x_t),
+            batch_size=self.batch_size,
+            nb_epochs=self.nb_epochs,
+            generator=generator,
+            step=step,
+            start_epoch=start_epoch,
+            end_epoch=end_epoch,
+            desc="BadEncoder",
+            verbose=self.verbose,
+        )
         backdoored.eval()
-        self.history_ = pd.DataFrame(rows)
-        return encoder.with_model(backdoored)
+        self.history_ = pd.DataFrame(loop.rows)
+        return backdoored
 
     def _references(self, x: np.ndarray, generator: torch.Generator) -> list[np.ndarray]:
         if self.reference_inputs is not None:

@@ -10,6 +10,7 @@ from art.defences.detector.evasion import EvasionDetector
 from art.estimators.classification import PyTorchClassifier
 
 from art_ssl.core.checks import check_images, check_positive_int, check_positive_number
+from art_ssl.core.forward import preprocess
 from art_ssl.core.fusion import max_confidence
 from art_ssl.defences.trainer.zepad import is_zepad_classifier
 
@@ -71,7 +72,7 @@ class ZePADDetector(EvasionDetector):
         mpae, bmp = [], []
         for i in range(0, len(x), batch_size):
             xb = torch.from_numpy(x[i : i + batch_size]).to(clf.device)
-            conf = max_confidence(model.branch_logits(clf._apply_preprocessing(xb, y=None, fit=False)[0]))
+            conf = max_confidence(model.branch_logits(preprocess(clf, xb, differentiable=False)))
             mpae.append(conf[:, :-1].mean(1).cpu().numpy())
             bmp.append(conf[:, -1].cpu().numpy())
         mpae_conf, bmp_conf = np.concatenate(mpae), np.concatenate(bmp)

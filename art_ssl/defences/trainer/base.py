@@ -9,7 +9,6 @@ trained exactly as Gen-AF is; subclasses only say what the loss of a batch is.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -20,17 +19,9 @@ import torch
 import torch.nn.functional as F
 from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
-from tqdm.auto import tqdm
 
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward
-from art_ssl.core.checkpoint import (
-    checkpoint_path,
-    data_checksum,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from art_ssl.core.checkpoint import checkpoint_path, data_checksum
 from art_ssl.core.checks import (
     check_bool,
     check_images,
@@ -39,9 +30,11 @@ from art_ssl.core.checks import (
     check_positive_number,
     check_seed,
 )
-from art_ssl.core.device import seed_everything
+from art_ssl.core.driver import Checkpointing, Step, run_epochs
+from art_ssl.core.forward import pixel_forward, preprocess
 from art_ssl.core.modes import evaluating
 from art_ssl.core.pgd import RANDOM_STARTS, pgd_linf
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.estimators.classifier import EncoderWithHead
 
 
@@ -159,11 +152,11 @@ class EncoderHeadTrainer(Trainer):
         return self._classifier.device
 
     def _preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        return self._classifier._apply_preprocessing(x, y=None, fit=False, no_grad=False)[0]
+        return preprocess(self._classifier, x)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of pixel-space inputs (normalisation applied, differentiable in ``x``)."""
-        return self.model(self._preprocess(x))
+        return pixel_forward(self._classifier, x)
 
     def _autocast(self) -> AbstractContextManager:
         """The network (encoder and head) under the mixed-precision policy of :mod:`art_ssl.core.amp`; losses and
@@ -261,9 +254,10 @@ class EncoderHeadTrainer(Trainer):
         self._checkpoint_dir = checkpoint_dir
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
-        self._generator = seed_everything(int(self.seed))
         try:
-            self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+            with scoped_seed(self.seed) as generator:  # the caller's global RNG is left as it was
+                self._generator = generator
+                self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
         finally:
             self._checkpoint_dir = None
         self.model.eval()
@@ -314,77 +308,86 @@ class EncoderHeadTrainer(Trainer):
         stage: str | None,
         reset_optimizers: Callable[[], dict[str, torch.optim.Optimizer]] | None = None,
         lr_decay: float | None = None,
+        checkpoint_name: str | None = None,
     ) -> pd.DataFrame:
-        """The epoch loop shared by every trainer (and every stage of Gen-AF)."""
+        """The epoch loop shared by every trainer (and every stage of Gen-AF), run by
+        :func:`~art_ssl.core.driver.run_epochs`. ``checkpoint_name`` names this loop's checkpoint file (default: the
+        stage, or ``"main"``): each loop of one ``fit`` needs its own."""
         lr_decay = self.lr_decay if lr_decay is None else lr_decay
         if self.channels_last and x.dim() == 4:  # ~1.4x faster convolutions on CPU, and on GPU with autocast
             self.model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
-        rows, step, first_epoch = [], 0, 1
-        ckpt_file = checkpoint_path(self._checkpoint_dir, f"{type(self).__name__}-stage-{stage or 'main'}.pt")
+        ckpt_file = checkpoint_path(
+            self._checkpoint_dir, f"{type(self).__name__}-stage-{checkpoint_name or stage or 'main'}.pt"
+        )
         fingerprint = (
             None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
         )
-        resumed = load_checkpoint(ckpt_file, fingerprint)
-        if resumed is not None:
-            first_epoch, step, rows = resumed["epoch"] + 1, resumed["step"], resumed["history"]
-            self.model.load_state_dict(resumed["model"])
+        scaling = GradScaling(amp_dtype(self.device, self.amp), self.device)  # loss scaling for CUDA float16 only
+
+        def restore(state: dict[str, Any]) -> None:
+            self.model.load_state_dict(state["model"])
             if reset_optimizers is None:  # otherwise the next epoch starts with fresh optimisers, as it would have
                 for name, optimizer in optimizers.items():
-                    optimizer.load_state_dict(resumed["optimizers"][name])
-                for scheduler, state in zip(schedulers, resumed["schedulers"], strict=True):
-                    scheduler.load_state_dict(state)
-            self._generator.set_state(resumed["generator"])
-            set_rng_state(resumed["rng"])
-        scaling = GradScaling(amp_dtype(self.device, self.amp), self.device)  # loss scaling for CUDA float16 only
-        for epoch in range(first_epoch, nb_epochs + 1):
+                    optimizer.load_state_dict(state["optimizers"][name])
+                for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
+                    scheduler.load_state_dict(saved)
+
+        def snapshot() -> dict[str, Any]:
+            return {
+                "model": self.model.state_dict(),
+                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                "schedulers": [sch.state_dict() for sch in schedulers],
+            }
+
+        def start_epoch(epoch: int) -> None:
+            nonlocal optimizers, schedulers
             if reset_optimizers is not None and epoch > 1:
-                optimizers = reset_optimizers()
-                schedulers = []
+                optimizers, schedulers = reset_optimizers(), []
             self.model.train()
-            order = torch.randperm(len(x), generator=self._generator).to(self.device)
-            total, count, start = 0.0, 0, time.perf_counter()
-            desc = f"{type(self).__name__}{'' if stage is None else ' ' + stage} epoch {epoch}/{nb_epochs}"
-            for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=not verbose, leave=False):
-                idx = order[i : i + batch_size]
-                self._before_step(step, epoch, nb_epochs, optimizers)
-                step += 1
-                with self._autocast():
-                    loss = batch_loss(x[idx], y[idx])
-                for optimizer in optimizers.values():
-                    optimizer.zero_grad(set_to_none=True)
-                scaling.backward(loss)
-                scaling.step(list(optimizers.values()))
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
+
+        def step(idx: torch.Tensor, where: Step) -> tuple[float, int]:
+            idx = idx.to(self.device)
+            self._before_step(where.count, where.epoch, nb_epochs, optimizers)
+            with self._autocast():
+                loss = batch_loss(x[idx], y[idx])
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            scaling.backward(loss)
+            scaling.step(list(optimizers.values()))
+            return float(loss.detach()), len(idx)
+
+        def end_epoch(epoch: int, values: list[tuple[float, int]], seconds: float) -> dict[str, Any]:
+            total, count = 0.0, 0
+            for loss, size in values:
+                total += loss * size
+                count += size
             lrs = {f"lr_{name}": o.param_groups[0]["lr"] for name, o in optimizers.items()}
             for scheduler in schedulers:
                 scheduler.step()
-            row = {"epoch": epoch, "loss": total / count, **lrs, "seconds": time.perf_counter() - start}
+            row = {"epoch": epoch, "loss": total / count, **lrs, "seconds": seconds}
             if stage is not None:
                 row = {"stage": stage, **row}
             if val is not None:
                 row.update(self._validate(*val, batch_size))
-            rows.append(row)
-            if ckpt_file is not None:
-                save_checkpoint(
-                    ckpt_file,
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "step": step,
-                        "history": rows,
-                        "model": self.model.state_dict(),
-                        "generator": self._generator.get_state(),
-                        "rng": rng_state(),
-                        "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-                        "schedulers": [sch.state_dict() for sch in schedulers],
-                    },
-                )
+            return row
+
+        loop = run_epochs(
+            n=len(x),
+            batch_size=batch_size,
+            nb_epochs=nb_epochs,
+            generator=self._generator,
+            step=step,
+            start_epoch=start_epoch,
+            end_epoch=end_epoch,
+            checkpoint=Checkpointing(file=ckpt_file, fingerprint=fingerprint, state=snapshot, restore=restore),
+            desc=f"{type(self).__name__}{'' if stage is None else ' ' + stage}",
+            verbose=verbose,
+        )
         self.model.eval()
         self.model.to(memory_format=torch.contiguous_format)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(loop.rows)
 
     def _fingerprint(self, x, y, val, nb_epochs: int, batch_size: int, stage: str | None, lr_decay: float) -> dict:
         """What a checkpoint must match to be resumed: the trainer, its parameters, the stage and the data."""

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
+from art_ssl.core.driver import epoch_batches
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
@@ -429,9 +430,8 @@ class GenAFTrainer(EncoderHeadTrainer):
                     weight.requires_grad_(True)
                     worst = start
                     for _ in range(self.sensitivity_epochs):
-                        order = torch.randperm(len(x_probe), generator=self._generator).to(self.device)
-                        for i in range(0, len(x_probe), bs):
-                            idx = order[i : i + bs]
+                        for idx in epoch_batches(len(x_probe), batch_size=bs, generator=self._generator):
+                            idx = idx.to(self.device)
                             loss = F.cross_entropy(self._logits(x_probe[idx]), y_probe[idx])
                             (grad,) = torch.autograd.grad(loss, weight)
                             with torch.no_grad():

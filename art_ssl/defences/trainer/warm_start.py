@@ -107,6 +107,7 @@ def fit_head_on_clean(
             lambda f, t: F.cross_entropy(head(f), t),
             optimizers,
             stage,
+            checkpoint_name="head-init",  # not the main loop's file (the head fit has stage None too)
         )
     finally:
         model.freeze_encoder = frozen

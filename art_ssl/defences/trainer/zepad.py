@@ -18,6 +18,8 @@ from torch import nn
 
 from art_ssl.core.checks import check_bool, check_images, check_labels, check_positive_int, check_positive_number
 from art_ssl.core.fusion import FUSIONS, fuse_logits
+from art_ssl.core.probing import output_dim
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
 from art_ssl.defences.trainer.finetune import FineTuningTrainer
 from art_ssl.defences.trainer.genaf import GenAFTrainer
@@ -251,7 +253,7 @@ class ZePADTrainer(EncoderHeadTrainer):
     def _classifier_for(self, encoder: nn.Module, nb_classes: int) -> PyTorchClassifier:
         """A copy of ``encoder`` with a fresh head, in the victim classifier's input format."""
         victim = self._classifier
-        dim = _embedding_dim(encoder, victim.input_shape, victim.device)
+        dim = output_dim(encoder, input_shape=victim.input_shape, device=victim.device, flatten=True)
         head = MLPHead(dim, nb_classes, self.head_hidden, self.head_dropout)
         return encoder_classifier(
             copy.deepcopy(encoder),
@@ -281,6 +283,12 @@ class ZePADTrainer(EncoderHeadTrainer):
         aft_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
         x = check_images(x, "x", self._classifier.input_shape, self._classifier.clip_values)
         y = check_labels(y, len(x), "y", self._classifier.nb_classes)
+        with scoped_seed(self.seed):  # heads' initialisation; every sub-trainer seeds itself too
+            self._fit(x, y, validation_data, aft_epochs, batch_size, verbose)
+
+    def _fit(
+        self, x: np.ndarray, y: np.ndarray, validation_data, aft_epochs: int, batch_size: int, verbose: bool
+    ) -> None:
         nb_classes = self._classifier.nb_classes
         victim_encoder = self._classifier.model.encoder
         common = {
@@ -412,15 +420,6 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def _device_type(classifier: PyTorchClassifier) -> str:
     return "gpu" if classifier.device.type == "cuda" else "cpu"
-
-
-@torch.no_grad()
-def _embedding_dim(encoder: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> int:
-    was_training = encoder.training
-    encoder.eval()
-    dim = int(encoder(torch.zeros((1, *input_shape), device=device)).flatten(1).shape[1])
-    encoder.train(was_training)
-    return dim
 
 
 def is_zepad_classifier(classifier: Any) -> bool:

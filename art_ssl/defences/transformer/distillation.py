@@ -24,8 +24,10 @@ from art_ssl.core.checks import (
     check_positive_number,
     check_seed,
 )
+from art_ssl.core.forward import preprocess
 from art_ssl.core.hooks import forward_with_layers
 from art_ssl.core.losses import attention_transfer, channel_kl, negative_cosine, nt_xent
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.ssl.methods import SimCLR
 from art_ssl.ssl.pretrain import feature_dim_of, pretrain
@@ -312,8 +314,7 @@ class EncoderDistillation(Transformer):
         fresh weights (``"random"``), or fresh weights trained with SimCLR on the clean subsample of ``x`` for
         ``warmup_epochs`` (``"warmup"``). Seeded: the same for every call with the same settings."""
         encoder: PyTorchEncoder = self.classifier
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with scoped_seed(self.seed):
             student = copy.deepcopy(encoder.model) if self.student == "poisoned" else reinitialise(encoder.model)
         if self.student == "warmup" and self.warmup_epochs > 0:
             self._simclr(student, self._clean_data(x), self.warmup_epochs)
@@ -346,8 +347,7 @@ class EncoderDistillation(Transformer):
                 )
             student = transformed_classifier.model
         x = self._clean_data(x)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with scoped_seed(self.seed):
             objective = DistillationObjective(
                 student,
                 self.teacher_,
@@ -355,7 +355,7 @@ class EncoderDistillation(Transformer):
                 self.loss,
                 self.layers,
                 self._beta,
-                lambda t: encoder._apply_preprocessing(t, y=None, fit=False, no_grad=False)[0],
+                lambda t: preprocess(encoder, t),
                 kl_reduction=self.kl_reduction,
             )
         result = pretrain(
