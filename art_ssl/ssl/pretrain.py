@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward, check_amp
 from art_ssl.core.checkpoint import (
     checkpoint_path,
@@ -139,6 +140,7 @@ def pretrain(
         raise ValueError(f"`batch_size` must be in [2, len(x)={len(x)}], got {batch_size}.")
     if nb_epochs < 1:
         raise ValueError(f"`nb_epochs` must be >= 1, got {nb_epochs}.")
+    distributed.check_world_batch("batch_size", batch_size)
     defaults = OPTIMIZER_DEFAULTS.get(name, OPTIMIZER_DEFAULTS["simclr"])
     optimizer = optimizer or defaults["optimizer"]
     lr = defaults["lr"] if lr is None else lr
@@ -193,17 +195,23 @@ def pretrain(
         set_rng_state(resumed["rng"])
         history, step, first_epoch = resumed["history"], resumed["step"], resumed["epoch"] + 1
         logger.info("%s: resumed from %s after epoch %d", name, ckpt_file, resumed["epoch"])
+    distributed.broadcast_module(model)  # data-parallel: every rank starts from rank 0's weights (and MoCo queue)
+    restore_batchnorm = distributed.convert_batchnorm(model)  # data-parallel: BatchNorm over the global batch
+    if distributed.rank() > 0:  # data-parallel: each rank its own augmentations (rank 0 keeps one process's stream)
+        torch.manual_seed(distributed.rank_seed(seed) + first_epoch)
     model.train()
     scaling = GradScaling(dtype, device)  # loss scaling for CUDA float16 only
     for epoch in range(first_epoch, nb_epochs + 1):
         start, losses = time.perf_counter(), []
         order = torch.randperm(len(x), generator=generator)
-        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{nb_epochs}", disable=not verbose)
+        quiet = not verbose or not distributed.is_main_process()
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{nb_epochs}", disable=quiet)
         for i in bar:
             current_lr = _lr_at(step, lr, warmup_steps, total_steps, lr_schedule)
             for group in opt.param_groups:
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
-            batch = x_all[order[i * batch_size : (i + 1) * batch_size].sort().values].to(device, non_blocking=True)
+            rows = distributed.local_rows(order[i * batch_size : (i + 1) * batch_size].sort().values)  # data-parallel
+            batch = x_all[rows].to(device, non_blocking=True)
             with torch.no_grad():
                 v1 = aug(batch).contiguous(memory_format=memory_format)
                 v2 = aug(batch).contiguous(memory_format=memory_format)
@@ -213,6 +221,7 @@ def pretrain(
                 raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
             scaling.backward(loss)
+            distributed.sync_gradients(model.parameters())  # data-parallel: sum of the ranks' gradients
             scaling.step([opt])
             step += 1
             model.step_end(step / total_steps)
@@ -222,7 +231,7 @@ def pretrain(
         epoch_loss = torch.stack(losses).mean().item()
         history.append({"epoch": epoch, "loss": epoch_loss, "lr": current_lr, "seconds": time.perf_counter() - start})
         logger.info("%s epoch %d: loss %.4f (%.0f s)", name, epoch, epoch_loss, history[-1]["seconds"])
-        if ckpt_file is not None:
+        if ckpt_file is not None and distributed.is_main_process():  # data-parallel: rank 0 writes
             save_checkpoint(
                 ckpt_file,
                 {
@@ -236,8 +245,9 @@ def pretrain(
                     "history": history,
                 },
             )
-        if epoch_callback is not None:
+        if epoch_callback is not None and distributed.is_main_process():
             epoch_callback(epoch, encoder, pd.DataFrame(history))
+    restore_batchnorm()
     model.cpu().to(memory_format=torch.contiguous_format)
     encoder.eval()
     return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(history))

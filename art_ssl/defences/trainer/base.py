@@ -22,6 +22,7 @@ from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 from tqdm.auto import tqdm
 
+from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward
 from art_ssl.core.checkpoint import (
     checkpoint_path,
@@ -191,6 +192,7 @@ class EncoderHeadTrainer(Trainer):
                 random_start=self.random_start if random_start is True else random_start,
                 generator=self._generator,
                 clip_values=self._clip_values,
+                rows=self._shard_rows,  # data-parallel: this rank's rows of the global batch's random start
             )
 
     def _ce_pgd(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -201,6 +203,8 @@ class EncoderHeadTrainer(Trainer):
     def _clip_values(self) -> tuple[float, float] | None:
         clip = self._classifier.clip_values
         return None if clip is None else (float(np.min(clip[0])), float(np.max(clip[1])))
+
+    _shard_rows: tuple[int, int] | None = None  # set per batch by ``_train`` in data-parallel training
 
     # ------------------------------------------------------------------ what subclasses define
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -262,8 +266,10 @@ class EncoderHeadTrainer(Trainer):
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
         self._generator = seed_everything(int(self.seed))
+        distributed.broadcast_module(self.model)  # data-parallel: every rank starts from rank 0's weights
         try:
-            self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+            with distributed.global_batchnorm(self.model):  # data-parallel: BatchNorm over the global batch
+                self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
         finally:
             self._checkpoint_dir = None
         self.model.eval()
@@ -338,6 +344,7 @@ class EncoderHeadTrainer(Trainer):
             self._generator.set_state(resumed["generator"])
             set_rng_state(resumed["rng"])
         scaling = GradScaling(amp_dtype(self.device, self.amp), self.device)  # loss scaling for CUDA float16 only
+        shards = distributed.BatchShards(len(x), batch_size)  # data-parallel: this rank's part of each global batch
         for epoch in range(first_epoch, nb_epochs + 1):
             if reset_optimizers is not None and epoch > 1:
                 optimizers = reset_optimizers()
@@ -346,18 +353,23 @@ class EncoderHeadTrainer(Trainer):
             order = torch.randperm(len(x), generator=self._generator).to(self.device)
             total, count, start = 0.0, 0, time.perf_counter()
             desc = f"{type(self).__name__}{'' if stage is None else ' ' + stage} epoch {epoch}/{nb_epochs}"
-            for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=not verbose, leave=False):
-                idx = order[i : i + batch_size]
+            quiet = not verbose or not distributed.is_main_process()
+            for i in tqdm(range(0, len(x), batch_size), desc=desc, disable=quiet, leave=False):
+                idx = shards.local(order[i : i + batch_size])  # data-parallel: all of it on one process
+                self._shard_rows = shards.rows
                 self._before_step(step, epoch, nb_epochs, optimizers)
                 step += 1
                 with self._autocast():
                     loss = batch_loss(x[idx], y[idx])
                 for optimizer in optimizers.values():
                     optimizer.zero_grad(set_to_none=True)
-                scaling.backward(loss)
+                scaling.backward(loss * shards.weight)  # data-parallel: this rank's share of the global mean
+                distributed.sync_gradients(self.model.parameters())  # data-parallel: sum of the shares
                 scaling.step(list(optimizers.values()))
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
+            self._shard_rows = None
+            total, count = distributed.sum_over_ranks(total, count)  # data-parallel: the global epoch loss
             lrs = {f"lr_{name}": o.param_groups[0]["lr"] for name, o in optimizers.items()}
             for scheduler in schedulers:
                 scheduler.step()
@@ -367,7 +379,7 @@ class EncoderHeadTrainer(Trainer):
             if val is not None:
                 row.update(self._validate(*val, batch_size))
             rows.append(row)
-            if ckpt_file is not None:
+            if ckpt_file is not None and distributed.is_main_process():  # data-parallel: rank 0 writes
                 save_checkpoint(
                     ckpt_file,
                     {
