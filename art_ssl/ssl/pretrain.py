@@ -96,7 +96,9 @@ def pretrain(
     Learning rate: linear warm-up for ``warmup_epochs``, then cosine decay to 0 (per step).
 
     :param encoder: ``nn.Module`` mapping (N, C, H, W) to (N, D); trained in place.
-    :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1].
+    :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1] (a memory-mapped array is read batch by batch), or a
+              dataset of them read batch by batch: a ``torch.utils.data.Dataset`` (items ``image`` or
+              ``(image, label)``), a ``DataLoader`` or ART's ``PyTorchDataGenerator`` (:mod:`art_ssl.data.stream`).
     :param method: ``"simclr"``, ``"moco"``, ``"byol"``, ``"simsiam"`` or ``"barlow_twins"``, or a built
                    :class:`SSLMethod` around ``encoder`` (a custom objective, e.g. distillation's); it is trained
                    as is and ``method_kwargs`` must be empty.
@@ -134,8 +136,12 @@ def pretrain(
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}, got {lr_schedule!r}.")
     name = method.name if isinstance(method, SSLMethod) else method
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
-        raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W).")
+    if not isinstance(x, np.ndarray):  # a dataset, DataLoader or PyTorchDataGenerator: read batch by batch
+        from art_ssl.data.stream import StreamedImages, as_dataset
+
+        x = StreamedImages(as_dataset(x, "x")[0], "cpu", "x")
+    elif x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W), or a dataset of images.")
     if len(x) < batch_size or batch_size < 2:
         raise ValueError(f"`batch_size` must be in [2, len(x)={len(x)}], got {batch_size}.")
     if nb_epochs < 1:
@@ -169,7 +175,7 @@ def pretrain(
     else:
         opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
-    x_all = torch.from_numpy(x)  # shares memory; batches are gathered by torch indexing
+    x_all = torch.from_numpy(x) if isinstance(x, np.ndarray) else x  # shares memory / reads each batch
     steps_per_epoch = len(x) // batch_size
     total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     history: list[dict[str, float]] = []

@@ -262,9 +262,56 @@ class EncoderHeadTrainer(Trainer):
         """
         nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
         checkpoint_path(checkpoint_dir, "check")  # TypeError / ValueError before any work
-        self._checkpoint_dir = checkpoint_dir
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
+        self._fit_checked(x_t, y_t, val, nb_epochs, batch_size, verbose, checkpoint_dir)
+
+    def fit_generator(
+        self,
+        generator: Any,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        verbose: bool | None = None,
+        checkpoint_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Train from a dataset read batch by batch (ART's ``fit_generator``): the images are never all in memory.
+        The batches follow the trainer's seeded permutation (not the loader's sampler), so the result equals
+        :meth:`fit` on the same images as an array.
+
+        :param generator: A ``torch.utils.data.Dataset`` of ``(image, label)`` (e.g.
+                          :func:`art_ssl.data.stream.memmap_dataset`, :class:`art_ssl.data.stream.ImageFolderDataset`),
+                          a ``DataLoader`` over one, or ART's ``PyTorchDataGenerator``.
+        :param nb_epochs: Overrides the constructor's ``nb_epochs``.
+        :param batch_size: Overrides the constructor's ``batch_size`` (default: the constructor's, not the loader's).
+        :param validation_data: ``(x_val, y_val)`` arrays, as in :meth:`fit`.
+        :param verbose: Overrides the constructor's ``verbose``.
+        :param checkpoint_dir: As in :meth:`fit`.
+        """
+        from art_ssl.data.stream import StreamedImages, as_dataset, dataset_labels
+
+        if type(self).fit is not EncoderHeadTrainer.fit:
+            raise NotImplementedError(f"{type(self).__name__} trains with its own `fit`; it has no `fit_generator`.")
+        dataset, _ = as_dataset(generator, "generator")
+        nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
+        checkpoint_path(checkpoint_dir, "check")
+        shape = self._classifier.input_shape
+        x_t = StreamedImages(dataset, self.device, "generator", shape, self._clip_values)
+        labels = check_labels(dataset_labels(dataset, "generator"), len(dataset), "generator labels", self._nb_classes)
+        val = None if validation_data is None else self._check_validation(validation_data)
+        self._fit_checked(
+            x_t, torch.from_numpy(labels).to(self.device), val, nb_epochs, batch_size, verbose, checkpoint_dir
+        )
+
+    @property
+    def _nb_classes(self) -> int:
+        return self._classifier.nb_classes
+
+    def _fit_checked(self, x_t, y_t, val, nb_epochs: int, batch_size: int, verbose: bool, checkpoint_dir) -> None:
+        """:meth:`fit` and :meth:`fit_generator` after their checks."""
+        self._checkpoint_dir = checkpoint_dir
         self._generator = seed_everything(int(self.seed))
         distributed.broadcast_module(self.model)  # data-parallel: every rank starts from rank 0's weights
         try:
