@@ -216,14 +216,25 @@ def _pretrain(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UserError(f"--out '{out}' is a folder; name a .safetensors file")
     check_output_folder(out.resolve().parent, "--out")  # before training, not after it
+    from art_ssl.core import distributed
+
+    device = _resolve_device(args.device)
+    distributed.init_from_env(device)  # under torchrun: data-parallel (gloo on CPU, NCCL on CUDA); rank 0 writes
+    try:
+        return _pretrain_run(args, out, device)
+    finally:
+        distributed.shutdown()
+
+
+def _pretrain_run(args: argparse.Namespace, out: Path, device: str) -> int:
     import torch
 
+    from art_ssl.core import distributed
     from art_ssl.data import load_task
     from art_ssl.models import build_encoder
     from art_ssl.ssl import pretrain
     from art_ssl.zoo import save_encoder
 
-    device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
     if len(task.x_train) < args.batch_size:
         logging.getLogger(__name__).warning(
@@ -248,6 +259,8 @@ def _pretrain(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
     )
+    if not distributed.is_main_process():
+        return 0
     save_encoder(
         result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:], method=args.method
     )
