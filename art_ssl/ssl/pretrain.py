@@ -95,6 +95,11 @@ def pretrain(
 
     Learning rate: linear warm-up for ``warmup_epochs``, then cosine decay to 0 (per step).
 
+    Under ``torchrun`` (a process group of N ranks, :mod:`art_ssl.core.distributed`) the run is data-parallel:
+    ``batch_size`` is the global batch, each rank trains on its part of it, the loss is the method's over the
+    all-gathered global batch, BatchNorm uses the global batch's statistics, and the weights equal a single
+    process's up to float32 rounding (with the same augmentations; each rank draws its own).
+
     :param encoder: ``nn.Module`` mapping (N, C, H, W) to (N, D); trained in place.
     :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1] (a memory-mapped array is read batch by batch), or a
               dataset of them read batch by batch: a ``torch.utils.data.Dataset`` (items ``image`` or
@@ -114,7 +119,8 @@ def pretrain(
     :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
     :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
     :param method_kwargs: Extra arguments of the method (e.g. ``{"temperature": 0.2}``).
-    :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint).
+    :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint); on
+                           rank 0 only in data-parallel training.
     :param channels_last: Train in channels-last memory format (~1.4x faster convolutions on our CPUs); the
                           returned encoder is back in the default format.
     :param amp: Mixed precision of the networks' forward passes (``True``, ``False`` or ``"auto"``: bf16 only where
