@@ -51,6 +51,11 @@ class EncoderHeadTrainer(Trainer):
     Base class: trains ``classifier.model`` (an ``EncoderWithHead``) in place, as ART's trainers do. The
     classifier's ``preprocessing`` (normalisation) is applied inside, so ``eps`` is in [0, 1] pixel units.
 
+    Under ``torchrun`` the training is data-parallel (:mod:`art_ssl.core.distributed`): ``batch_size`` is the global
+    batch, each rank trains on its part of it (PGD random starts sliced from the global batch's), BatchNorm uses the
+    global statistics, gradients are summed, rank 0 writes checkpoints; validation runs whole on every rank.
+    :meth:`fit_generator` trains from a dataset read batch by batch (:mod:`art_ssl.data.stream`).
+
     After :meth:`fit`, ``history_`` holds one row per epoch: loss, learning rates, seconds, and with
     ``validation_data`` the benign accuracy ``val_ba`` and the accuracy ``val_ra`` under a white-box PGD of the
     trainer's own budget (``validation_pgd_steps`` steps, uniform start).

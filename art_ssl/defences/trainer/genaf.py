@@ -48,6 +48,11 @@ class GenAFTrainer(EncoderHeadTrainer):
     sensitive layers (``trainable_layers_``) are then fine-tuned alone on clean data (Adam 1e-3, weight decay
     8e-4, ``stage2_epochs``; the official code re-creates Adam every epoch, ``reset_stage2_optimizer``).
 
+    **Data-parallel training** (``torchrun``, :mod:`art_ssl.core.distributed`): the ``L_gr`` graph is built per rank,
+    over each rank's part of the global batch (its per-sample mean weighted by the rank's share), not over the global
+    batch: the pairs between ranks are left out, so N processes do not reproduce one process exactly (the CE terms
+    do). Stage 2's layer sensitivity runs whole, identically, on every rank; its fine-tuning is data-parallel.
+
     **Balance of the stage-1 loss (deviation from the official code, issue 16).** The official ``L_gr`` is summed
     over the batch's n^2 pairs (``gr_reduction="sum"``) while CE is a batch mean: at lambda 20 and batch 256 on
     10-d logits its gradient is ~3,400x CE's on the head and ~760x on the encoder, where it points against clean CE
