@@ -5,6 +5,7 @@ Streaming data: images read batch by batch from a dataset instead of one array i
 
 - :class:`ArrayDataset`: a numpy array or a memory-mapped one (:func:`memmap_dataset` over a ``.npy`` file, e.g.
   written once by :func:`save_npy`); a batch is one sorted fancy index, so only its rows are read from disk.
+- :func:`stl10_dataset`: STL-10's binary files mapped as they are (no conversion).
 - :class:`ImageFolderDataset`: ``root/<class>/<image>``, each image decoded when its batch is read.
 - Any ``torch.utils.data.Dataset`` whose items are ``image`` or ``(image, label)``, a ``DataLoader`` over one, or
   ART's ``PyTorchDataGenerator`` (its loader's dataset is used): see :func:`as_dataset`.
@@ -95,6 +96,41 @@ def memmap_dataset(
     x = np.load(x_path, mmap_mode="r", allow_pickle=False)
     y = None if y_path is None else np.load(y_path, allow_pickle=False)
     return ArrayDataset(x, y, size)
+
+
+def stl10_dataset(
+    split: str = "train", size: int | tuple[int, int] | None = None, root: str | os.PathLike | None = None
+) -> ArrayDataset:
+    """
+    STL-10's binary file mapped read-only (the 100,000 unlabelled 96x96 images are 2.8 GB as uint8, 11 GB as
+    float32): an :class:`ArrayDataset` whose batches are read, transposed and resized when asked for. Same images and
+    labels as :func:`art_ssl.data.load_stl10` (labels -1 for ``"unlabeled"``).
+
+    :param split: ``"train"``, ``"test"`` or ``"unlabeled"``.
+    :param size: Output side length; ``None`` keeps 96.
+    :param root: The ``stl10_binary`` folder (default ``~/.art_ssl/stl10_binary``).
+    """
+    from art_ssl.data._common import DatasetNotFoundError, check_split
+
+    check_split(split, ("train", "test", "unlabeled"))
+    path = resolve_root(root, "~/.art_ssl/stl10_binary", "STL-10", "Pass `root=` the 'stl10_binary' folder.")
+    x_file = path / f"{split}_X.bin"
+    if not x_file.exists():
+        raise DatasetNotFoundError(f"'{x_file.name}' not found in '{path}'.")
+    per_image = 3 * 96 * 96
+    if x_file.stat().st_size == 0 or x_file.stat().st_size % per_image:
+        raise ValueError(f"'{x_file}' is not a whole number of 3x96x96 STL-10 images.")
+    # column-major per channel on disk, (N, C, W, H): a transposed view, still mapped
+    images = np.memmap(x_file, dtype=np.uint8, mode="r").reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+    if split == "unlabeled":
+        return ArrayDataset(images, np.full(len(images), -1, dtype=np.int64), size)
+    y_file = path / f"{split}_y.bin"
+    if not y_file.exists():
+        raise DatasetNotFoundError(f"'{y_file.name}' not found in '{path}'.")
+    labels = np.fromfile(y_file, dtype=np.uint8).astype(np.int64) - 1  # stored as 1..10
+    if labels.shape != (len(images),) or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"'{y_file}' does not hold one label in 1..10 per image of '{x_file.name}'.")
+    return ArrayDataset(images, labels, size)
 
 
 class ImageFolderDataset(Dataset):
@@ -316,4 +352,5 @@ __all__ = [
     "memmap_dataset",
     "predict_dataset",
     "save_npy",
+    "stl10_dataset",
 ]

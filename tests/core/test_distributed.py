@@ -54,11 +54,13 @@ def test_global_batchnorm_and_gather_match_the_full_batch(two_and_one):
 def test_pretraining_on_two_processes_equals_one(two_and_one, index, atol):
     two, one = (r[index] for r in two_and_one)
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)  # the loss over the global batch, gathered
+    print(f"{JOBS[index][1]['method']}: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
     assert jobs.max_abs_difference(two["state"], one["state"]) < atol  # MoCo: its key queue too
 
 
 def test_adversarial_training_on_two_processes_equals_one(two_and_one):
     two, one = (r[3] for r in two_and_one)
+    print(f"PGD-AT: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
     assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-3
 
@@ -75,12 +77,13 @@ def test_trades_on_two_processes_reaches_the_same_ba_and_ra(two_and_one):
     assert two["ra"] == pytest.approx(one["ra"], abs=6 / 300)
 
 
-def test_genaf_trains_on_two_processes_with_a_per_rank_graph(two_and_one):
+def test_genaf_on_two_processes_equals_one_with_the_graph_over_the_global_batch(two_and_one):
     two, one = (r[5] for r in two_and_one)
-    # L_gr's graph is built over each rank's half of the batch (documented), so only the CE terms match exactly:
-    # the runs agree closely but not to rounding
-    assert all(torch.isfinite(v).all() for v in two["state"].values() if v.is_floating_point())
-    assert two["loss"] == pytest.approx(one["loss"], rel=0.05)
+    print(f"Gen-AF: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    # L_gr is built from the all-gathered batch (pairs across ranks included): the official "sum" reduction keeps
+    # its scale, which a per-rank graph would divide by the number of processes squared
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-3
 
 
 def test_batch_shards_follow_one_global_order():

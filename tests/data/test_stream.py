@@ -17,6 +17,7 @@ from art_ssl.data.stream import (
     memmap_dataset,
     predict_dataset,
     save_npy,
+    stl10_dataset,
 )
 from art_ssl.estimators import encoder_classifier
 from art_ssl.models import SmallCNN
@@ -143,3 +144,17 @@ def test_bad_streams_are_refused(digits):
         ArrayDataset(x, y[:-1])
     with pytest.raises(TypeError, match="`data`"):
         predict_dataset(_classifier(), [1, 2, 3])
+
+
+def test_stl10_dataset_maps_the_binary_file_and_reads_what_the_loader_reads(tmp_path):
+    from art_ssl.data import load_stl10
+
+    rng = np.random.default_rng(0)
+    rng.integers(0, 256, 4 * 3 * 96 * 96, dtype=np.uint8).tofile(tmp_path / "train_X.bin")
+    np.array([1, 2, 10, 3], dtype=np.uint8).tofile(tmp_path / "train_y.bin")
+    dataset = stl10_dataset("train", size=32, root=tmp_path)
+    x, y = load_stl10("train", size=32, root=tmp_path)
+    assert isinstance(dataset.x.base, np.memmap)  # a transposed view of the mapped file, not a copy
+    assert np.array_equal(dataset.labels, y)
+    assert np.allclose(dataset.read(np.arange(4)), x, atol=1e-6)
+    assert dataset.largest_read == 4
