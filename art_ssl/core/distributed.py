@@ -199,6 +199,9 @@ class _AllReduceSum(torch.autograd.Function):
 def _global_batch_norm_cpu(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
     """Training-mode batch norm with the statistics of the global batch: two differentiable all-reduces (count and
     sum, then the sum of squared deviations: the two-pass variance, as stable as a single process's)."""
+    dtype = x.dtype
+    if dtype in (torch.bfloat16, torch.float16):  # statistics in float32 under autocast, as the fused kernels keep them
+        x = x.float()
     dims = [0, *range(2, x.dim())]
     shape = [1, -1] + [1] * (x.dim() - 2)
     local_n = x.numel() // x.shape[1]
@@ -214,9 +217,9 @@ def _global_batch_norm_cpu(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor)
             bn.num_batches_tracked.add_(1)
             momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
             unbiased = var.detach() * n.detach() / (n.detach() - 1).clamp(min=1)
-            bn.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-            bn.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
-    return out
+            bn.running_mean.mul_(1 - momentum).add_(mean.detach().to(bn.running_mean.dtype), alpha=momentum)
+            bn.running_var.mul_(1 - momentum).add_(unbiased.to(bn.running_var.dtype), alpha=momentum)
+    return out.to(dtype)
 
 
 def _global_batch_norm_cuda(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
