@@ -45,7 +45,9 @@ def _encoder() -> nn.Module:
     return SmallCNN(in_channels=1, widths=(8, 16), stem_stride=2)
 
 
-def pretrain_job(out: str, method: str, n: int, batch_size: int, optimizer: str, device: str = "cpu") -> None:
+def pretrain_job(
+    out: str, method: str, n: int, batch_size: int, optimizer: str, device: str = "cpu", amp: bool = False
+) -> None:
     """One epoch of ``method`` on ``n`` digits with a deterministic augmentation (the identity: the ranks' views then
     match one process's); rank 0 saves the encoder's and method's state."""
     from art_ssl.ssl import pretrain
@@ -63,7 +65,7 @@ def pretrain_job(out: str, method: str, n: int, batch_size: int, optimizer: str,
         device_type=device,
         augmentation=nn.Identity(),
         method_kwargs=kwargs,
-        amp=False,
+        amp=amp,
         verbose=False,
     )
     if distributed.is_main_process():
