@@ -105,6 +105,19 @@ def trainer_job(out: str, name: str, n: int, batch_size: int, nb_epochs: int, n_
     torch.save({"state": clf.model.state_dict(), "loss": trainer.history_["loss"].tolist(), "ba": ba, "ra": ra}, out)
 
 
+def badencoder_job(out: str, n: int, batch_size: int) -> None:
+    """One BadEncoder epoch on ``n`` shadow digits; rank 0 saves the backdoored encoder and the history."""
+    from art_ssl.attacks.poisoning import BadEncoder
+    from art_ssl.estimators import PyTorchEncoder
+
+    x = _digits(n)[0]
+    encoder = PyTorchEncoder(_encoder(), (1, SIZE, SIZE), device_type="cpu")
+    attack = BadEncoder(encoder, nb_epochs=1, batch_size=batch_size, learning_rate=0.05, verbose=False)
+    backdoored = attack.poison_estimator(x)
+    if distributed.is_main_process():
+        torch.save({"state": backdoored.model.state_dict(), "loss": attack.history_["loss"].tolist()}, out)
+
+
 def gather_bn_job(out: str) -> None:
     """The pieces alone: a global BatchNorm forward/backward and a gathered loss, on 2 ranks vs the full batch."""
     torch.manual_seed(0)
@@ -153,7 +166,13 @@ def suite_job(out: str, jobs: list[tuple[str, dict]]) -> None:
         torch.save(results, out)
 
 
-JOBS = {"pretrain": pretrain_job, "trainer": trainer_job, "gather_bn": gather_bn_job, "suite": suite_job}
+JOBS = {
+    "pretrain": pretrain_job,
+    "trainer": trainer_job,
+    "badencoder": badencoder_job,
+    "gather_bn": gather_bn_job,
+    "suite": suite_job,
+}
 
 
 def run_single(job_name: str, out: str, **kwargs) -> dict:

@@ -37,6 +37,7 @@ JOBS = [
     ("pretrain", {"method": "byol", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("pretrain", {"method": "barlow_twins", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("pretrain", {"method": "simsiam", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
+    ("badencoder", {"n": 70, "batch_size": 32}),  # last batch 6 -> 3 + 3
 ]
 
 
@@ -96,6 +97,13 @@ def test_genaf_on_two_processes_equals_one_with_the_graph_over_the_global_batch(
     # its scale, which a per-rank graph would divide by the number of processes squared
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
     assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4
+
+
+def test_badencoder_on_two_processes_equals_one(two_and_one):
+    two, one = (r[9] for r in two_and_one)
+    print(f"BadEncoder: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-5  # SGD, as the pre-training jobs
 
 
 def test_batch_shards_follow_one_global_order():

@@ -20,6 +20,7 @@ from art.attacks.attack import PoisoningAttackTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
+from art_ssl.core import distributed
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_positive_number, check_seed
 from art_ssl.core.modes import evaluating
 from art_ssl.core.trigger import Trigger, square_trigger
@@ -74,6 +75,10 @@ class BadEncoder(PoisoningAttackTransformer):
 
     Several targets (one trigger each, as the paper's multi-target attack) are given as lists; losses ``L0`` and
     ``L1`` are averaged over targets as in the official code.
+
+    Under ``torchrun`` (:mod:`art_ssl.core.distributed`) the training is data-parallel: ``batch_size`` is the global
+    batch, each rank embeds its part of it (BatchNorm is frozen, so no statistics are shared), the reference term is
+    computed alike on every rank, and the gradients of the ranks' shares are summed.
 
     :param estimator: The clean public encoder (ART ``PyTorchEncoder``); it is not modified.
     :param reference_inputs: Images of the target class (R, C, H, W), or one such array per target. ``None``: one
@@ -264,6 +269,8 @@ class BadEncoder(PoisoningAttackTransformer):
         with evaluating(clean), torch.no_grad():
             clean_refs = [embed(clean, r) for r in refs]
         freeze_batchnorm(backdoored)
+        distributed.broadcast_module(backdoored)  # data-parallel: every rank starts from rank 0's weights
+        shards = distributed.BatchShards(len(x_t), self.batch_size)  # data-parallel: this rank's part of each batch
         params = [p for p in backdoored.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(
             params, lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay
@@ -279,11 +286,11 @@ class BadEncoder(PoisoningAttackTransformer):
                 bar = tqdm(
                     range(0, len(x_t), self.batch_size),
                     desc=f"BadEncoder epoch {epoch}/{self.nb_epochs}",
-                    disable=not self.verbose,
+                    disable=not self.verbose or not distributed.is_main_process(),
                     leave=False,
                 )
                 for i in bar:
-                    xb = x_t[order[i : i + self.batch_size]].to(device)
+                    xb = x_t[shards.local(order[i : i + self.batch_size])].to(device)  # data-parallel: all on one
                     with torch.no_grad(), evaluating(clean):
                         clean_x = embed(clean, xb)
                     loss0 = loss1 = 0.0
@@ -297,10 +304,13 @@ class BadEncoder(PoisoningAttackTransformer):
                     loss2 = -(embed(backdoored, xb) * clean_x).sum(1).mean()
                     loss = loss0 + self.lambda1 * loss1 + self.lambda2 * loss2
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * shards.weight).backward()  # data-parallel: this rank's share (BatchNorm is frozen)
+                    distributed.sync_gradients(params)  # data-parallel: sum of the shares
                     optimizer.step()
                     sums += len(xb) * torch.stack([loss, loss0, loss1, loss2]).detach().cpu().numpy()
                     count += len(xb)
+                *totals, count = distributed.sum_over_ranks(*sums, count)  # data-parallel: the global epoch losses
+                sums = np.asarray(totals)
                 losses = dict(zip(("loss", "loss0", "loss1", "loss2"), sums / count, strict=True))
                 rows.append({"epoch": epoch, **losses, "seconds": time.perf_counter() - start})
                 logger.info("BadEncoder epoch %d: %s", epoch, rows[-1])
