@@ -216,14 +216,25 @@ def _pretrain(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UserError(f"--out '{out}' is a folder; name a .safetensors file")
     check_output_folder(out.resolve().parent, "--out")  # before training, not after it
+    from art_ssl.core import distributed
+
+    device = _resolve_device(args.device)
+    distributed.init_from_env(device)  # under torchrun: data-parallel (gloo on CPU, NCCL on CUDA); rank 0 writes
+    try:
+        return _pretrain_run(args, out, device)
+    finally:
+        distributed.shutdown()
+
+
+def _pretrain_run(args: argparse.Namespace, out: Path, device: str) -> int:
     import torch
 
+    from art_ssl.core import distributed
     from art_ssl.data import load_task
     from art_ssl.models import build_encoder
     from art_ssl.ssl import pretrain
     from art_ssl.zoo import save_encoder
 
-    device = _resolve_device(args.device)
     task = load_task(args.data, size=args.size, root=args.root, n_train=args.n_train)
     if len(task.x_train) < args.batch_size:
         logging.getLogger(__name__).warning(
@@ -248,12 +259,152 @@ def _pretrain(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
     )
+    if not distributed.is_main_process():
+        return 0
     save_encoder(
         result.encoder, str(out), arch=args.arch, arch_kwargs=kwargs, input_shape=x.shape[1:], method=args.method
     )
     print(result.history.to_string(index=False))
     print(f"saved {out} ({args.arch} {kwargs}, input {tuple(x.shape[1:])}, {args.method}; metadata in the file)")
     return 0
+
+
+def _defend(args: argparse.Namespace) -> int:
+    """
+    Fine-tune an encoder + head with one defence on one task and write the defended encoder (``--out``, a
+    ``.safetensors`` file with art_ssl's metadata, readable by ``load_encoder`` and the audit) and its head
+    (``<out stem>.head.safetensors``, metadata: defence, task, classes, test BA / RA). Runs under ``torchrun``
+    (data-parallel, :mod:`art_ssl.core.distributed`): rank 0 writes the files and prints.
+    """
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out must name a .safetensors file, got {args.out!r}")
+    if args.defence == "zepad":
+        raise UserError(
+            "--defence zepad trains several encoders fused into one classifier, not one encoder + head; "
+            "audit it with `art-ssl audit --defences zepad`"
+        )
+    from art_ssl.evaluation.store import check_output_folder
+
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise UserError(f"--out '{out}' is a folder; name a .safetensors file")
+    check_output_folder(out.resolve().parent, "--out")
+    from art_ssl.core import distributed
+
+    device = _resolve_device(args.device)
+    distributed.init_from_env(device)  # under torchrun: join the group (gloo on CPU, NCCL on CUDA)
+    try:
+        return _defend_run(args, out, device)
+    finally:
+        distributed.shutdown()
+
+
+def _defend_run(args: argparse.Namespace, out: Path, device: str) -> int:
+    import torch
+
+    from art_ssl.core import distributed
+    from art_ssl.estimators import encoder_classifier
+    from art_ssl.evaluation.registry import make_defence_trainer
+    from art_ssl.evaluation.sources import EncoderOptions, load_data_spec, load_encoder_spec
+
+    options = EncoderOptions(
+        arch=args.arch,
+        mean=args.mean and tuple(args.mean),
+        std=args.std and tuple(args.std),
+        key_prefix=args.key_prefix,
+        trust_code=args.trust_code,
+    )
+
+    def load(name: str):
+        return load_encoder_spec(name, args.size, device, options)
+
+    encoder = load(args.encoder)
+    arch, arch_kwargs = _arch_of(encoder.model)  # before training: only ResNets are written with metadata
+    task = load_data_spec(args.data, args.size, encoder.input_shape[0], args.n_train, args.n_test, args.seed)
+    nb_classes = int(task.y_train.max()) + 1
+    torch.manual_seed(args.seed)  # the head's initialisation
+    classifier = encoder_classifier(encoder, nb_classes, freeze_encoder=False, device_type=device)
+    trainer = make_defence_trainer(
+        args.defence,
+        classifier,
+        args.epochs,
+        batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps,
+        seed=args.seed,
+        verbose=args.verbose and distributed.is_main_process(),
+        encoder_name=args.encoder,
+        load_encoder=load,
+        amp={"on": True, "off": False}.get(args.amp, "auto"),
+    )
+    fit_kwargs = {} if args.checkpoint_dir is None else {"checkpoint_dir": args.checkpoint_dir}
+    trainer.fit(task.x_train, task.y_train, **fit_kwargs)
+    if not distributed.is_main_process():
+        return 0
+    defended = trainer.get_classifier()
+    ba, ra = _ba_ra(defended, task.x_test, task.y_test, args.eps / 255, args.batch_size)
+    _write_defended(defended, out, args, arch, arch_kwargs, task.name, nb_classes, ba, ra)
+    print(f"{args.defence} on {task.name}: test BA {ba:.4f}, RA {ra:.4f} (PGD-10, eps {args.eps:g}/255)")
+    print(f"saved {out} (encoder, {arch} {arch_kwargs}) and {_head_path(out)} (head)")
+    return 0
+
+
+def _ba_ra(classifier, x, y, eps: float, batch_size: int) -> tuple[float, float]:
+    """Benign accuracy and accuracy under PGD-10 (uniform start, step eps/4) of an ART classifier on a test set."""
+    import numpy as np
+    from art.attacks.evasion import ProjectedGradientDescent
+
+    ba = float(np.mean(classifier.predict(x, batch_size=batch_size).argmax(1) == y))
+    attack = ProjectedGradientDescent(
+        classifier, eps=eps, eps_step=eps / 4, max_iter=10, batch_size=batch_size, verbose=False
+    )
+    x_adv = attack.generate(x.astype(np.float32))
+    return ba, float(np.mean(classifier.predict(x_adv, batch_size=batch_size).argmax(1) == y))
+
+
+def _head_path(out: Path) -> Path:
+    return out.with_name(out.name[: -len(".safetensors")] + ".head.safetensors")
+
+
+def _write_defended(classifier, out: Path, args, arch: str, arch_kwargs: dict, task: str, nb_classes: int, ba, ra):
+    import json
+
+    from safetensors.torch import save_file
+
+    from art_ssl.zoo import save_encoder
+
+    model = classifier.model
+    mean_std = _preprocessing_of(classifier)
+    save_encoder(
+        model.encoder,
+        str(out),
+        arch=arch,
+        arch_kwargs=arch_kwargs,
+        input_shape=classifier.input_shape,
+        mean=None if mean_std is None else mean_std[0],
+        std=None if mean_std is None else mean_std[1],
+    )
+    meta = {
+        "defence": args.defence,
+        "encoder": str(args.encoder),
+        "task": task,
+        "nb_classes": str(nb_classes),
+        "epochs": str(args.epochs),
+        "test_ba": f"{ba:.6f}",
+        "test_ra": f"{ra:.6f}",
+        "ra_attack": json.dumps({"attack": "pgd", "steps": 10, "eps": args.eps / 255}),
+    }
+    head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(_head_path(out)), metadata={"art_ssl." + k: v for k, v in meta.items()})
+
+
+def _preprocessing_of(classifier):
+    """The ``(mean, std)`` standardisation of an ART estimator, or ``None``."""
+    for op in getattr(classifier, "preprocessing_operations", None) or []:
+        if hasattr(op, "mean") and hasattr(op, "std"):
+            import numpy as np
+
+            return np.asarray(op.mean).reshape(-1).tolist(), np.asarray(op.std).reshape(-1).tolist()
+    return None
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -540,6 +691,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16 mixed precision (auto: only where measured faster)",
     )
     pre.set_defaults(func=_pretrain)
+
+    from art_ssl.audit_names import DEFENCES
+
+    defend = command(
+        "defend",
+        "fine-tune an encoder + head with a defence",
+        "Fine-tune an encoder and a linear head with one defence on one downstream task; write the defended "
+        "encoder (--out, .safetensors with metadata) and the head (<out>.head.safetensors, with the test BA/RA). "
+        "Data-parallel under torchrun: torchrun --standalone --nproc_per_node=N -m art_ssl defend ...",
+    )
+    defend.add_argument("--encoder", required=True, help="zoo name or encoder file")
+    defend.add_argument("--defence", required=True, choices=[d for d in DEFENCES if d != "zepad"], help="defence")
+    defend.add_argument("--data", default="fashion-mnist-subset", help="task, as the audit's --data")
+    defend.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
+    defend.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
+    defend.add_argument("--n-test", type=_int_at_least(1), default=None, help="test images (default: all)")
+    defend.add_argument("--epochs", type=_int_at_least(1), default=3, help="training epochs")
+    defend.add_argument("--batch-size", type=_int_at_least(2), default=256, help="global batch size")
+    defend.add_argument("--pgd-steps", type=_int_at_least(1), default=5, help="training PGD steps")
+    defend.add_argument("--eps", type=_budget, default=8.0, help="L-inf budget of the test RA, in /255")
+    defend.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the head and the batches")
+    defend.add_argument("--device", default="auto", choices=DEVICES, help="auto: the GPU when CUDA is available")
+    defend.add_argument("--out", required=True, help="output .safetensors file (the defended encoder)")
+    defend.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save the training state after every epoch; run again with the same folder to resume",
+    )
+    defend.add_argument(
+        "--amp", default="auto", choices=["auto", "on", "off"], help="bf16 mixed precision (auto: where faster)"
+    )
+    _add_encoder_options(defend)
+    defend.set_defaults(func=_defend)
 
     conv = command(
         "convert",

@@ -39,6 +39,9 @@ def data_checksum(*arrays: np.ndarray | torch.Tensor) -> list[float]:
     """Cheap checksums of the training data (size, sum, sum of squares, weighted sum), stored in the fingerprint."""
     sums: list[float] = []
     for a in arrays:
+        if hasattr(a, "data_checksum"):  # streamed images (art_ssl.data.stream.StreamedImages): read chunk by chunk
+            sums += a.data_checksum()
+            continue
         t = torch.as_tensor(a).detach().double().flatten().cpu()
         weights = torch.arange(len(t), dtype=torch.float64).remainder_(997)
         sums += [float(len(t)), float(t.sum()), float((t * t).sum()), float((t * weights).sum())]

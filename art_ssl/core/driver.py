@@ -3,7 +3,9 @@ The one step/epoch driver of art_ssl. Every optimisation loop (``learn_universal
 pre-training, BadEncoder) hands it what one step does and what an epoch's history row holds; the driver owns the
 rest, once: the epoch's shuffled batches, the step count and ``max_steps`` cap, early stopping, progress bars, the
 history rows, and resumable checkpoints (:mod:`art_ssl.core.checkpoint`: state saved after every epoch, a restarted
-run continues after the last saved epoch with the result an uninterrupted run has).
+run continues after the last saved epoch with the result an uninterrupted run has). Under ``torchrun``
+(:mod:`art_ssl.core.distributed`) every rank runs the same batches of indices (the caller's ``step`` takes its
+shard), rank 0 alone shows progress and writes checkpoints, and every rank resumes from them.
 
 Data iteration lives in one function, :func:`epoch_batches`: sharding the batches across processes (distributed
 training) or streaming them changes that function only.
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from art_ssl.core import distributed
 from art_ssl.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 PROGRESS = ("epoch", "run")
@@ -136,6 +139,7 @@ def run_epochs(
     """
     if progress not in PROGRESS:
         raise ValueError(f"`progress` must be one of {PROGRESS}, got {progress!r}.")
+    verbose = verbose and distributed.is_main_process()  # data-parallel: one progress bar, rank 0's
     start_time = time.perf_counter()
     result, first_epoch = LoopResult(), 1
     if checkpoint is not None:
@@ -176,7 +180,7 @@ def run_epochs(
         row = None if end_epoch is None else end_epoch(epoch, values, time.perf_counter() - epoch_start)
         if row is not None:
             result.rows.append(row)
-        if checkpoint is not None and checkpoint.file is not None:
+        if checkpoint is not None and checkpoint.file is not None and distributed.is_main_process():  # rank 0 writes
             state = {
                 "fingerprint": checkpoint.fingerprint,
                 "epoch": epoch,

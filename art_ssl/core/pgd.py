@@ -25,6 +25,7 @@ def pgd_linf(
     generator: torch.Generator | None = None,
     clip_values: tuple[float, float] | None = (0.0, 1.0),
     normal_std: float = 0.001,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """
     ``steps`` sign-gradient ascent steps on ``loss_fn(x_adv)`` (a scalar; sum per-sample losses so that each
@@ -42,15 +43,21 @@ def pgd_linf(
     :param generator: CPU generator for the random start (drawn on the CPU, so results do not depend on the device).
     :param clip_values: Valid pixel range, or ``None`` for no clipping.
     :param normal_std: Standard deviation of the ``"normal"`` start.
+    :param rows: ``(offset, n_global)`` in data-parallel training (:mod:`art_ssl.core.distributed`): the random start
+                 is drawn for the whole global batch of ``n_global`` rows and rows ``offset : offset + len(x)`` are
+                 used, so a rank's shard starts where a single process would have started it.
     :return: The adversarial batch, detached.
     """
     if random_start not in RANDOM_STARTS:
         raise ValueError(f"`random_start` must be one of {RANDOM_STARTS}, got {random_start!r}.")
     x = x.detach()
+    shape = x.shape if rows is None else (rows[1], *x.shape[1:])
     if random_start == "uniform":
-        noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
+        noise = (torch.rand(shape, generator=generator) * 2 - 1) * eps
     elif random_start == "normal":
-        noise = torch.randn(x.shape, generator=generator) * normal_std
+        noise = torch.randn(shape, generator=generator) * normal_std
+    if random_start is not None and rows is not None:
+        noise = noise[rows[0] : rows[0] + len(x)]
     x_adv = x if random_start is None else x + noise.to(device=x.device, dtype=x.dtype)
     x_adv = _clip(x_adv, clip_values)
     for _ in range(steps):

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from art_ssl.core.distributed import gather_with_local_grad
 from art_ssl.core.losses import negative_cosine, nt_xent
 
 
@@ -36,7 +37,13 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, last_bn: bo
 
 
 class SSLMethod(nn.Module):
-    """Base class: ``forward(x1, x2)`` returns the loss; ``step_end(progress)`` runs after each optimiser step."""
+    """
+    Base class: ``forward(x1, x2)`` returns the loss; ``step_end(progress)`` runs after each optimiser step.
+
+    In data-parallel training (:mod:`art_ssl.core.distributed`) each method computes its loss over the global batch
+    from all-gathered embeddings (:func:`~art_ssl.core.distributed.gather_with_local_grad`: SimCLR's and MoCo's
+    negatives come from every rank), the same loss on every rank; outside it the gather is the identity.
+    """
 
     name = "base"
 
@@ -71,7 +78,8 @@ class SimCLR(SSLMethod):
         self.projector = mlp(feature_dim, feature_dim * 2, proj_dim)
 
     def forward(self, x1, x2):
-        return nt_xent(self.projector(self.encoder(x1)), self.projector(self.encoder(x2)), self.temperature)
+        z1, z2 = gather_with_local_grad(self.projector(self.encoder(x1)), self.projector(self.encoder(x2)))
+        return nt_xent(z1, z2, self.temperature)
 
 
 @torch.no_grad()
@@ -117,6 +125,7 @@ class BYOL(SSLMethod):
         with torch.no_grad():
             t1 = self.target_projector(self.target_encoder(x1))
             t2 = self.target_projector(self.target_encoder(x2))
+        p1, p2, t1, t2 = gather_with_local_grad(p1, p2, t1, t2)
         # 2 - 2 cos, symmetrised (BYOL eq. 2); written as 2 + 2 * mean(-cos) over both directions.
         return 2 + (_neg_cosine(p1, t2) + _neg_cosine(p2, t1))
 
@@ -141,6 +150,7 @@ class SimSiam(SSLMethod):
     def forward(self, x1, x2):
         z1, z2 = self.projector(self.encoder(x1)), self.projector(self.encoder(x2))
         p1, p2 = self.predictor(z1), self.predictor(z2)
+        z1, z2, p1, p2 = gather_with_local_grad(z1, z2, p1, p2)
         return (_neg_cosine(p1, z2) + _neg_cosine(p2, z1)) / 2
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -165,6 +175,7 @@ class BarlowTwins(SSLMethod):
 
     def forward(self, x1, x2):
         z1, z2 = self.bn(self.projector(self.encoder(x1))), self.bn(self.projector(self.encoder(x2)))
+        z1, z2 = gather_with_local_grad(z1, z2)
         c = z1.t() @ z2 / z1.shape[0]
         on_diag = (torch.diagonal(c) - 1).pow(2).sum()
         off_diag = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
@@ -222,6 +233,7 @@ class MoCo(SSLMethod):
         q1, q2 = self.projector(self.encoder(x1)), self.projector(self.encoder(x2))
         with torch.no_grad():
             k1, k2 = self.key_projector(self.key_encoder(x1)), self.key_projector(self.key_encoder(x2))
+        q1, q2, k1, k2 = gather_with_local_grad(q1, q2, k1, k2)  # data-parallel: keys of every rank, enqueued alike
         loss = (self._contrast(q1, k2) + self._contrast(q2, k1)) / 2
         if self.training:
             self._enqueue(torch.cat([k1, k2]))

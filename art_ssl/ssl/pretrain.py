@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward, check_amp
 from art_ssl.core.checkpoint import checkpoint_path, data_checksum
 from art_ssl.core.device import resolve_device
@@ -79,8 +80,15 @@ def pretrain(
 
     Learning rate: linear warm-up for ``warmup_epochs``, then cosine decay to 0 (per step).
 
+    Under ``torchrun`` (a process group of N ranks, :mod:`art_ssl.core.distributed`) the run is data-parallel:
+    ``batch_size`` is the global batch, each rank trains on its part of it, the loss is the method's over the
+    all-gathered global batch, BatchNorm uses the global batch's statistics, and the weights equal a single
+    process's up to float32 rounding (with the same augmentations; each rank draws its own).
+
     :param encoder: ``nn.Module`` mapping (N, C, H, W) to (N, D); trained in place.
-    :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1].
+    :param x: Unlabelled images, float32 (N, C, H, W) in [0, 1] (a memory-mapped array is read batch by batch), or a
+              dataset of them read batch by batch: a ``torch.utils.data.Dataset`` (items ``image`` or
+              ``(image, label)``), a ``DataLoader`` or ART's ``PyTorchDataGenerator`` (:mod:`art_ssl.data.stream`).
     :param method: ``"simclr"``, ``"moco"``, ``"byol"``, ``"simsiam"`` or ``"barlow_twins"``, or a built
                    :class:`SSLMethod` around ``encoder`` (a custom objective, e.g. distillation's); it is trained
                    as is and ``method_kwargs`` must be empty.
@@ -96,7 +104,8 @@ def pretrain(
     :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
     :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
     :param method_kwargs: Extra arguments of the method (e.g. ``{"temperature": 0.2}``).
-    :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint).
+    :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint); on
+                           rank 0 only in data-parallel training.
     :param channels_last: Train in channels-last memory format (~1.4x faster convolutions on our CPUs); the
                           returned encoder is back in the default format.
     :param amp: Mixed precision of the networks' forward passes (``True``, ``False`` or ``"auto"``: bf16 only where
@@ -118,12 +127,17 @@ def pretrain(
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}, got {lr_schedule!r}.")
     name = method.name if isinstance(method, SSLMethod) else method
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
-        raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W).")
+    if not isinstance(x, np.ndarray):  # a dataset, DataLoader or PyTorchDataGenerator: read batch by batch
+        from art_ssl.data.stream import StreamedImages, as_dataset
+
+        x = StreamedImages(as_dataset(x, "x")[0], "cpu", "x")
+    elif x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError("`x` must be a float32 numpy array of shape (N, C, H, W), or a dataset of images.")
     if len(x) < batch_size or batch_size < 2:
         raise ValueError(f"`batch_size` must be in [2, len(x)={len(x)}], got {batch_size}.")
     if nb_epochs < 1:
         raise ValueError(f"`nb_epochs` must be >= 1, got {nb_epochs}.")
+    distributed.check_world_batch("batch_size", batch_size)
     defaults = OPTIMIZER_DEFAULTS.get(name, OPTIMIZER_DEFAULTS["simclr"])
     optimizer = optimizer or defaults["optimizer"]
     lr = defaults["lr"] if lr is None else lr
@@ -153,7 +167,7 @@ def pretrain(
         else:
             opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
 
-        x_all = torch.from_numpy(x)  # shares memory; batches are gathered by torch indexing
+        x_all = torch.from_numpy(x) if isinstance(x, np.ndarray) else x  # shares memory / reads each batch
         steps_per_epoch = len(x) // batch_size
         total_steps, warmup_steps = nb_epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
         fingerprint = {
@@ -182,7 +196,8 @@ def pretrain(
             current_lr = _lr_at(where.count, lr, warmup_steps, total_steps, lr_schedule)
             for group in opt.param_groups:
                 group["lr"] = lr if group.get("fixed_lr") else current_lr
-            batch = x_all[idx].to(device, non_blocking=True)
+            rows = distributed.local_rows(idx)  # data-parallel: this rank's part of the (sorted) global batch
+            batch = x_all[rows].to(device, non_blocking=True)
             with torch.no_grad():
                 v1 = aug(batch).contiguous(memory_format=memory_format)
                 v2 = aug(batch).contiguous(memory_format=memory_format)
@@ -192,6 +207,7 @@ def pretrain(
                 raise FloatingPointError(f"{name} loss became {loss.item()} at epoch {where.epoch}; lower `lr`.")
             opt.zero_grad(set_to_none=True)
             scaling.backward(loss)
+            distributed.sync_gradients(model.parameters())  # data-parallel: sum of the ranks' gradients
             scaling.step([opt])
             model.step_end((where.count + 1) / total_steps)
             return loss.detach()
@@ -202,9 +218,19 @@ def pretrain(
             return row
 
         def after_epoch(epoch: int, rows: list[dict[str, float]]) -> None:
-            if epoch_callback is not None:
+            if epoch_callback is not None and distributed.is_main_process():
                 epoch_callback(epoch, encoder, pd.DataFrame(rows))
 
+        first_of_call = True
+
+        def start_epoch(epoch: int) -> None:
+            nonlocal first_of_call
+            if first_of_call and distributed.rank() > 0:  # data-parallel: each rank its own augmentations (rank 0
+                torch.manual_seed(distributed.rank_seed(seed) + epoch)  # keeps one process's stream)
+            first_of_call = False
+
+        distributed.broadcast_module(model)  # data-parallel: every rank starts from rank 0's weights (and MoCo queue)
+        restore_batchnorm = distributed.convert_batchnorm(model)  # data-parallel: BatchNorm over the global batch
         model.train()
         scaling = GradScaling(dtype, device)  # loss scaling for CUDA float16 only
         loop = run_epochs(
@@ -213,6 +239,7 @@ def pretrain(
             nb_epochs=nb_epochs,
             generator=generator,
             step=step,
+            start_epoch=start_epoch,
             end_epoch=end_epoch,
             after_epoch=after_epoch,
             drop_last=True,
@@ -228,6 +255,7 @@ def pretrain(
             postfix_every=10,
             verbose=verbose,
         )
+        restore_batchnorm()
     model.cpu().to(memory_format=torch.contiguous_format)
     encoder.eval()
     return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(loop.rows))

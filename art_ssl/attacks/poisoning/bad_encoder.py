@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from art.attacks.attack import PoisoningAttackTransformer
 from torch import nn
 
+from art_ssl.core import distributed
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_positive_number, check_seed
 from art_ssl.core.driver import Step, run_epochs
 from art_ssl.core.forward import pixel_forward
@@ -75,6 +76,10 @@ class BadEncoder(PoisoningAttackTransformer):
 
     Several targets (one trigger each, as the paper's multi-target attack) are given as lists; losses ``L0`` and
     ``L1`` are averaged over targets as in the official code.
+
+    Under ``torchrun`` (:mod:`art_ssl.core.distributed`) the training is data-parallel: ``batch_size`` is the global
+    batch, each rank embeds its part of it (BatchNorm is frozen, so no statistics are shared), the reference term is
+    computed alike on every rank, and the gradients of the ranks' shares are summed.
 
     :param estimator: The clean public encoder (ART ``PyTorchEncoder``); it is not modified.
     :param reference_inputs: Images of the target class (R, C, H, W), or one such array per target. ``None``: one
@@ -269,6 +274,8 @@ class BadEncoder(PoisoningAttackTransformer):
         with evaluating(clean), torch.no_grad():
             clean_refs = [embed(clean, r) for r in refs]
         freeze_batchnorm(backdoored)
+        distributed.broadcast_module(backdoored)  # data-parallel: every rank starts from rank 0's weights
+        shards = distributed.BatchShards(len(x_t), self.batch_size)  # data-parallel: this rank's part of each batch
         params = [p for p in backdoored.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(
             params, lr=self.learning_rate, momentum=self.momentum, weight_decay=self.weight_decay
@@ -279,7 +286,7 @@ class BadEncoder(PoisoningAttackTransformer):
             freeze_batchnorm(backdoored)
 
         def step(idx: torch.Tensor, _: Step) -> tuple[np.ndarray, int]:
-            xb = x_t[idx].to(device)
+            xb = x_t[shards.local(idx)].to(device)  # data-parallel: all of it on one process
             with torch.no_grad(), evaluating(clean):
                 clean_x = embed(clean, xb)
             loss0 = loss1 = 0.0
@@ -293,7 +300,8 @@ class BadEncoder(PoisoningAttackTransformer):
             loss2 = -(embed(backdoored, xb) * clean_x).sum(1).mean()
             loss = loss0 + self.lambda1 * loss1 + self.lambda2 * loss2
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * shards.weight).backward()  # data-parallel: this rank's share (BatchNorm is frozen)
+            distributed.sync_gradients(params)  # data-parallel: sum of the shares
             optimizer.step()
             return torch.stack([loss, loss0, loss1, loss2]).detach().cpu().numpy(), len(xb)
 
@@ -302,6 +310,8 @@ class BadEncoder(PoisoningAttackTransformer):
             for losses, size in values:
                 sums += size * losses
                 count += size
+            *totals, count = distributed.sum_over_ranks(*sums, count)  # data-parallel: the global epoch losses
+            sums = np.asarray(totals)
             row = {"epoch": epoch, **dict(zip(("loss", "loss0", "loss1", "loss2"), sums / count, strict=True))}
             row["seconds"] = seconds
             logger.info("BadEncoder epoch %d: %s", epoch, row)

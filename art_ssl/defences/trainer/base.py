@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from art.defences.trainer.trainer import Trainer
 from art.estimators.classification import PyTorchClassifier
 
+from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward
 from art_ssl.core.checkpoint import checkpoint_path, data_checksum
 from art_ssl.core.checks import (
@@ -43,6 +44,10 @@ class EncoderHeadTrainer(Trainer):
     Base class: trains ``classifier.model`` (an ``EncoderWithHead``) in place, as ART's trainers do. The
     classifier's ``preprocessing`` (normalisation) is applied inside, so ``eps`` is in [0, 1] pixel units.
 
+    Under ``torchrun`` the training is data-parallel (:mod:`art_ssl.core.distributed`): ``batch_size`` is the global
+    batch, each rank trains on its part of it (PGD random starts sliced from the global batch's), BatchNorm uses the
+    global statistics, gradients are summed, rank 0 writes checkpoints; validation runs whole on every rank.
+    :meth:`fit_generator` trains from a dataset read batch by batch (:mod:`art_ssl.data.stream`).
     After :meth:`fit`, ``history_`` holds one row per epoch: loss, learning rates, seconds, and with
     ``validation_data`` the benign accuracy ``val_ba`` and the accuracy ``val_ra`` under a white-box PGD of the
     trainer's own budget (``validation_pgd_steps`` steps, uniform start).
@@ -184,6 +189,7 @@ class EncoderHeadTrainer(Trainer):
                 random_start=self.random_start if random_start is True else random_start,
                 generator=self._generator,
                 clip_values=self._clip_values,
+                rows=self._shard_rows,  # data-parallel: this rank's rows of the global batch's random start
             )
 
     def _ce_pgd(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> torch.Tensor:
@@ -194,6 +200,8 @@ class EncoderHeadTrainer(Trainer):
     def _clip_values(self) -> tuple[float, float] | None:
         clip = self._classifier.clip_values
         return None if clip is None else (float(np.min(clip[0])), float(np.max(clip[1])))
+
+    _shard_rows: tuple[int, int] | None = None  # set per batch by ``_train`` in data-parallel training
 
     # ------------------------------------------------------------------ what subclasses define
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -251,13 +259,62 @@ class EncoderHeadTrainer(Trainer):
         """
         nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
         checkpoint_path(checkpoint_dir, "check")  # TypeError / ValueError before any work
-        self._checkpoint_dir = checkpoint_dir
         x_t, y_t = self._check_data(x, y)
         val = None if validation_data is None else self._check_validation(validation_data)
+        self._fit_checked(x_t, y_t, val, nb_epochs, batch_size, verbose, checkpoint_dir)
+
+    def fit_generator(
+        self,
+        generator: Any,
+        nb_epochs: int | None = None,
+        batch_size: int | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        verbose: bool | None = None,
+        checkpoint_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Train from a dataset read batch by batch (ART's ``fit_generator``): the images are never all in memory.
+        The batches follow the trainer's seeded permutation (not the loader's sampler), so the result equals
+        :meth:`fit` on the same images as an array.
+
+        :param generator: A ``torch.utils.data.Dataset`` of ``(image, label)`` (e.g.
+                          :func:`art_ssl.data.stream.memmap_dataset`, :class:`art_ssl.data.stream.ImageFolderDataset`),
+                          a ``DataLoader`` over one, or ART's ``PyTorchDataGenerator``.
+        :param nb_epochs: Overrides the constructor's ``nb_epochs``.
+        :param batch_size: Overrides the constructor's ``batch_size`` (default: the constructor's, not the loader's).
+        :param validation_data: ``(x_val, y_val)`` arrays, as in :meth:`fit`.
+        :param verbose: Overrides the constructor's ``verbose``.
+        :param checkpoint_dir: As in :meth:`fit`.
+        """
+        from art_ssl.data.stream import StreamedImages, as_dataset, dataset_labels
+
+        if type(self).fit is not EncoderHeadTrainer.fit:
+            raise NotImplementedError(f"{type(self).__name__} trains with its own `fit`; it has no `fit_generator`.")
+        dataset, _ = as_dataset(generator, "generator")
+        nb_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
+        checkpoint_path(checkpoint_dir, "check")
+        shape = self._classifier.input_shape
+        x_t = StreamedImages(dataset, self.device, "generator", shape, self._clip_values)
+        labels = check_labels(dataset_labels(dataset, "generator"), len(dataset), "generator labels", self._nb_classes)
+        val = None if validation_data is None else self._check_validation(validation_data)
+        self._fit_checked(
+            x_t, torch.from_numpy(labels).to(self.device), val, nb_epochs, batch_size, verbose, checkpoint_dir
+        )
+
+    @property
+    def _nb_classes(self) -> int:
+        return self._classifier.nb_classes
+
+    def _fit_checked(self, x_t, y_t, val, nb_epochs: int, batch_size: int, verbose: bool, checkpoint_dir) -> None:
+        """:meth:`fit` and :meth:`fit_generator` after their checks."""
+        self._checkpoint_dir = checkpoint_dir
+        distributed.broadcast_module(self.model)  # data-parallel: every rank starts from rank 0's weights
         try:
             with scoped_seed(self.seed) as generator:  # the caller's global RNG is left as it was
                 self._generator = generator
-                self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
+                with distributed.global_batchnorm(self.model):  # data-parallel: BatchNorm over the global batch
+                    self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
         finally:
             self._checkpoint_dir = None
         self.model.eval()
@@ -325,6 +382,7 @@ class EncoderHeadTrainer(Trainer):
             None if ckpt_file is None else self._fingerprint(x, y, val, nb_epochs, batch_size, stage, lr_decay)
         )
         scaling = GradScaling(amp_dtype(self.device, self.amp), self.device)  # loss scaling for CUDA float16 only
+        shards = distributed.BatchShards(len(x), batch_size)  # data-parallel: this rank's part of each global batch
 
         def restore(state: dict[str, Any]) -> None:
             self.model.load_state_dict(state["model"])
@@ -348,21 +406,25 @@ class EncoderHeadTrainer(Trainer):
             self.model.train()
 
         def step(idx: torch.Tensor, where: Step) -> tuple[float, int]:
-            idx = idx.to(self.device)
+            idx = shards.local(idx.to(self.device))  # data-parallel: all of it on one process
+            self._shard_rows = shards.rows
             self._before_step(where.count, where.epoch, nb_epochs, optimizers)
             with self._autocast():
                 loss = batch_loss(x[idx], y[idx])
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
-            scaling.backward(loss)
+            scaling.backward(loss * shards.weight)  # data-parallel: this rank's share of the global mean
+            distributed.sync_gradients(self.model.parameters())  # data-parallel: sum of the shares
             scaling.step(list(optimizers.values()))
             return float(loss.detach()), len(idx)
 
         def end_epoch(epoch: int, values: list[tuple[float, int]], seconds: float) -> dict[str, Any]:
+            self._shard_rows = None
             total, count = 0.0, 0
             for loss, size in values:
                 total += loss * size
                 count += size
+            total, count = distributed.sum_over_ranks(total, count)  # data-parallel: the global epoch loss
             lrs = {f"lr_{name}": o.param_groups[0]["lr"] for name, o in optimizers.items()}
             for scheduler in schedulers:
                 scheduler.step()

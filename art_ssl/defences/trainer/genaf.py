@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
+from art_ssl.core.distributed import gather_with_local_grad, world_size
 from art_ssl.core.driver import epoch_batches
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
@@ -52,6 +53,11 @@ class GenAFTrainer(EncoderHeadTrainer):
     ranking, hence the selected layers, can differ). The ``trainable_fraction`` least
     sensitive layers (``trainable_layers_``) are then fine-tuned alone on clean data (Adam 1e-3, weight decay
     8e-4, ``stage2_epochs``; the official code re-creates Adam every epoch, ``reset_stage2_optimizer``).
+
+    **Data-parallel training** (``torchrun``, :mod:`art_ssl.core.distributed`): the ``L_gr`` graph is built over the
+    global batch (outputs, labels and clean losses all-gathered, each rank's rows keeping their gradient), as one
+    process builds it, so every ``gr_reduction`` keeps its scale. Stage 2's layer sensitivity runs whole,
+    identically, on every rank; its fine-tuning is data-parallel.
 
     **Balance of the stage-1 loss (deviation from the official code, issue 16).** The official ``L_gr`` is summed
     over the batch's n^2 pairs (``gr_reduction="sum"``) while CE is a batch mean: at lambda 20 and batch 256 on
@@ -288,16 +294,30 @@ class GenAFTrainer(EncoderHeadTrainer):
         return ce + self.lambda_gr_ * l_gr
 
     def _stage1_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 1's two loss terms on one batch: ``CE(f(x_adv), y)`` and ``L_gr``."""
+        """Stage 1's two loss terms on one batch: ``CE(f(x_adv), y)`` and ``L_gr`` (in data-parallel training, this
+        rank's share of ``L_gr`` over the global batch; see below)."""
         x_adv = self._ce_pgd(x, y)
         feats_adv, logits_adv = self._features_and_logits(x_adv)
         feats_clean, logits_clean = self._features_and_logits(x)
         sample_loss = F.cross_entropy(logits_clean, y, reduction="none")
         reference, adjusted = (logits_clean, logits_adv) if self.graph_on == "logits" else (feats_clean, feats_adv)
+        ce = F.cross_entropy(logits_adv, y)
+        if self._shard_rows is None:
+            l_gr = genetic_regularization(
+                reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin, reduction=self.gr_reduction
+            )
+            return ce, l_gr
+        # data-parallel: the graph over the global batch (all-gathered, this rank's rows keep their gradient), the same
+        # L_gr on every rank. The loop weights this rank's loss by its share and sums the ranks' gradients: the
+        # gradient term is L_gr / share (its local rows' exact gradient, once), the value L_gr / (world * share) (the
+        # logged epoch loss counts L_gr once).
+        reference, adjusted, y_graph, sample_loss = gather_with_local_grad(reference, adjusted, y, sample_loss)
         l_gr = genetic_regularization(
-            reference, adjusted, y, sample_loss, self.gr_temperature, self.gr_margin, reduction=self.gr_reduction
+            reference, adjusted, y_graph, sample_loss, self.gr_temperature, self.gr_margin, reduction=self.gr_reduction
         )
-        return F.cross_entropy(logits_adv, y), l_gr
+        share = len(x) / self._shard_rows[1]
+        graph = (l_gr - l_gr.detach()) / share + l_gr.detach() / (world_size() * share)
+        return ce, graph
 
     def balanced_lambda(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
         """
@@ -311,7 +331,7 @@ class GenAFTrainer(EncoderHeadTrainer):
         whatever the batch size, reduction or logit scale.
         """
         pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))[:batch_size]
-        xb, yb = x[pick.to(x.device)], y[pick.to(y.device)]
+        xb, yb = x[pick.to(self.device)], y[pick.to(self.device)]
         buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()

@@ -24,6 +24,7 @@ from art_ssl.core.checks import (
     check_positive_number,
     check_seed,
 )
+from art_ssl.core.distributed import gather_with_local_grad, local_share
 from art_ssl.core.forward import preprocess
 from art_ssl.core.hooks import forward_with_layers
 from art_ssl.core.losses import attention_transfer, channel_kl, negative_cosine, nt_xent
@@ -93,7 +94,9 @@ class DistillationObjective(SimCLR):
         x1, x2 = self.preprocess(x1), self.preprocess(x2)
         z1, student_maps = forward_with_layers(self.encoder, x1, self.layers)
         z2 = self.encoder(x2)
-        contrastive = nt_xent(self.projector(z1), self.projector(z2), self.temperature)
+        # data-parallel: negatives from every rank, the distillation mean as this rank's share
+        p1, p2 = gather_with_local_grad(self.projector(z1), self.projector(z2))
+        contrastive = nt_xent(p1, p2, self.temperature)
         with torch.no_grad():
             t1, teacher_maps = forward_with_layers(self.teacher, x1, self.layers)
         if self.loss_name == "cosine":
@@ -102,7 +105,7 @@ class DistillationObjective(SimCLR):
             fn = LAYER_LOSSES[self.loss_name]
             kwargs = {"reduction": self.kl_reduction} if self.loss_name == "kl" else {}
             distill = sum(fn(student_maps[n], teacher_maps[n], **kwargs) for n in self.layers)
-        return contrastive + self.beta * distill
+        return contrastive + self.beta * distill * local_share(len(x1))
 
 
 class EncoderDistillation(Transformer):
