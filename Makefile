@@ -9,6 +9,7 @@ SPHINX_SPEC ?= sphinx>=7.2
 # ruff is pinned: `ruff format --check` is part of lint, and formatting changes between versions.
 RUFF_SPEC ?= ruff==0.17.6
 CODESPELL_SPEC ?= codespell>=2.2
+MYPY_SPEC ?= mypy==2.4.1
 IMPORT_LINTER_SPEC ?= import-linter>=2.0
 
 .PHONY: install audit test lint format imports docs wheel-smoke mutate report-check
@@ -33,6 +34,7 @@ lint: imports
 	$(PYTHON) -m ruff check $(LINT_PATHS)
 	$(PYTHON) -m ruff format --check $(LINT_PATHS)
 	$(PYTHON) -m codespell_lib $(LINT_PATHS) README.md CHANGELOG.md
+	$(PYTHON) tools/mypy_ratchet.py
 
 # Rewrites the code in the project's format (what `make lint` checks).
 format:
@@ -41,7 +43,7 @@ format:
 
 # Layering contracts (.importlinter): core < models < estimators < data | ssl | zoo < attacks | defences < evaluation.
 imports:
-	$(PYTHON) -m pip install -q "$(RUFF_SPEC)" "$(IMPORT_LINTER_SPEC)" "$(CODESPELL_SPEC)"
+	$(PYTHON) -m pip install -q "$(RUFF_SPEC)" "$(IMPORT_LINTER_SPEC)" "$(CODESPELL_SPEC)" "$(MYPY_SPEC)"
 	@# lint-imports' console script may not be on PATH for this Python; its click command is.
 	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c(['--config', '.importlinter', '--no-cache']))"
 

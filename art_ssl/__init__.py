@@ -5,4 +5,4 @@ Sub-packages: ``estimators`` (PyTorchEncoder, encoder_classifier), ``models``, `
 ``zoo`` (shipped encoders), ``evaluation`` (linear probe), ``metrics``, ``core`` (shared torch helpers).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from art_ssl.cli import main
+from tests.conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--defence", "trades", "--data", "digits", "--size", "8", "--n-train", "96", "--n-test", "60"]
@@ -46,7 +46,7 @@ def test_defend_under_torchrun_with_two_processes_equals_one(encoder_file, tmp_p
     finally:
         torch.set_num_threads(threads)
     one_line = capsys.readouterr().out.splitlines()[0]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**child_env(), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "art_ssl"]
     command += ["defend", "--encoder", encoder_file, *ARGS, "--out", str(tmp_path / "two.safetensors")]
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)

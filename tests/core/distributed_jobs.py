@@ -98,7 +98,12 @@ def trainer_job(out: str, name: str, n: int, batch_size: int, nb_epochs: int, n_
     with torch.no_grad():
         ba = float((model(xt_t).argmax(1) == yt_t).float().mean())
     x_adv = pgd_linf(
-        lambda v: nn.functional.cross_entropy(model(v), yt_t, reduction="sum"), xt_t, 0.031, 0.007, 10, None
+        lambda v: nn.functional.cross_entropy(model(v), yt_t, reduction="sum"),
+        xt_t,
+        eps=0.031,
+        step_size=0.007,
+        steps=10,
+        random_start=None,
     )
     with torch.no_grad():
         ra = float((model(x_adv).argmax(1) == yt_t).float().mean())
