@@ -128,7 +128,7 @@ def pretrain(
         raise ValueError(f"`lr_schedule` must be one of {LR_SCHEDULES}, got {lr_schedule!r}.")
     name = method.name if isinstance(method, SSLMethod) else method
     if not isinstance(x, np.ndarray):  # a dataset, DataLoader or PyTorchDataGenerator: read batch by batch
-        from art_ssl.data.stream import StreamedImages, as_dataset
+        from art_ssl.core.streaming import StreamedImages, as_dataset
 
         x = StreamedImages(as_dataset(x, "x")[0], "cpu", "x")
     elif x.ndim != 4 or x.dtype != np.float32:

@@ -287,7 +287,7 @@ class EncoderHeadTrainer(Trainer):
         :param verbose: Overrides the constructor's ``verbose``.
         :param checkpoint_dir: As in :meth:`fit`.
         """
-        from art_ssl.data.stream import StreamedImages, as_dataset, dataset_labels
+        from art_ssl.core.streaming import StreamedImages, as_dataset, dataset_labels
 
         if type(self).fit is not EncoderHeadTrainer.fit:
             raise NotImplementedError(f"{type(self).__name__} trains with its own `fit`; it has no `fit_generator`.")
