@@ -226,7 +226,7 @@ def make_universal_attack(
     from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
 
     s = settings or AttackSettings()
-    common = {"eps": eps, "seed": s.seed, "verbose": False}
+    common: dict[str, Any] = {"eps": eps, "seed": s.seed, "verbose": False}
     if name in ("uapepgd", "art_uap") and surrogate is None:
         raise ValueError(f"Attack {name!r} runs on a surrogate classifier: pass `surrogate`.")
     if name == "advencoder":
@@ -284,7 +284,7 @@ def make_defence_trainer(
         TRADESTrainer,
     )
 
-    common = {
+    common: dict[str, Any] = {  # mixed value types: Any, so that ** into each trainer type-checks
         "nb_epochs": nb_epochs,
         "batch_size": batch_size,
         "validation_pgd_steps": 0,
@@ -292,7 +292,7 @@ def make_defence_trainer(
         "verbose": verbose,
         "amp": amp,
     }
-    pgd = {"pgd_steps": pgd_steps}
+    pgd: dict[str, Any] = {"pgd_steps": pgd_steps}
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **pgd, **common)
     if name == "finetune":

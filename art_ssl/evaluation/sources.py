@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def load_encoder_spec(
             np.asarray(options.std, np.float32).reshape(-1, 1, 1),
         )
     )
-    extra = (
+    extra: dict[str, Any] = (
         {}
         if spec in list_encoders()
         else {"arch": options.arch, "key_prefix": options.key_prefix, "trust_code": options.trust_code}

@@ -75,7 +75,7 @@ def load_hf_vision(folder: str | os.PathLike, pooling: str | None = None) -> tup
     config = json.loads((folder / "config.json").read_text())
     model_type = config.get("model_type", "")
     # ViT's pooler is a classification layer, unused here and absent from SSL checkpoints: not built, not missed.
-    kwargs = {"add_pooling_layer": False} if model_type == "vit" else {}
+    kwargs: dict[str, Any] = {"add_pooling_layer": False} if model_type == "vit" else {}
     cls = transformers.CLIPVisionModel if model_type == "clip" else transformers.AutoModel
     backbone, loading = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True, **kwargs)
     vision = config.get("vision_config", {}) if model_type == "clip" else config
