@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from presets import add_device_argument, add_task_epochs_argument, task_epochs
+from presets import add_device_argument, add_task_epochs_argument, defence_trainer, task_epochs
 from safetensors.torch import load_file, save_file
 
 from art_ssl.data import load_task
@@ -226,18 +226,7 @@ def main() -> None:
                 continue
             model, start = copy.deepcopy(undefended[name]), time.perf_counter()
             if defence != "none":  # every defence starts from the undefended downstream model
-                make_defence_trainer(
-                    defence,
-                    model,
-                    epochs,
-                    batch_size=args.batch_size,
-                    pgd_steps=args.pgd_steps,
-                    seed=args.seed,
-                    verbose=args.verbose,
-                    stage2_epochs=args.genaf_stage2_epochs,
-                    sensitivity_samples=args.sensitivity_samples,
-                    sensitivity_epochs=args.sensitivity_epochs,
-                ).fit(task.x_train, task.y_train)
+                defence_trainer(defence, model, args, epochs).fit(task.x_train, task.y_train)
             record(name, defence, "", model, time.perf_counter() - start if defence != "none" else 0.0)
 
     if "distillation" in args.defences:

@@ -37,6 +37,7 @@ from presets import (
     add_task_epochs_argument,
     attack_settings,
     cached_daes,
+    defence_trainer,
     task_epochs,
 )
 
@@ -49,7 +50,6 @@ from art_ssl.evaluation import (
     build_victim,
     universal_perturbations,
 )
-from art_ssl.evaluation.registry import make_defence_trainer
 from art_ssl.evaluation.sources import encoder_label, load_encoder_spec
 from art_ssl.metrics import benign_accuracy, robust_accuracy
 
@@ -79,21 +79,6 @@ def robust_columns(victim, task, noises: dict, prefix: str = "") -> dict:
         adv_pred = victim.predict(x_adv, batch_size=512).argmax(1)
         row[f"RA_{prefix}{attack}_eps{eps_255:g}"] = robust_accuracy(adv_pred, task.y_test)
     return row
-
-
-def make_trainer(name: str, classifier, args, epochs: int):
-    return make_defence_trainer(
-        name,
-        classifier,
-        epochs,
-        batch_size=args.batch_size,
-        pgd_steps=args.pgd_steps,
-        seed=args.seed,
-        verbose=args.verbose,
-        stage2_epochs=args.genaf_stage2_epochs,
-        sensitivity_samples=args.sensitivity_samples,
-        sensitivity_epochs=args.sensitivity_epochs,
-    )
 
 
 def main() -> None:
@@ -169,7 +154,7 @@ def main() -> None:
                     continue
                 victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
                 epochs = task_epochs(args, task_name, args.epochs)
-                trainer = make_trainer(defence, victim, args, epochs)
+                trainer = defence_trainer(defence, victim, args, epochs)
                 start = time.perf_counter()
                 trainer.fit(task.x_train, task.y_train)
                 train_seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ import numpy as np
 
 from art_ssl.estimators import PyTorchEncoder
 from art_ssl.evaluation import universal_perturbations
-from art_ssl.evaluation.registry import ENCODER_ATTACKS, UNIVERSAL_ATTACKS, AttackSettings
+from art_ssl.evaluation.registry import ENCODER_ATTACKS, UNIVERSAL_ATTACKS, AttackSettings, make_defence_trainer
 
 ATTACKS = UNIVERSAL_ATTACKS
 __all__ = ["ATTACKS", "CPU_ATTACK_SETTINGS", "ENCODER_ATTACKS", "TASK_EPOCHS"]  # the scripts import these names
@@ -95,3 +95,21 @@ def task_epochs(args: argparse.Namespace, task: str, default: int) -> int:
         if name == task:
             return int(value)
     return default
+
+
+def defence_trainer(name: str, classifier, args: argparse.Namespace, epochs: int):
+    """The trainer of defence ``name`` with the scripts' shared options (``--batch-size``, ``--pgd-steps``,
+    ``--seed``, ``--verbose``, Gen-AF's ``--genaf-stage2-epochs``, ``--sensitivity-samples``,
+    ``--sensitivity-epochs``)."""
+    return make_defence_trainer(
+        name,
+        classifier,
+        epochs,
+        batch_size=args.batch_size,
+        pgd_steps=args.pgd_steps,
+        seed=args.seed,
+        verbose=args.verbose,
+        stage2_epochs=args.genaf_stage2_epochs,
+        sensitivity_samples=args.sensitivity_samples,
+        sensitivity_epochs=args.sensitivity_epochs,
+    )

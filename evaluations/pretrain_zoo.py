@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     encoder = build_encoder(ARCH, **ARCH_KWARGS)
     if args.minutes is not None:
         args.epochs = epochs_within(args, encoder, x)
-        argv_used = [a for a in _drop_options(argv_used, ("--minutes", "--probe-steps"))]
+        argv_used = _drop_options(argv_used, ("--minutes", "--probe-steps"))
         argv_used = _set_option(argv_used, "--epochs", str(args.epochs))
     ckpt_dir = ROOT / "evaluations" / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)

@@ -42,6 +42,7 @@ from presets import (
     add_cache_argument,
     add_task_epochs_argument,
     cached_daes,
+    defence_trainer,
     task_epochs,
 )
 from torch import nn
@@ -167,18 +168,7 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
 def train_genaf(public, task, args) -> PyTorchClassifier:
     victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
     epochs = task_epochs(args, task.name, args.aft_epochs)
-    make_defence_trainer(
-        "genaf",
-        victim,
-        epochs,
-        batch_size=args.batch_size,
-        pgd_steps=args.pgd_steps,
-        seed=args.seed,
-        verbose=args.verbose,
-        stage2_epochs=args.genaf_stage2_epochs,
-        sensitivity_samples=args.sensitivity_samples,
-        sensitivity_epochs=args.sensitivity_epochs,
-    ).fit(task.x_train, task.y_train)
+    defence_trainer("genaf", victim, args, epochs).fit(task.x_train, task.y_train)
     return victim
 
 

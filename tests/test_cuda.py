@@ -21,12 +21,12 @@ from art_ssl.ssl import pretrain
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def _victim(trained_classifier, device_type: str, amp):
+def _victim(trained_classifier, device_type: str):
     encoder = copy.deepcopy(trained_classifier.model.encoder)
     head = copy.deepcopy(trained_classifier.model.head)
     return encoder_classifier(
         encoder, 10, head=head, freeze_encoder=False, input_shape=(1, 28, 28), device_type=device_type
-    ), amp
+    )
 
 
 @pytest.mark.parametrize("amp", [False, True])
@@ -35,7 +35,7 @@ def test_trades_trains_on_cuda_like_on_cpu(trained_classifier, fmnist28, amp):
     histories = {}
     devices = ("cpu", "gpu") if not amp or cpu_bf16_supported() else ("gpu",)
     for device_type in devices:
-        classifier, _ = _victim(trained_classifier, device_type, amp)
+        classifier = _victim(trained_classifier, device_type)
         trainer = TRADESTrainer(classifier, nb_epochs=1, batch_size=64, pgd_steps=2, seed=0, amp=amp, verbose=False)
         trainer.fit(x, y)
         histories[device_type] = trainer.history_
