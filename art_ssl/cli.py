@@ -59,6 +59,9 @@ _CLI_NAMES = {
     "attack_settings.sign_epochs": "--sign-epochs",
     "attack_settings.surrogate_n": "--surrogate-n",
     "device_type": "--device",
+    "task_epochs": "--task-epochs",
+    "attack_eps": "--attack-eps",
+    "transfer_encoder": "--transfer-encoder",
     "out": "--out",
     "root": "--root",
 }
@@ -518,6 +521,9 @@ def _audit(args: argparse.Namespace) -> int:
         device_type=args.device,
         verbose=args.verbose,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
+        task_epochs=tuple(args.task_epochs),
+        attack_eps=tuple(args.attack_eps),
+        transfer_encoder=args.transfer_encoder,
         encoder_options=EncoderOptions(
             arch=args.arch,
             mean=args.mean and tuple(args.mean),
@@ -567,7 +573,9 @@ def _audit_epilog() -> str:
 
     return (
         f"attacks: universal {', '.join(UNIVERSAL_ATTACKS)}; white-box {', '.join(WHITEBOX_ATTACKS)}, "
-        f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder.\n"
+        f"torchattacks:<Name> (e.g. torchattacks:APGD); backdoor: badencoder. A universal attack crafted on "
+        f"another encoder: transfer:<attack> (see --transfer-encoder); on the defended model's own encoder (the "
+        f"attacker knows the defence): adaptive:<attack>.\n"
         f"defences: {', '.join(DEFENCES)}.\ndata: {', '.join(DATA_KINDS)} (- or _ alike)."
     )
 
@@ -788,6 +796,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--epochs", type=_int_at_least(1), default=2, help="epochs of each defence (a frozen-encoder head: >= 10)"
+    )
+    audit.add_argument(
+        "--task-epochs",
+        nargs="+",
+        default=[],
+        metavar="TASK=EPOCHS",
+        help="epochs of a task instead of --epochs (e.g. digits=10: a small task needs more epochs)",
+    )
+    audit.add_argument(
+        "--attack-eps",
+        nargs="+",
+        default=[],
+        metavar="ATTACK=EPS[,EPS]",
+        help="budgets of an attack instead of --eps, in 1/255 units (e.g. autoattack=2)",
+    )
+    audit.add_argument(
+        "--transfer-encoder",
+        default=None,
+        help="encoder that transfer:<attack> DAEs are crafted on (default: the first clean zoo encoder not audited)",
     )
     audit.add_argument("--batch-size", type=_int_at_least(1), default=256, help="batch size of the defences")
     audit.add_argument("--pgd-steps", type=_int_at_least(1), default=5, help="PGD steps inside adversarial defences")

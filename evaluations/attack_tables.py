@@ -1,5 +1,6 @@
 """
-Markdown tables from the attack evaluation's CSVs (``attack_eval.py``), written next to them:
+Markdown tables from the attack presets' CSVs (``run_preset.py attacks_*``; rows of the audit grid), written next to
+them:
 
     python evaluations/attack_tables.py
 
@@ -17,6 +18,15 @@ import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = ["advencoder", "pap_base", "pap_ugs", "pap_fuse", "ssp", "uapepgd", "art_uap"]
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """A results CSV with the tasks spelt as the tables spell them (``fashion_mnist``) and only scored rows (the
+    grid marks degenerate cells in ``status``; a table never shows them as numbers)."""
+    frame = pd.read_csv(path)
+    if "status" in frame.columns:
+        frame = frame[frame["status"].astype(str).eq("ok")]
+    return frame.assign(task=frame["task"].str.replace("-", "_"))
 
 
 def ra_table(frame: pd.DataFrame, index: list[str], columns: str) -> pd.DataFrame:
@@ -43,14 +53,15 @@ def write(path: Path, title: str, table: pd.DataFrame) -> None:
 def main() -> None:
     results = results_dir(__doc__)
     main_csv = results / "attacks_64.csv"
-    frame = pd.read_csv(main_csv)
+    frame = read_rows(main_csv)
     eps10 = frame[frame.eps_255 == 10]
     write(
         results / "attacks_64.md",
-        "Benign accuracy (BA) and robust accuracy (RA) of linear-probe downstream models under "
-        "universal perturbations crafted on the public encoder alone (5,000 unlabelled Fashion-MNIST training "
-        "images), eps 10/255, 64x64, clipped to [0, 1]. Test sets: Fashion-MNIST 10,000, digits 540. Command: "
-        "`python evaluations/attack_eval.py --eps 10`",
+        "Benign accuracy (BA) and robust accuracy (RA) of the undefended downstream models (the papers' "
+        "512-512 MLP head trained on the frozen encoder, all training images) under universal perturbations "
+        "crafted on the public encoder alone (5,000 unlabelled Fashion-MNIST training images), eps 10/255, 64x64, "
+        "clipped to [0, 1]. Test sets: Fashion-MNIST 10,000, digits 540. Command: "
+        "`python evaluations/run_preset.py attacks_64`",
         ra_table(eps10, ["encoder", "task"], "attack"),
     )
     times = eps10.groupby("attack")["attack_seconds"].median().reindex(ORDER).dropna()
@@ -61,7 +72,7 @@ def main() -> None:
     )
     curve_csv = results / "attacks_64_curve.csv"
     if curve_csv.exists():
-        curve = pd.read_csv(curve_csv)
+        curve = read_rows(curve_csv)
         curve = pd.concat([curve, eps10[eps10.encoder.isin(curve.encoder.unique())]])
         table = curve.pivot_table(index=["encoder", "task", "attack"], columns="eps_255", values="RA")
         table.columns = [f"RA eps {c:g}/255" for c in table.columns]
@@ -69,14 +80,14 @@ def main() -> None:
         table["attack"] = pd.Categorical(table["attack"], ORDER)
         write(
             results / "attacks_64_curve.md",
-            "RA against eps, 64x64. Command: `python evaluations/attack_eval.py --encoders "
-            "simclr_r18 --eps 4 8 16 --out evaluations/results/attacks_64_curve.csv` (eps 10 from the main table)",
+            "RA against eps, 64x64. Command: `python evaluations/run_preset.py attacks_64_curve` (eps 10 from the "
+            "main table)",
             table.sort_values(["task", "attack"]),
         )
     low_csv = results / "attacks_28.csv"
     if low_csv.exists():
-        low = pd.read_csv(low_csv)
-        high = pd.concat([frame] + ([pd.read_csv(curve_csv)] if curve_csv.exists() else []))
+        low = read_rows(low_csv)
+        high = pd.concat([frame] + ([read_rows(curve_csv)] if curve_csv.exists() else []))
         high = high[(high.encoder == "simclr_r18") & high.eps_255.isin(low.eps_255.unique())]
         both = pd.concat([low, high])
         both["resolution"] = both["size"].map(lambda s: f"{s}x{s}")
@@ -86,9 +97,7 @@ def main() -> None:
             "architecture trained at 28x28 (native Fashion-MNIST) and at 64x64, same attacks. "
             "Commands: `python -m art_ssl pretrain --method simclr --data fashion_mnist --size 28 --epochs 10 "
             "--seed 0 --device cpu --out evaluations/checkpoints/simclr_r18_28px.safetensors`, then "
-            "`python evaluations/attack_eval.py --size 28 --encoders "
-            "evaluations/checkpoints/simclr_r18_28px.safetensors --eps 10 16 "
-            "--out evaluations/results/attacks_28.csv`",
+            "`python evaluations/run_preset.py attacks_28`",
             ra_table(both, ["resolution", "eps_255", "task"], "attack"),
         )
 

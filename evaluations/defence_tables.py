@@ -1,5 +1,5 @@
 """
-Markdown tables from the defence evaluation's CSVs (``defence_eval.py``), written next to them:
+Markdown tables from the defence presets' CSVs (``run_preset.py defences_*``), written next to them:
 
     python evaluations/defence_tables.py
 
@@ -7,7 +7,7 @@ Markdown tables from the defence evaluation's CSVs (``defence_eval.py``), writte
   encoder, task and defence;
 - ``defences_curve_64.md``: RA against the DAE budget for no defence and the best defence (TRADES);
 - ``defence_speed.md``: epoch times of our TRADES, Gen-AF and PGD-AT against ART's TRADES trainer;
-- ``defences_genaf_epochs_64.md``: Gen-AF with a longer stage 1 (10 epochs), next to the main table's 3;
+- ``defences_sources_64.md``: RA under standard, transfer and adaptive DAEs;
 - ``defences_digits_3epochs_64.md``: the first digits run, at the Fashion-MNIST epochs (15 optimisation steps).
 """
 
@@ -19,14 +19,36 @@ from attack_tables import results_dir, write
 DEFENCES = ["none", "finetune", "pgd_at", "trades", "mart", "genaf"]
 
 
-def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+def wide(frame: pd.DataFrame) -> pd.DataFrame:
+    """A grid's rows (``run_preset.py``: one per model and attack) as one row per model: ``BA``,
+    ``RA_<attack>_eps<eps>`` (``transfer:``/``adaptive:`` attacks as ``RA_transfer_<attack>...``) and the training
+    seconds. Tables written before the grid (one row per model already) pass through."""
+    if "attack" not in frame.columns:
+        return frame
     frame = frame.copy()
+    frame["task"] = frame["task"].str.replace("-", "_")
+    frame["column"] = [
+        f"RA_{str(a).replace(':', '_')}_eps{e:g}" for a, e in zip(frame.attack, frame.eps_255, strict=True)
+    ]
+    index = ["encoder", "task", "defence"]
+    models = frame.groupby(index, sort=False)[["BA", "train_seconds"]].first()
+    # a model the grid marked degenerate (e.g. a constant predictor) keeps its BA and says so; its RAs stay empty
+    statuses = frame["status"].astype(str)
+    models["status"] = statuses.where(statuses.ne("ok")).groupby([frame[i] for i in index], sort=False).first()
+    models["status"] = models["status"].fillna("ok").str.split(" \\(").str[0]
+    ok = frame[statuses.eq("ok")]
+    ra = ok.pivot_table(index=index, columns="column", values="RA", aggfunc="first")
+    return pd.concat([models, ra], axis=1).reset_index()
+
+
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = wide(frame)
     frame["defence"] = pd.Categorical(frame["defence"], DEFENCES)
     ra = [c for c in frame.columns if c.startswith("RA_")]
-    dae = [c for c in ra if "autoattack" not in c]
+    dae = [c for c in ra if "autoattack" not in c and "_transfer_" not in c and "_adaptive_" not in c]
     frame["RA_mean_DAE"] = frame[dae].mean(axis=1)
-    keep = ["encoder", "task", "defence", "BA", *dae, "RA_mean_DAE", *[c for c in ra if c not in dae]]
-    keep += [c for c in ("train_seconds",) if c in frame.columns]
+    keep = ["encoder", "task", "defence", "BA", *dae, "RA_mean_DAE", *sorted(c for c in ra if c not in dae)]
+    keep += [c for c in ("train_seconds", "status") if c in frame.columns]
     return frame.sort_values(["encoder", "task", "defence"])[keep]
 
 
@@ -39,22 +61,22 @@ TABLES = [
         "10/255), 64x64. Downstream: Fashion-MNIST 4,000 training / 2,000 test images, 3 epochs; digits all "
         "1,257 / 540, 10 epochs (about the same number of steps); PGD-5 inside the trainers. AutoAttack "
         "(pyautoattack standard, eps 2/255) on the first 40 test images of the simclr_r18 Fashion-MNIST "
-        "victims. Commands: `python evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40`",
+        "victims. Command: `python evaluations/run_preset.py defences_64` (the audit grid; preset in "
+        "`evaluations/presets.py`)",
     ),
     (
         "defences_curve_64.csv",
         True,
         "RA against the DAE budget (1/255 units in the column names), no defence and TRADES, simclr_r18, "
-        "Fashion-MNIST. Command: `python evaluations/defence_eval.py --encoders simclr_r18 --tasks "
-        "fashion_mnist --defences none trades --eps 4 8 10 16 --epochs 3 --n-train 4000 --aa-n 0 "
-        "--out evaluations/results/defences_curve_64.csv`",
+        "Fashion-MNIST, the budget of defences_64. Command: `python evaluations/run_preset.py defences_curve_64`",
     ),
     (
-        "defences_genaf_epochs_64.csv",
+        "defences_sources_64.csv",
         True,
-        "Gen-AF with 10 stage-1 epochs (the main table: 3), simclr_r18, Fashion-MNIST. Command: `python "
-        "evaluations/defence_eval.py --encoders simclr_r18 --tasks fashion_mnist --defences genaf --epochs 10 "
-        "--n-train 4000 --aa-n 0 --out evaluations/results/defences_genaf_epochs_64.csv`",
+        "Where the DAE is crafted: on the public encoder (standard, the papers' threat model), on another clean "
+        "zoo encoder (`RA_transfer_*`: the attacker does not know which encoder the victim fine-tuned) and on the "
+        "defended model's own encoder (`RA_adaptive_*`: the attacker knows the defence), simclr_r18, "
+        "Fashion-MNIST, the budget of defences_64. Command: `python evaluations/run_preset.py defences_sources_64`",
     ),
     (
         "defence_speed.csv",
@@ -67,7 +89,8 @@ TABLES = [
         "defences_digits_3epochs_64.csv",
         True,
         "The first digits run, at Fashion-MNIST's 3 epochs: 1,257 images make 5 batches an epoch, 15 steps in "
-        "all, and PGD-AT, MART and Gen-AF stay at chance. Superseded by the 10-epoch rows of defences_64.md.",
+        "all, and PGD-AT, MART and Gen-AF stay at chance. Superseded by the 10-epoch rows of defences_64.md. "
+        "Command: `python evaluations/run_preset.py defences_digits_3epochs_64`",
     ),
 ]
 

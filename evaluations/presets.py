@@ -1,21 +1,30 @@
 """
-The benchmark's named settings and the command-line options every evaluation script shares. The work itself (attack
-line-up, perturbation cache, victim building, defence dispatch, encoder loading, results store) lives in
-:mod:`art_ssl.evaluation`; this file only names our CPU-budget presets and maps the options onto its settings.
+The benchmark's named settings: the tables of attacks and defences as audit grids (:data:`GRID_PRESETS`, run by
+``run_preset.py``), their budgets per profile, and the command-line options the remaining study scripts share
+(ZePAD's and the backdoor's ablations, whose rows are not grid cells). The work itself (attack line-up,
+perturbation cache, victim building, defence dispatch, encoder loading, results store) lives in
+:mod:`art_ssl.evaluation`; this file only names settings.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
 from art_ssl.estimators import PyTorchEncoder
-from art_ssl.evaluation import universal_perturbations
-from art_ssl.evaluation.registry import ENCODER_ATTACKS, UNIVERSAL_ATTACKS, AttackSettings, make_defence_trainer
+from art_ssl.evaluation import GridConfig, universal_perturbations
+from art_ssl.evaluation.registry import (
+    ENCODER_ATTACKS,
+    UNIVERSAL_ATTACKS,
+    AttackSettings,
+    DefenceSettings,
+    make_defence_trainer,
+)
+from art_ssl.zoo import list_encoders
 
-ATTACKS = UNIVERSAL_ATTACKS
-__all__ = ["ATTACKS", "CPU_ATTACK_SETTINGS", "ENCODER_ATTACKS", "TASK_EPOCHS"]  # the scripts import these names
+__all__ = ["CPU_ATTACK_SETTINGS", "ENCODER_ATTACKS", "GRID_PRESETS", "PROFILES", "TASK_EPOCHS", "preset_grids"]
 
 # The attack budget of the committed tables (fits 2 CPU cores; official values in evaluations/README.md).
 CPU_ATTACK_SETTINGS = AttackSettings(
@@ -113,3 +122,155 @@ def defence_trainer(name: str, classifier, args: argparse.Namespace, epochs: int
         sensitivity_samples=args.sensitivity_samples,
         sensitivity_epochs=args.sensitivity_epochs,
     )
+
+
+# ------------------------------------------------------------------------------------------------ grid presets
+# The benchmark tables as audit grids (art_ssl.evaluation.run_grid: one protocol for the tables and `art-ssl audit`).
+# A preset is one or more GridConfig keyword sets written into one results file (a second part adds cells to the
+# same downstream models' settings, e.g. AutoAttack on a subset; its models are trained again, same seed, same bits).
+# Profiles change the budgets (PROFILES); run them with evaluations/run_preset.py.
+DEFENCES_BENCH = ("none", "finetune", "pgd_at", "trades", "mart", "genaf")
+_DAES = ("advencoder", "pap_ugs", "ssp")
+_DEFENCE_GRID = {
+    "encoders": ("simclr_r18", "barlow_twins_r18"),
+    "tasks": ("fashion-mnist", "digits"),
+    "defences": DEFENCES_BENCH,
+    "attacks": _DAES,
+    "eps": (10.0,),
+    "n_train": 4000,
+    "n_test": 2000,
+    "epochs": 3,
+    "task_epochs": TASK_EPOCHS,
+    "pgd_steps": 5,
+    "surrogate_n": CPU_ATTACK_SETTINGS.surrogate_n,
+    "attack_settings": CPU_ATTACK_SETTINGS,
+}
+_ATTACK_GRID = {
+    "encoders": "clean zoo",  # every clean zoo encoder, resolved when the grid is built
+    "tasks": ("fashion-mnist", "digits"),
+    "defences": ("none",),
+    "attacks": UNIVERSAL_ATTACKS,
+    "eps": (10.0,),
+    "surrogate_n": CPU_ATTACK_SETTINGS.surrogate_n,
+    "attack_settings": CPU_ATTACK_SETTINGS,
+}
+GRID_PRESETS: dict[str, tuple[dict, ...]] = {
+    # universal attacks against the undefended victim (a head on the frozen encoder), all data
+    "attacks_64": (_ATTACK_GRID,),
+    "attacks_64_curve": ({**_ATTACK_GRID, "encoders": ("simclr_r18",), "eps": (4.0, 8.0, 16.0)},),
+    # the resolution finding: the zoo's SimCLR recipe trained at 28x28 (`art-ssl pretrain ... --size 28`)
+    "attacks_28": (
+        {
+            **_ATTACK_GRID,
+            "encoders": ("evaluations/checkpoints/simclr_r18_28px.safetensors",),
+            "size": 28,
+            "eps": (10.0, 16.0),
+        },
+    ),
+    # adversarial fine-tuning defences; AutoAttack (2/255) on the first 40 test images of simclr_r18 on Fashion-MNIST
+    "defences_64": (
+        _DEFENCE_GRID,
+        {
+            **_DEFENCE_GRID,
+            "encoders": ("simclr_r18",),
+            "tasks": ("fashion-mnist",),
+            "attacks": ("autoattack",),
+            "attack_eps": ("autoattack=2",),
+            "task_epochs": (),
+            "whitebox_n": 40,
+        },
+    ),
+    "defences_curve_64": (
+        {
+            **_DEFENCE_GRID,
+            "encoders": ("simclr_r18",),
+            "tasks": ("fashion-mnist",),
+            "defences": ("none", "trades"),
+            "eps": (4.0, 8.0, 10.0, 16.0),
+            "task_epochs": (),
+        },
+    ),
+    # beyond the papers: the same DAEs crafted on another zoo encoder and on the defended model's own encoder
+    "defences_sources_64": (
+        {
+            **_DEFENCE_GRID,
+            "encoders": ("simclr_r18",),
+            "tasks": ("fashion-mnist",),
+            "attacks": (*_DAES, *(f"transfer:{a}" for a in _DAES), *(f"adaptive:{a}" for a in _DAES)),
+            "task_epochs": (),
+        },
+    ),
+    # the first digits run, at Fashion-MNIST's 3 epochs (15 optimiser steps): why digits gets 10
+    "defences_digits_3epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "task_epochs": ()},),
+}
+OFFICIAL_ATTACK_SETTINGS = replace(CPU_ATTACK_SETTINGS, gen_ngf=128, gen_nz_batch=256, gen_epochs=20)
+# What each profile changes in every preset (attack_settings fields merge; task_epochs apply where a preset has them).
+PROFILES: dict[str, dict] = {
+    "bench": {},
+    "quick": {
+        "surrogate_n": 1000,
+        "attack_settings": {"surrogate_n": 1000},
+        "n_train": 1000,
+        "n_test": 1000,
+        "epochs": 2,
+        "task_epochs": ("digits=2",),
+        "whitebox_n": 10,
+        "defence_settings": {"genaf_stage2_epochs": 1, "genaf_sensitivity_samples": 200, "genaf_sensitivity_epochs": 1},
+    },
+    "full": {
+        "n_train": None,
+        "n_test": None,
+        "epochs": 50,
+        "pgd_steps": 10,
+        "task_epochs": ("digits=50",),
+        "whitebox_n": 1000,
+        "attack_settings": {"gen_ngf": 128, "gen_nz_batch": 256, "gen_epochs": 20},
+        "defence_settings": {"genaf_stage2_epochs": 50},
+    },
+}
+# --tiny on top of any profile: every code path in minutes on a CPU (numbers meaningless), e.g. to prove the full
+# profile's path without a GPU.
+TINY: dict = {
+    "size": 32,
+    "n_train": 64,
+    "n_test": 64,
+    "epochs": 1,
+    "task_epochs": ("digits=1",),
+    "whitebox_n": 8,
+    "surrogate_n": 64,
+    "attack_settings": {"surrogate_n": 64, "sign_epochs": 1, "gen_epochs": 1, "gen_nz_batch": 4, "gen_ngf": 8},
+    "defence_settings": {"genaf_stage2_epochs": 1, "genaf_sensitivity_samples": 16, "genaf_sensitivity_epochs": 1},
+}
+
+
+def preset_grids(
+    name: str, profile: str = "bench", device_type: str = "cpu", tiny: bool = False, **overrides
+) -> list[GridConfig]:
+    """The :class:`~art_ssl.evaluation.GridConfig` parts of preset ``name`` under ``profile`` (and :data:`TINY`),
+    with ``overrides`` last (``attack_settings`` / ``defence_settings`` given as dicts merge into the preset's).
+
+    :raises ValueError: an unknown preset or profile.
+    """
+    if name not in GRID_PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose from {sorted(GRID_PRESETS)}.")
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}; choose from {sorted(PROFILES)}.")
+    layers = [PROFILES[profile], *([TINY] if tiny else []), {"device_type": device_type, **overrides}]
+    grids = []
+    for part in GRID_PRESETS[name]:
+        settings = dict(part)
+        if settings["encoders"] == "clean zoo":
+            settings["encoders"] = tuple(list_encoders(backdoored=False))
+        settings.setdefault("attack_settings", AttackSettings())
+        settings.setdefault("defence_settings", DefenceSettings())
+        for layer in layers:
+            for key, value in layer.items():
+                if key in ("attack_settings", "defence_settings") and isinstance(value, dict):
+                    settings[key] = replace(settings[key], **value)
+                elif key == "task_epochs":
+                    if settings.get("task_epochs"):  # a preset without them keeps its one epoch count
+                        settings[key] = tuple(e for e in value if e.split("=")[0] in settings["tasks"])
+                else:
+                    settings[key] = value
+        grids.append(GridConfig(**settings))
+    return grids

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from attack_tables import RESULTS
+from attack_tables import RESULTS, read_rows
+from defence_tables import wide
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 METHODS = {"simclr": "SimCLR", "moco": "MoCo v2", "barlow_twins": "Barlow Twins", "byol": "BYOL", "simsiam": "SimSiam"}
@@ -68,7 +69,7 @@ def zoo_table(results: Path) -> str:
 
 
 def attack_table(results: Path) -> str:
-    frame = pd.read_csv(results / "attacks_64.csv")
+    frame = read_rows(results / "attacks_64.csv")
     frame = frame[frame.eps_255 == 10]
     ranges = frame.groupby(["task", "attack"])["RA"].agg(["min", "max"])
     rows = []
@@ -85,8 +86,16 @@ def attack_table(results: Path) -> str:
     return markdown(["attack", *ATTACK_COLUMNS.values()], rows)
 
 
+def _ba_ra(cell: pd.Series) -> str:
+    """``BA / mean RA``; a model the grid marked degenerate shows why instead of an RA."""
+    status = str(cell.get("status", "ok"))
+    if status not in ("ok", "nan"):
+        return f"{cell['BA']:.3f} / {status.split(':')[0]} ({status.split(': ', 1)[-1]})"
+    return f"{cell['BA']:.3f} / {cell['RA_mean']:.3f}"
+
+
 def defence_table(results: Path) -> str:
-    frame = pd.read_csv(results / "defences_64.csv")
+    frame = wide(pd.read_csv(results / "defences_64.csv"))
     dae = [c for c in frame.columns if c.startswith("RA_") and "autoattack" not in c]
     frame["RA_mean"] = frame[dae].mean(axis=1)
     present = set(zip(frame.encoder, frame.task, strict=True))
@@ -97,13 +106,7 @@ def defence_table(results: Path) -> str:
         if defence not in frame.defence.values:
             continue
         rows.append(
-            [label]
-            + [
-                f"{cells.loc[(defence, e, t), 'BA']:.3f} / {cells.loc[(defence, e, t), 'RA_mean']:.3f}"
-                if (defence, e, t) in cells.index
-                else ""
-                for e, t in columns
-            ]
+            [label] + [_ba_ra(cells.loc[(defence, e, t)]) if (defence, e, t) in cells.index else "" for e, t in columns]
         )
     return markdown(["defence", *[f"{e}, {TASKS[t]}" for e, t in columns]], rows)
 

@@ -7,7 +7,9 @@ One command that regenerates every table in ``evaluations/results/`` and in the 
     python evaluations/reproduce.py --profile full    # the papers' budgets where our scripts expose them (GPU)
     python evaluations/reproduce.py --dry-run         # print the commands and stop
 
-Profiles (every setting below is a command-line option of the step's script, printed with ``--dry-run``):
+Profiles (every setting below is a command-line option of the step's script, printed with ``--dry-run``; the
+tables of attacks and adversarial fine-tuning are audit grids, ``run_preset.py`` with the profile's budgets in
+``presets.PROFILES``):
 
 - ``bench`` runs exactly the commands listed in ``evaluations/README.md`` and writes into ``evaluations/results``,
   so the committed tables are rebuilt in place, and rewrites the README's tables (``readme_tables.py``).
@@ -47,7 +49,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("quick", "bench", "full")
 # skip the rows already in their --out (so does the audit, in its --out folder)
-RESUMABLE = ("attack_eval.py", "defence_eval.py", "backdoor_eval.py")
+RESUMABLE = ("run_preset.py", "backdoor_eval.py")
 ZOO = {
     "simclr_r18": ("simclr", 0),
     "simclr_r18_s1": ("simclr", 1),
@@ -58,12 +60,8 @@ ZOO = {
 # Per profile, the options of each step that differ from the script's defaults. bench: the committed commands.
 SETTINGS: dict[str, dict[str, list[str]]] = {
     "bench": {
-        "attacks": [],
         "attacks_28_pretrain": ["--epochs", "10"],
         "attack_speed": [],
-        "defences": ["--epochs", "3", "--n-train", "4000", "--aa-n", "40"],
-        "defences_curve": ["--epochs", "3", "--n-train", "4000"],
-        "defences_digits_3epochs": ["--epochs", "3", "--n-train", "4000"],
         "defence_speed": ["--epochs", "2", "--pgd-steps", "10"],
         "zepad": ["--aft-epochs", "3", "--n-train", "4000", "--adaptive-n", "200", "--aa-n", "20"],
         "backdoor": [],
@@ -71,46 +69,8 @@ SETTINGS: dict[str, dict[str, list[str]]] = {
         "audit": [],
     },
     "quick": {
-        "attacks": ["--surrogate-n", "1000", "--n-train", "10000"],
         "attacks_28_pretrain": ["--epochs", "2"],
         "attack_speed": ["--n", "1000", "--max-epochs", "5", "--art-max-iter", "5"],
-        "defences": [
-            "--epochs",
-            "2",
-            "--n-train",
-            "1000",
-            "--n-test",
-            "1000",
-            "--aa-n",
-            "10",
-            "--surrogate-n",
-            "1000",
-            "--task-epochs",
-            "digits=2",
-            "--sensitivity-samples",
-            "200",
-            "--sensitivity-epochs",
-            "1",
-            "--genaf-stage2-epochs",
-            "1",
-        ],
-        "defences_curve": ["--epochs", "2", "--n-train", "1000", "--n-test", "1000", "--surrogate-n", "1000"],
-        "defences_digits_3epochs": [
-            "--epochs",
-            "1",
-            "--n-train",
-            "1000",
-            "--n-test",
-            "540",
-            "--surrogate-n",
-            "1000",
-            "--sensitivity-samples",
-            "200",
-            "--sensitivity-epochs",
-            "1",
-            "--genaf-stage2-epochs",
-            "1",
-        ],
         "defence_speed": ["--epochs", "1", "--n", "512", "--pgd-steps", "10"],
         "zepad": [
             "--aft-epochs",
@@ -158,63 +118,8 @@ SETTINGS: dict[str, dict[str, list[str]]] = {
         "audit": ["--epochs", "1", "--n-train", "1000", "--n-test", "500"],
     },
     "full": {
-        "attacks": ["--gen-ngf", "128", "--gen-nz-batch", "256", "--gen-epochs", "20"],
         "attacks_28_pretrain": ["--epochs", "10"],
         "attack_speed": [],
-        "defences": [
-            "--epochs",
-            "50",
-            "--n-train",
-            "0",
-            "--n-test",
-            "0",
-            "--pgd-steps",
-            "10",
-            "--aa-n",
-            "1000",
-            "--task-epochs",
-            "digits=50",
-            "--genaf-stage2-epochs",
-            "50",
-            "--gen-ngf",
-            "128",
-            "--gen-nz-batch",
-            "256",
-            "--gen-epochs",
-            "20",
-        ],
-        "defences_curve": [
-            "--epochs",
-            "50",
-            "--n-train",
-            "0",
-            "--n-test",
-            "0",
-            "--pgd-steps",
-            "10",
-            "--gen-ngf",
-            "128",
-            "--gen-nz-batch",
-            "256",
-            "--gen-epochs",
-            "20",
-        ],
-        "defences_digits_3epochs": [
-            "--epochs",
-            "3",
-            "--n-train",
-            "0",
-            "--n-test",
-            "0",
-            "--pgd-steps",
-            "10",
-            "--gen-ngf",
-            "128",
-            "--gen-nz-batch",
-            "256",
-            "--gen-epochs",
-            "20",
-        ],
         "defence_speed": ["--epochs", "2", "--pgd-steps", "10", "--n", "8192"],
         "zepad": [
             "--aft-epochs",
@@ -269,7 +174,10 @@ class Step:
     @property
     def fresh(self) -> list[Path]:
         """Results this step's script appends to and resumes from (removed when a new run starts)."""
-        resumable = self.argv[0].rsplit("/", 1)[-1] in RESUMABLE or self.argv[:3] == ["-m", "art_ssl", "audit"]
+        script = self.argv[0].rsplit("/", 1)[-1]
+        if script == "run_preset.py":
+            return [Path(self.argv[self.argv.index("--out-dir") + 1]) / f"{self.name}.csv"]
+        resumable = script in RESUMABLE or self.argv[:3] == ["-m", "art_ssl", "audit"]
         return [Path(self.argv[self.argv.index("--out") + 1])] if resumable else []
 
     @property
@@ -277,8 +185,9 @@ class Step:
         return shlex.join(["python", *self.argv])
 
 
-def plan(profile: str, out: Path, zoo: bool = False) -> list[Step]:
-    """The steps of ``profile`` writing into ``out``, in order (each table after the runs it reads)."""
+def plan(profile: str, out: Path, zoo: bool = False, tiny: bool = False) -> list[Step]:
+    """The steps of ``profile`` writing into ``out``, in order (each table after the runs it reads); ``tiny``
+    shrinks the preset steps (``run_preset.py --tiny``) to prove their code path."""
     if profile not in SETTINGS:
         raise ValueError(f"`profile` must be one of {PROFILES}, got {profile!r}.")
     s = SETTINGS[profile]
@@ -288,6 +197,12 @@ def plan(profile: str, out: Path, zoo: bool = False) -> list[Step]:
     cache = ["--cache", "evaluations/cache" if bench else str(out / "cache")]
     ckpt = Path("evaluations/checkpoints") if bench else out / "checkpoints"
     enc28 = str(ckpt / "simclr_r18_28px.safetensors")
+    presets = [ev + "run_preset.py", "--profile", profile, *(["--tiny"] if tiny else [])]
+
+    def preset(name: str, *extra: str) -> Step:
+        """A benchmark table as an audit grid (presets.GRID_PRESETS), written to <out>/<name>.csv."""
+        return Step(name, [*presets, name, *extra, *device, "--cache", cache[1], "--out-dir", str(out)])
+
     steps = []
     if zoo:
         if profile == "quick":
@@ -315,26 +230,8 @@ def plan(profile: str, out: Path, zoo: bool = False) -> list[Step]:
         steps.append(Step("zoo_badencoder", [ev + "backdoor_zoo.py", *device]))
     steps += [
         Step("zoo_probe", [ev + "probe_zoo.py", "--results-dir", str(out), *([] if bench else ["--no-zoo-update"])]),
-        Step(
-            "attacks",
-            [ev + "attack_eval.py", "--eps", "10", *s["attacks"], *device, "--out", str(out / "attacks_64.csv")],
-        ),
-        Step(
-            "attacks_curve",
-            [
-                ev + "attack_eval.py",
-                "--encoders",
-                "simclr_r18",
-                "--eps",
-                "4",
-                "8",
-                "16",
-                *s["attacks"],
-                *device,
-                "--out",
-                str(out / "attacks_64_curve.csv"),
-            ],
-        ),
+        preset("attacks_64"),
+        preset("attacks_64_curve"),
         Step(
             "attacks_28_pretrain",
             [
@@ -355,71 +252,13 @@ def plan(profile: str, out: Path, zoo: bool = False) -> list[Step]:
                 enc28,
             ],
         ),
-        Step(
-            "attacks_28",
-            [
-                ev + "attack_eval.py",
-                "--size",
-                "28",
-                "--encoders",
-                enc28,
-                "--eps",
-                "10",
-                "16",
-                *s["attacks"],
-                *device,
-                "--out",
-                str(out / "attacks_28.csv"),
-            ],
-        ),
+        preset("attacks_28", "--encoders", enc28),
         Step("attack_speed", [ev + "attack_speed.py", *s["attack_speed"], "--out", str(out / "attack_speed.csv")]),
         Step("attack_tables", [ev + "attack_tables.py", "--results-dir", str(out)]),
-        Step(
-            "defences", [ev + "defence_eval.py", *s["defences"], *cache, *device, "--out", str(out / "defences_64.csv")]
-        ),
-        Step(
-            "defences_curve",
-            [
-                ev + "defence_eval.py",
-                "--encoders",
-                "simclr_r18",
-                "--tasks",
-                "fashion_mnist",
-                "--defences",
-                "none",
-                "trades",
-                "--eps",
-                "4",
-                "8",
-                "10",
-                "16",
-                "--aa-n",
-                "0",
-                *s["defences_curve"],
-                *cache,
-                *device,
-                "--out",
-                str(out / "defences_curve_64.csv"),
-            ],
-        ),
-        Step(
-            "defences_digits_3epochs",
-            [
-                ev + "defence_eval.py",
-                "--encoders",
-                "simclr_r18",
-                "--tasks",
-                "digits",
-                "--task-epochs",
-                "--aa-n",
-                "0",
-                *s["defences_digits_3epochs"],
-                *cache,
-                *device,
-                "--out",
-                str(out / "defences_digits_3epochs_64.csv"),
-            ],
-        ),
+        preset("defences_64"),
+        preset("defences_curve_64"),
+        preset("defences_sources_64"),
+        preset("defences_digits_3epochs_64"),
         Step(
             "defence_speed",
             [ev + "defence_speed.py", *s["defence_speed"], *device, "--out", str(out / "defence_speed.csv")],
@@ -512,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo", action="store_true", help="re-train the zoo encoders first (bench, full)")
     parser.add_argument("--force", action="store_true", help="run steps already logged as finished")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    parser.add_argument(
+        "--tiny", action="store_true", help="shrink the grid presets (presets.TINY): prove a profile's path on a CPU"
+    )
     args = parser.parse_args(argv)
     if args.profile is None:
         import torch
@@ -521,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve() if args.out else ROOT / "evaluations" / "results" / sub
     if out.is_relative_to(ROOT):  # the steps run in the repository root: commands stay portable
         out = out.relative_to(ROOT)
-    steps = plan(args.profile, out, zoo=args.zoo)
+    steps = plan(args.profile, out, zoo=args.zoo, tiny=args.tiny)
     names = [step.name for step in steps]
     for name in [*(args.only or []), *args.skip]:
         if name not in names:

@@ -1,5 +1,5 @@
 """
-ZePAD evaluation (issue: ZePAD), on the benchmark protocol of ``defence_eval.py`` (DESIGN §6): 64x64, DAEs crafted
+ZePAD evaluation (issue: ZePAD), on the protocol of the ``defences_64`` preset (DESIGN §6): 64x64, DAEs crafted
 once on the *public* victim encoder from unlabelled Fashion-MNIST at eps 10/255 (same cache), the same downstream
 train/test split, heads 512-512-C with dropout 0.2.
 
@@ -78,7 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sensitivity-samples", type=int, default=1000, help="Gen-AF stage-2 probe images")
     parser.add_argument("--sensitivity-epochs", type=int, default=3, help="Gen-AF stage-2 ascent passes")
     parser.add_argument(
-        "--skip-genaf", action="store_true", help="no Gen-AF row (defence_eval.py trains the same Gen-AF victim)"
+        "--skip-genaf", action="store_true", help="no Gen-AF row (the defences_64 preset trains the same Gen-AF victim)"
     )
     parser.add_argument("--adaptive-n", type=int, default=500, help="test images under white-box PGD")
     parser.add_argument("--adaptive-eps", nargs="*", type=float, default=[2.0, 10.0], help="in 1/255 units")

@@ -235,6 +235,53 @@ API_CASES = {
     ),
     "grid-attacks-case": Case(lambda f: grid(attacks=("PGD",)), ValueError, "`attacks`: Unknown attack 'PGD'"),
     "grid-attacks-list-of-int": Case(lambda f: grid(attacks=(1,)), TypeError, "`attacks` must hold"),
+    "grid-attacks-transfer-whitebox": Case(
+        lambda f: grid(attacks=("transfer:pgd",)), ValueError, "`attacks`: Unknown attack 'transfer:pgd'"
+    ),
+    "grid-attacks-adaptive-unknown": Case(
+        lambda f: grid(attacks=("adaptive:nope",)), ValueError, "`attacks`: Unknown attack 'adaptive:nope'"
+    ),
+    "grid-transfer-encoder-itself": Case(
+        lambda f: grid(attacks=("transfer:ssp",), transfer_encoder="simclr_r18"),
+        ValueError,
+        "`transfer_encoder` 'simclr_r18' is the audited encoder itself",
+    ),
+    "grid-transfer-encoder-missing": Case(
+        lambda f: grid(attacks=("transfer:ssp",), transfer_encoder="/no/such.safetensors"),
+        ValueError,
+        "`transfer_encoder`",
+    ),
+    "grid-task-epochs-other-task": Case(
+        lambda f: grid(task_epochs=("digits=10",)), ValueError, "`task_epochs` names 'digits', which is not in"
+    ),
+    "grid-task-epochs-zero": Case(
+        lambda f: grid(tasks=("digits",), task_epochs=("digits=0",)), ValueError, "`task_epochs` must be >= 1"
+    ),
+    "grid-task-epochs-text": Case(
+        lambda f: grid(tasks=("digits",), task_epochs=("digits=ten",)), TypeError, "`task_epochs` must be an int"
+    ),
+    "grid-task-epochs-no-equals": Case(
+        lambda f: grid(tasks=("digits",), task_epochs=("digits",)), ValueError, "`task_epochs` entries are NAME=VALUE"
+    ),
+    "grid-task-epochs-twice": Case(
+        lambda f: grid(tasks=("digits",), task_epochs=("digits=2", "digits=3")), ValueError, "names .digits. twice"
+    ),
+    "grid-attack-eps-zero": Case(
+        lambda f: grid(attack_eps=("pgd=0",)), ValueError, "`attack_eps` budgets must be in \\(0, 255\\]"
+    ),
+    "grid-attack-eps-nan": Case(
+        lambda f: grid(attack_eps={"pgd": float("nan")}), ValueError, "`attack_eps` budgets must be in"
+    ),
+    "grid-attack-eps-text": Case(
+        lambda f: grid(attack_eps=("pgd=two",)), ValueError, "`attack_eps` budgets are numbers"
+    ),
+    "grid-attack-eps-other-attack": Case(
+        lambda f: grid(attack_eps=("ssp=4",)), ValueError, "`attack_eps` names 'ssp', which is not in"
+    ),
+    "grid-attack-eps-backdoor": Case(
+        lambda f: grid(attacks=("badencoder",), attack_eps=("badencoder=4",)), ValueError, "takes no budget"
+    ),
+    "grid-attack-eps-str": Case(lambda f: grid(attack_eps="pgd=2"), TypeError, "`attack_eps` must be a dict"),
     "grid-defences-unknown": Case(lambda f: grid(defences=("magic",)), ValueError, "`defences`: Unknown defence"),
     "grid-defences-str": Case(lambda f: grid(defences="none"), TypeError, "`defences` must be a tuple"),
     "grid-eps-zero": Case(lambda f: grid(eps=(0.0,)), ValueError, "`eps` must be budgets in \\(0, 255\\]"),

@@ -68,9 +68,9 @@ def test_every_step_parses(reproduce, monkeypatch, tmp_path, profile):
 def test_bench_steps_are_the_committed_commands(reproduce):
     commands = "\n".join(s.command for s in reproduce.plan("bench", Path("evaluations/results")))
     committed = [
-        "evaluations/defence_eval.py --epochs 3 --n-train 4000 --aa-n 40",
+        "evaluations/run_preset.py --profile bench defences_64 --device cpu --cache evaluations/cache",
         "evaluations/zepad_eval.py --skip-genaf --aft-epochs 3 --n-train 4000 --adaptive-n 200 --aa-n 20",
-        "--encoders simclr_r18 --tasks fashion_mnist --defences none trades --eps 4 8 10 16",
+        "evaluations/run_preset.py --profile bench defences_curve_64",
     ]
     for command in committed:
         assert command in commands
@@ -83,7 +83,7 @@ def test_failed_step_stops_and_rerun_continues(reproduce, monkeypatch, tmp_path)
         reproduce.Step("two", ["-c", f"import os, sys; sys.exit(0 if os.path.exists({str(flag)!r}) else 3)"]),
         reproduce.Step("tables", ["-c", "print('tables')"]),
     ]
-    monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False: steps)
+    monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False, tiny=False: steps)
     argv = ["--profile", "quick", "--out", str(tmp_path)]
     assert reproduce.main(argv) == 3
     log = (tmp_path / "reproduce_log.csv").read_text()
@@ -115,7 +115,7 @@ def test_readme_tables_match_committed_results(monkeypatch):
 
 def test_new_run_starts_from_nothing(reproduce, monkeypatch, tmp_path):
     """Scripts resume from their --out CSV: a new run must not mistake an earlier run's rows for finished work."""
-    script = tmp_path / "attack_eval.py"  # stands in for a resumable script
+    script = tmp_path / "backdoor_eval.py"  # stands in for a resumable script
     script.write_text(
         "import pathlib, sys\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
         "sys.exit(4 if out.exists() else out.write_text('new') and 0)\n"
@@ -124,8 +124,16 @@ def test_new_run_starts_from_nothing(reproduce, monkeypatch, tmp_path):
     (out / "cache").mkdir(parents=True)
     (out / "attacks_64.csv").write_text("stale")
     steps = [reproduce.Step("attacks", [str(script), "--out", str(out / "attacks_64.csv")])]
-    monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False: steps)
+    monkeypatch.setattr(reproduce, "plan", lambda profile, out, zoo=False, tiny=False: steps)
     assert reproduce.main(["--profile", "quick", "--out", str(out)]) == 0
     assert (out / "attacks_64.csv").read_text() == "new" and not (out / "cache").exists()
     assert reproduce.main(["--profile", "quick", "--out", str(out)]) == 0  # finished: skipped, not re-run
     assert reproduce.main(["--profile", "quick", "--out", str(out), "--force"]) == 0  # --force: removed, re-run
+
+
+def test_preset_steps_resume_from_their_own_csv_and_pass_tiny(reproduce, tmp_path):
+    steps = {s.name: s for s in reproduce.plan("full", tmp_path, tiny=True)}
+    step = steps["defences_64"]
+    assert step.fresh == [tmp_path / "defences_64.csv"]  # a new run removes only this preset's rows
+    assert "--tiny" in step.argv and step.argv[step.argv.index("--profile") + 1] == "full"
+    assert "--tiny" not in reproduce.plan("full", tmp_path)[1].argv

@@ -8,7 +8,13 @@ from art_ssl.evaluation.probe import ProbeResult, fit_linear_probe, linear_probe
 from art_ssl.evaluation.report import write_report
 from art_ssl.evaluation.store import ResultStore, ResultsWriteError
 from art_ssl.evaluation.surrogate import surrogate_classifier
-from art_ssl.evaluation.threat import apply_perturbation, build_victim, craft_perturbation, universal_perturbations
+from art_ssl.evaluation.threat import (
+    apply_perturbation,
+    build_victim,
+    craft_perturbation,
+    defended_encoder,
+    universal_perturbations,
+)
 
 __all__ = [
     "GridConfig",
@@ -19,6 +25,7 @@ __all__ = [
     "autoattack_accuracy",
     "build_victim",
     "craft_perturbation",
+    "defended_encoder",
     "fit_linear_probe",
     "linear_probe",
     "probe_features",

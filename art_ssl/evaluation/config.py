@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSettings, attack_kind
+from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSettings, attack_kind, dae_source
 from art_ssl.evaluation.sources import EncoderOptions
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,13 @@ class GridConfig:
     :param encoder_options: How to read encoder files without metadata (arch, mean/std, key prefix, trust_code).
     :param amp: Mixed precision of defences and universal attacks (``True``, ``False``, ``"auto"``; see
                 :mod:`art_ssl.core.amp`).
+    :param task_epochs: Defence epochs of named tasks instead of ``epochs``: ``{"digits": 10}`` or
+                        ``("digits=10",)`` (a small task needs more epochs for the same optimiser steps). Each task
+                        must be one of ``tasks``.
+    :param attack_eps: Budgets of named attacks instead of ``eps``: ``{"autoattack": 2}`` or ``("autoattack=2",)``
+                       (``"pgd=2,4"`` for two). Each attack must be one of ``attacks``.
+    :param transfer_encoder: Where ``transfer:<attack>`` perturbations are crafted (zoo name or file); ``None``: the
+                             first clean zoo encoder that is not audited (else not the cell's encoder).
     """
 
     encoders: tuple[str, ...]
@@ -77,6 +84,9 @@ class GridConfig:
     verbose: bool = False
     encoder_options: EncoderOptions = field(default_factory=EncoderOptions)
     amp: bool | str = "auto"
+    task_epochs: tuple[tuple[str, int], ...] = ()
+    attack_eps: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    transfer_encoder: str | None = None
 
     def __post_init__(self) -> None:
         from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
@@ -133,6 +143,47 @@ class GridConfig:
         from art_ssl.core.amp import check_amp
 
         check_amp("amp", self.amp)
+        object.__setattr__(self, "task_epochs", _per_name("task_epochs", self.task_epochs, self.tasks, _epochs_value))
+        object.__setattr__(self, "attack_eps", _per_name("attack_eps", self.attack_eps, self.attacks, _budgets_value))
+        for attack, _ in self.attack_eps:
+            if attack_kind(attack) == "backdoor":
+                raise ValueError(f"`attack_eps`: {attack!r} takes no budget (it applies a recorded trigger).")
+        if self.transfer_encoder is not None:
+            _named("transfer_encoder", check_encoder_spec, self.transfer_encoder)
+        if any(a.startswith("transfer:") for a in self.attacks):
+            for encoder in self.encoders:
+                self.transfer_source(encoder)  # fails now, not after hours of work
+
+    def epochs_for(self, task: str) -> int:
+        """Defence epochs of ``task`` (its ``task_epochs`` entry, else ``epochs``)."""
+        return dict(self.task_epochs).get(task, self.epochs)
+
+    def budgets_for(self, attack: str) -> tuple[float, ...]:
+        """Budgets of ``attack`` in 1/255 units (its ``attack_eps`` entry, else ``eps``; ``(0.0,)`` for the
+        backdoor, which has none)."""
+        if attack_kind(attack) == "backdoor":
+            return (0.0,)
+        return dict(self.attack_eps).get(attack, self.eps)
+
+    def transfer_source(self, encoder: str) -> str:
+        """The encoder that ``transfer:<attack>`` perturbations against ``encoder``'s victims are crafted on.
+
+        :raises ValueError: it would be ``encoder`` itself, or there is no other clean zoo encoder.
+        """
+        if self.transfer_encoder is not None:
+            if self.transfer_encoder == encoder:
+                raise ValueError(
+                    f"`transfer_encoder` {encoder!r} is the audited encoder itself: a transfer DAE is crafted on "
+                    "another encoder (use the plain attack name for the standard DAE)."
+                )
+            return self.transfer_encoder
+        from art_ssl.zoo import list_encoders
+
+        clean = [n for n in list_encoders(backdoored=False) if n != encoder]
+        unaudited = [n for n in clean if n not in self.encoders]
+        if not clean:
+            raise ValueError(f"`attacks`: no clean zoo encoder other than {encoder!r} to craft transfer DAEs on.")
+        return (unaudited or clean)[0]
 
     def cells(self) -> list[dict]:
         """Every cell of the grid, as key dicts. ``"badencoder"`` has one cell (``eps_255`` 0) per backdoored zoo
@@ -148,7 +199,7 @@ class GridConfig:
                         for attack in self.attacks:
                             if attack_kind(attack) == "backdoor" and encoder not in backdoored:
                                 continue
-                            budgets = (0.0,) if attack_kind(attack) == "backdoor" else self.eps
+                            budgets = self.budgets_for(attack)
                             out += [
                                 {
                                     "encoder": encoder,
@@ -167,7 +218,20 @@ AXES = ("encoders", "tasks", "attacks", "defences", "eps", "seeds")
 # Settings that change the downstream models and their evaluation but not a universal perturbation (which depends
 # on the encoder, the attacker's images and the attack settings only). Any other GridConfig field, present or
 # added later, enters the perturbation's key: a new setting is safe by default.
-DOWNSTREAM_ONLY = ("n_train", "n_test", "epochs", "batch_size", "pgd_steps", "whitebox_n", "defence_settings")
+# ``attack_eps`` only says which budgets exist (a perturbation's key holds its own budget); ``transfer_encoder``
+# enters a transfer perturbation's key as that encoder's weights.
+DOWNSTREAM_ONLY = (
+    "n_train",
+    "n_test",
+    "epochs",
+    "batch_size",
+    "pgd_steps",
+    "whitebox_n",
+    "defence_settings",
+    "task_epochs",
+    "attack_eps",
+    "transfer_encoder",
+)
 # Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
 NOT_KEYED = ("device_type", "verbose")
 
@@ -180,6 +244,70 @@ def _named(name: str, check: Callable, *values: object):
         if str(err).startswith("`"):
             raise
         raise ValueError(f"`{name}`: {err}") from None
+
+
+def _per_name(name: str, value: object, allowed: tuple[str, ...], parse: Callable) -> tuple:
+    """A ``{name: value}`` mapping, or ``("name=value", ...)`` strings, as a sorted tuple of ``(name, value)`` pairs
+    (hashable, one spelling), each name one of ``allowed`` and each value checked by ``parse(name, text_or_value)``."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, (tuple, list)) and not isinstance(value, str):
+        items = []
+        for item in value:
+            if isinstance(item, str):
+                key, sep, text = item.partition("=")
+                if not sep or not key or not text:
+                    raise ValueError(f"`{name}` entries are NAME=VALUE, got {item!r}.")
+                items.append((key, text))
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                items.append(tuple(item))
+            else:
+                raise TypeError(f"`{name}` entries are NAME=VALUE strings or (name, value) pairs, got {item!r}.")
+    else:
+        raise TypeError(f"`{name}` must be a dict or a tuple of NAME=VALUE strings, got {value!r}.")
+    out: dict[str, object] = {}
+    for key, raw in items:
+        if name == "task_epochs" and isinstance(key, str):
+            key = _named(name, _canonical_task, key)
+        if key not in allowed:
+            raise ValueError(f"`{name}` names {key!r}, which is not in the grid's {allowed}.")
+        if key in out:
+            raise ValueError(f"`{name}` names {key!r} twice.")
+        out[key] = parse(name, raw)
+    return tuple(sorted(out.items()))
+
+
+def _canonical_task(spec: str) -> str:
+    from art_ssl.evaluation.sources import canonical_data_spec
+
+    return canonical_data_spec(spec)
+
+
+def _epochs_value(name: str, raw: object) -> int:
+    value = int(raw) if isinstance(raw, str) and raw.strip().isdigit() else raw
+    _check_int(name, value, 1)
+    assert isinstance(value, (int, np.integer))  # checked just above
+    return int(value)
+
+
+def _budgets_value(name: str, raw: object) -> tuple[float, ...]:
+    if isinstance(raw, str):
+        try:
+            values: list[object] = [float(v) for v in raw.split(",")]
+        except ValueError:
+            raise ValueError(f"`{name}` budgets are numbers in (0, 255], got {raw!r}.") from None
+    elif isinstance(raw, (tuple, list)):
+        values = list(raw)
+    else:
+        values = [raw]
+    budgets = []
+    for v in values:
+        _check_number(name, v, integer=False)
+        assert isinstance(v, (int, float, np.integer, np.floating))  # checked just above
+        budgets.append(float(v))
+    if not budgets or not all(np.isfinite(b) and 0 < b <= 255 for b in budgets):
+        raise ValueError(f"`{name}` budgets must be in (0, 255] (1/255 units), got {raw!r}.")
+    return tuple(dict.fromkeys(budgets))
 
 
 def _check_number(name: str, value: object, integer: bool) -> None:
@@ -210,6 +338,8 @@ def check_attack_name(name: str) -> str:
     """The kind of attack ``name`` (:func:`~art_ssl.evaluation.registry.attack_kind`), after checking that a
     ``torchattacks:<Name>`` names a real torchattacks attack class. :raises ValueError: an unknown name."""
     kind = attack_kind(name)
+    if kind in ("universal", "adaptive"):
+        dae_source(name)  # a prefix names a universal attack
     if name.startswith("torchattacks:"):
         try:
             import torchattacks

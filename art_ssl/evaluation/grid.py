@@ -44,13 +44,14 @@ from art_ssl.evaluation.config import (
 )
 from art_ssl.evaluation.registry import (
     attack_kind,
+    dae_source,
     flag_rate,
     make_defence_trainer,
     whitebox_adversarial,
 )
 from art_ssl.evaluation.store import ResultStore, ResultsWriteError, check_output_folder
-from art_ssl.evaluation.threat import apply_perturbation, build_victim
-from art_ssl.evaluation.work import _encoder, _Keys, _task, learn_perturbation
+from art_ssl.evaluation.threat import apply_perturbation, build_victim, craft_perturbation, defended_encoder
+from art_ssl.evaluation.work import _encoder, _Keys, _surrogate_images, _task, learn_perturbation
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +126,10 @@ def run_grid(
     jobs: dict[tuple, list[dict]] = {}
     for cell in todo:
         jobs.setdefault((cell["encoder"], cell["task"], cell["defence"], cell["seed"]), []).append(cell)
+    # (key, encoder it is crafted on, universal attack, budget, seed): a transfer cell's comes from another encoder
     needed = sorted(
         {
-            (c["perturbation_key"], c["encoder"], c["attack"], c["eps_255"], c["seed"])
+            (c["perturbation_key"], c["dae_encoder"], dae_source(c["attack"])[1], c["eps_255"], c["seed"])
             for c in todo
             if c["perturbation_key"]
         }
@@ -239,7 +241,7 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
             verbose=config.verbose,
             amp=config.amp,
         ).fit(task.x_train, task.y_train)
-    epochs = head_epochs if job["defence"] == "none" else config.epochs
+    epochs = head_epochs if job["defence"] == "none" else config.epochs_for(job["task"])
     trainer = make_defence_trainer(
         job["defence"],
         classifier,
@@ -249,6 +251,9 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         seed=seed,
         verbose=config.verbose,
         amp=config.amp,
+        stage2_epochs=config.defence_settings.genaf_stage2_epochs,
+        sensitivity_samples=config.defence_settings.genaf_sensitivity_samples,
+        sensitivity_epochs=config.defence_settings.genaf_sensitivity_epochs,
         encoder_name=job["encoder"],
         defence_settings=config.defence_settings,
         load_encoder=lambda spec: _encoder(spec, config.size, config.device_type),
@@ -271,6 +276,7 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
     detector_cols = {}  # ZePAD's flag rate on clean test images
     if detector is not None and model_status is None:
         detector_cols = {"flag_rate_clean": flag_rate(detector, task.x_test)}
+    adaptive: dict[tuple, dict] = {}  # perturbations crafted on this defended model: (attack, eps) -> learnt
     rows = []
     for cell in cells:
         attack, eps = cell["attack"], cell["eps_255"] / 255
@@ -282,6 +288,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
             "fooling_rate": np.nan,
             "attack_seconds": np.nan,
             "train_seconds": round(train_seconds, 2),
+            "epochs": epochs,
+            "size": config.size,
             "n_train": len(task.x_train),
             "n_test": len(task.x_test),
             "status": "ok",
@@ -294,8 +302,11 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
             continue
         kind = attack_kind(attack)
         try:
-            if kind == "universal":
-                learnt = perturbations[cell["perturbation_key"]]
+            if kind in ("universal", "adaptive"):
+                if kind == "universal":
+                    learnt = perturbations[cell["perturbation_key"]]
+                else:
+                    learnt = _adaptive_perturbation(config, job, public, classifier, attack, adaptive, cell)
                 if not np.isfinite(learnt["noise"]).all():
                     raise _Degenerate("degenerate: the universal perturbation holds NaN or inf")
                 x_adv = apply_perturbation(task.x_test, learnt["noise"])
@@ -343,6 +354,24 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
 
 class _Degenerate(Exception):
     """A cell whose number would be meaningless; its message is the row's status."""
+
+
+def _adaptive_perturbation(config: GridConfig, job: dict, public, classifier, attack: str, done: dict, cell: dict):
+    """``adaptive:<attack>``: the universal attack crafted on the *defended* model's encoder (the attacker knows the
+    defence and holds the fine-tuned encoder), from the same unlabelled images and settings as the standard DAE;
+    once per (attack, budget) of the trained model, never cached (it depends on the training)."""
+    from art_ssl.evaluation.surrogate import surrogate_classifier
+
+    base = dae_source(attack)[1]
+    key = (base, cell["eps_255"])
+    if key not in done:
+        encoder = defended_encoder(classifier, public, device_type=config.device_type)
+        x_sur = _surrogate_images(config, job["encoder"], job["seed"])
+        surrogate = surrogate_classifier(encoder, x_sur, seed=job["seed"]) if base in ("uapepgd", "art_uap") else None
+        done[key] = craft_perturbation(
+            base, encoder, cell["eps_255"], x_sur, surrogate, config.attack_settings, seed=job["seed"], amp=config.amp
+        )
+    return done[key]
 
 
 def _accuracy_or_fail(classifier, x_adv: np.ndarray, y: np.ndarray, metric) -> float:

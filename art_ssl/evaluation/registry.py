@@ -95,6 +95,9 @@ class DefenceSettings:
     :param distill_teacher_epochs: SimCLR epochs of the fine-tuned teacher.
     :param distill_warmup_epochs: SimCLR epochs of the warm-up student.
     :param distill_fraction: Fraction of the task's training images (unlabelled) the distillation uses.
+    :param genaf_stage2_epochs: Gen-AF's stage-2 epochs (its clean fine-tuning of the robust layers).
+    :param genaf_sensitivity_samples: Images of Gen-AF's layer-sensitivity estimate.
+    :param genaf_sensitivity_epochs: Gradient-ascent epochs of Gen-AF's layer-sensitivity estimate.
     """
 
     zepad_auxiliary: str | None = None
@@ -105,9 +108,18 @@ class DefenceSettings:
     distill_teacher_epochs: int = 5
     distill_warmup_epochs: int = 10
     distill_fraction: float = 1.0
+    genaf_stage2_epochs: int = 2
+    genaf_sensitivity_samples: int = 1000
+    genaf_sensitivity_epochs: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("zepad_head_epochs", "distill_epochs"):
+        for name in (
+            "zepad_head_epochs",
+            "distill_epochs",
+            "genaf_stage2_epochs",
+            "genaf_sensitivity_samples",
+            "genaf_sensitivity_epochs",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
@@ -173,17 +185,46 @@ def zepad_partners(victim: str, auxiliary: str | None = None, bmp: str | None = 
     return auxiliary, bmp
 
 
+# Where a universal perturbation is crafted, beyond the papers (DESIGN §6): on the public encoder the victim
+# fine-tunes (``ssp``), on another public encoder (``transfer:ssp``: the attacker does not know which encoder the
+# victim started from) or on the defended victim's own encoder (``adaptive:ssp``: the attacker knows the defence).
+DAE_SOURCES = ("standard", "transfer", "adaptive")
+
+
+def dae_source(name: str) -> tuple[str, str]:
+    """``(source, universal attack)`` of a universal attack name: ``"ssp"`` -> ``("standard", "ssp")``,
+    ``"transfer:ssp"`` -> ``("transfer", "ssp")``, ``"adaptive:ssp"`` -> ``("adaptive", "ssp")``.
+
+    :raises ValueError: a prefix on something other than a universal attack.
+    """
+    prefix, sep, base = name.partition(":")
+    if sep and prefix in DAE_SOURCES[1:]:
+        if base not in UNIVERSAL_ATTACKS:
+            raise ValueError(
+                f"Unknown attack {name!r}: '{prefix}:' takes a universal attack, one of {UNIVERSAL_ATTACKS}."
+            )
+        return prefix, base
+    if name in UNIVERSAL_ATTACKS:
+        return "standard", name
+    raise ValueError(f"{name!r} is not a universal attack; choose from {UNIVERSAL_ATTACKS}.")
+
+
 def attack_kind(name: str) -> str:
-    """``"universal"``, ``"whitebox"`` or ``"backdoor"``; ``ValueError`` naming the choices otherwise."""
+    """``"universal"`` (also ``transfer:<attack>``), ``"adaptive"`` (``adaptive:<attack>``: crafted on the defended
+    model's encoder, so per trained model), ``"whitebox"`` or ``"backdoor"``; ``ValueError`` naming the choices
+    otherwise."""
     if name in UNIVERSAL_ATTACKS:
         return "universal"
+    if name.startswith(tuple(f"{s}:" for s in DAE_SOURCES[1:])):
+        source, _ = dae_source(name)
+        return "adaptive" if source == "adaptive" else "universal"
     if name in WHITEBOX_ATTACKS or name.startswith("torchattacks:"):
         return "whitebox"
     if name in BACKDOOR_ATTACKS:
         return "backdoor"
     raise ValueError(
-        f"Unknown attack {name!r}; choose from {UNIVERSAL_ATTACKS + WHITEBOX_ATTACKS + BACKDOOR_ATTACKS} or "
-        "'torchattacks:<Name>'."
+        f"Unknown attack {name!r}; choose from {UNIVERSAL_ATTACKS + WHITEBOX_ATTACKS + BACKDOOR_ATTACKS}, "
+        "'torchattacks:<Name>', or 'transfer:<universal attack>' / 'adaptive:<universal attack>'."
     )
 
 

@@ -61,9 +61,10 @@ def _kind(attack: str) -> str:
     from art_ssl.evaluation.registry import attack_kind
 
     try:
-        return attack_kind(attack)
+        kind = attack_kind(attack)
     except ValueError:
         return "whitebox"
+    return "universal" if kind == "adaptive" else kind  # an adaptive DAE is a DAE: the worst one counts
 
 
 def _with_kind(frame: pd.DataFrame) -> pd.DataFrame:

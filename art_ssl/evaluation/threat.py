@@ -58,8 +58,9 @@ def craft_perturbation(
 ) -> dict:
     """
     Learn one universal perturbation (:func:`~art_ssl.evaluation.registry.make_universal_attack`) on ``encoder``
-    from the attacker's unlabelled images. Seeded: torch's and numpy's global generators are seeded with ``seed``
-    first (ART's ``UniversalPerturbation`` shuffles with numpy), so the same call gives the same perturbation.
+    from the attacker's unlabelled images. Seeded within a scope (:func:`~art_ssl.core.seeding.scoped_seed`: ART's
+    ``UniversalPerturbation`` shuffles with numpy's global generator): the same call gives the same perturbation and
+    the caller's generators are left as they were.
 
     :param name: Attack (:data:`~art_ssl.evaluation.registry.UNIVERSAL_ATTACKS`).
     :param encoder: The public encoder.
@@ -73,21 +74,45 @@ def craft_perturbation(
     :return: ``{"noise": (1, C, H, W) float32, "attack_seconds": float, "fooling_rate": float}`` (NaN where the
              attack reports no fooling rate).
     """
+    from art_ssl.core.seeding import scoped_seed
+
     settings = replace(settings or AttackSettings(), seed=seed)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    attack = make_universal_attack(name, encoder, eps_255 / 255, surrogate, settings)
-    if amp is not None and "amp" in getattr(attack, "attack_params", ()):
-        attack.set_params(amp=amp)
-    start = time.perf_counter()
-    attack.generate(x_surrogate)
-    seconds = time.perf_counter() - start
+    with scoped_seed(seed):  # ART's UniversalPerturbation shuffles with numpy's global generator
+        attack = make_universal_attack(name, encoder, eps_255 / 255, surrogate, settings)
+        if amp is not None and "amp" in getattr(attack, "attack_params", ()):
+            attack.set_params(amp=amp)
+        start = time.perf_counter()
+        attack.generate(x_surrogate)
+        seconds = time.perf_counter() - start
     fooling = getattr(attack, "fooling_rate", None)
     return {
         "noise": np.asarray(attack.noise, np.float32),
         "attack_seconds": seconds,
         "fooling_rate": float("nan") if fooling is None else float(fooling),
     }
+
+
+def defended_encoder(classifier: PyTorchClassifier, public: PyTorchEncoder, device_type: str = "cpu") -> PyTorchEncoder:
+    """
+    The encoder of a trained downstream ``classifier`` (as :func:`build_victim` builds it, after a defence) as a
+    :class:`PyTorchEncoder` with ``public``'s input shape, clip values and preprocessing: what an attacker who knows
+    the defence crafts an *adaptive* DAE on. The module is shared with ``classifier`` and left in eval mode.
+
+    :raises ValueError: the model has no single ``encoder`` (ZePAD's fused model has several).
+    """
+    encoder = getattr(classifier.model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(
+            f"adaptive DAEs need a downstream model with one `encoder` module; {type(classifier.model).__name__} "
+            "has none (ZePAD's fused model has several branches: attack it with a white-box attack instead)."
+        )
+    return PyTorchEncoder(
+        encoder.eval(),
+        tuple(public.input_shape),
+        clip_values=public.clip_values,
+        preprocessing=public.preprocessing,
+        device_type=device_type,
+    )
 
 
 def build_victim(

@@ -15,7 +15,7 @@ import numpy as np
 from art_ssl.evaluation.cache import perturbation_key
 from art_ssl.evaluation.config import AXES, DOWNSTREAM_ONLY, NOT_KEYED, GridConfig, _named
 from art_ssl.evaluation.keys import array_key, encoder_key, hash_json
-from art_ssl.evaluation.registry import attack_kind
+from art_ssl.evaluation.registry import attack_kind, dae_source
 from art_ssl.evaluation.sources import EncoderOptions
 from art_ssl.evaluation.threat import craft_perturbation
 
@@ -137,9 +137,17 @@ class _Keys:
         )
 
     def annotate(self, cell: dict) -> dict:
-        """``cell`` with its ``cell_key``, ``encoder_key`` and (universal attacks) ``perturbation_key``."""
-        universal = attack_kind(cell["attack"]) == "universal"
-        pkey = self.perturbation(cell["encoder"], cell["attack"], cell["eps_255"], cell["seed"]) if universal else ""
+        """``cell`` with its ``cell_key``, ``encoder_key``, (universal attacks) ``perturbation_key`` and
+        ``dae_encoder``: the encoder its perturbation is crafted on (the cell's own, the transfer source, or
+        ``"defended"`` for an adaptive one, crafted per trained model and not cached)."""
+        kind = attack_kind(cell["attack"])
+        pkey, dae_encoder = "", ""
+        if kind == "universal":
+            source, base = dae_source(cell["attack"])
+            dae_encoder = self.config.transfer_source(cell["encoder"]) if source == "transfer" else cell["encoder"]
+            pkey = self.perturbation(dae_encoder, base, cell["eps_255"], cell["seed"])
+        elif kind == "adaptive":
+            dae_encoder = "defended"
         # the spec beside the content: one encoder listed under two names keeps a row under each name
         description = {
             "encoder": [cell["encoder"], self.encoder(cell["encoder"])],
@@ -154,4 +162,5 @@ class _Keys:
             "cell_key": "c" + hash_json(description),
             "encoder_key": self.encoder(cell["encoder"]),
             "perturbation_key": pkey,
+            "dae_encoder": dae_encoder,
         }
