@@ -165,6 +165,35 @@ SETTINGS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# --tiny: options appended to each script step (the last occurrence of an option wins), so that every step of a
+# profile runs in minutes on a CPU; the grid presets shrink through ``run_preset.py --tiny`` (presets.TINY). Numbers
+# from a tiny run are meaningless: it proves the code path (e.g. the GPU profile's on a machine without one).
+TINY_ARGS: dict[str, list[str]] = {
+    "zoo_probe": ["--encoders", "simclr_r18", "--no-baseline"],
+    "attacks_28_pretrain": ["--epochs", "1", "--n-train", "256", "--batch-size", "64"],
+    "attack_speed": ["--n", "64", "--max-epochs", "1", "--art-max-iter", "1"],
+    "defence_speed": ["--n", "64", "--epochs", "1"],
+    "zepad": [
+        *("--tasks", "digits", "--n-train", "64", "--n-test", "64", "--aft-epochs", "1", "--head-epochs", "1"),
+        *("--pgd-steps", "1", "--genaf-stage2-epochs", "1", "--sensitivity-samples", "16", "--sensitivity-epochs", "1"),
+        *("--adaptive-n", "8", "--adaptive-steps", "2", "--aa-n", "2", "--task-epochs", "digits=1"),
+        *("--surrogate-n", "64", "--gen-epochs", "1", "--gen-ngf", "8", "--gen-nz-batch", "4"),
+    ],
+    "zepad_cost": ["--repeats", "1"],
+    "backdoor": [
+        *("--n-train", "64", "--n-test", "64", "--head-epochs", "1", "--epochs", "1", "--pgd-steps", "1"),
+        *("--sensitivity-samples", "16", "--sensitivity-epochs", "1", "--genaf-stage2-epochs", "1"),
+        *("--distill-fraction", "0.002", "--distill-epochs", "1", "--teacher-epochs", "1", "--warmup-epochs", "1"),
+        *("--sequela-max-epochs", "1", "--task-epochs", "digits=1"),
+    ],
+    "backdoor_probe": ["--n-train", "64", "--n-test", "64"],
+    "audit": [
+        *("--epochs", "1", "--n-train", "64", "--n-test", "64", "--surrogate-n", "64", "--whitebox-n", "8"),
+        *("--gen-epochs", "1", "--sign-epochs", "1", "--size", "32"),
+    ],
+}
+
+
 @dataclass
 class Step:
     name: str
@@ -205,6 +234,8 @@ def plan(profile: str, out: Path, zoo: bool = False, tiny: bool = False) -> list
 
     steps = []
     if zoo:
+        if tiny:
+            raise ValueError("`--zoo` with `--tiny` would overwrite the shipped zoo with tiny encoders: leave one out.")
         if profile == "quick":
             raise ValueError(
                 "`--zoo` re-trains the shipped encoders in art_ssl/zoo: use it with --profile bench or full, not quick."
@@ -293,6 +324,9 @@ def plan(profile: str, out: Path, zoo: bool = False, tiny: bool = False) -> list
             [ev + "readme_tables.py", "--results-dir", str(out), *(["--update-readme"] if bench else [])],
         ),
     ]
+    if tiny:
+        for step in steps:
+            step.argv += TINY_ARGS.get(step.name, [])
     return steps
 
 

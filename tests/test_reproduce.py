@@ -137,3 +137,17 @@ def test_preset_steps_resume_from_their_own_csv_and_pass_tiny(reproduce, tmp_pat
     assert step.fresh == [tmp_path / "defences_64.csv"]  # a new run removes only this preset's rows
     assert "--tiny" in step.argv and step.argv[step.argv.index("--profile") + 1] == "full"
     assert "--tiny" not in reproduce.plan("full", tmp_path)[1].argv
+
+
+def test_tiny_steps_parse_and_shrink(reproduce, monkeypatch, tmp_path):
+    steps = reproduce.plan("full", tmp_path, tiny=True)
+    assert set(reproduce.TINY_ARGS) <= {s.name for s in steps}  # no option set for a step that does not exist
+    for step in steps:
+        with monkeypatch.context() as patch:
+            patch.syspath_prepend(str(EVALUATIONS))
+            namespace = parse_only(patch, step.argv)
+        for key in ("n_train", "epochs", "aft_epochs"):  # the appended (last) value is the one parsed
+            if step.name in reproduce.TINY_ARGS and f"--{key.replace('_', '-')}" in reproduce.TINY_ARGS[step.name]:
+                assert getattr(namespace, key) <= 256, (step.name, key)
+    with pytest.raises(ValueError, match="--zoo.*--tiny"):
+        reproduce.plan("full", tmp_path, zoo=True, tiny=True)
