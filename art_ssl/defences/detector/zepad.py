@@ -12,7 +12,7 @@ from art.estimators.classification import PyTorchClassifier
 from art_ssl.core.checks import check_images, check_positive_int, check_positive_number
 from art_ssl.core.forward import preprocess
 from art_ssl.core.fusion import max_confidence
-from art_ssl.defences.trainer.zepad import is_zepad_classifier
+from art_ssl.defences.zepad_model import is_zepad_classifier
 
 SCORES = ("gap", "abs_gap")
 
