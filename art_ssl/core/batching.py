@@ -10,23 +10,41 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sized
 from contextlib import nullcontext
-from typing import TypeVar
+from typing import overload
 
 import numpy as np
 import torch
 
 from art_ssl.core.checks import check_positive_int
 
-Output = TypeVar("Output", torch.Tensor, np.ndarray)
 
-
+@overload
 def map_batches(
-    fn: Callable[..., Output],
+    fn: Callable[..., torch.Tensor],
     *inputs: torch.Tensor | np.ndarray,
     batch_size: int,
     no_grad: bool = False,
     name: str = "x",
-) -> Output:
+) -> torch.Tensor: ...
+
+
+@overload
+def map_batches(
+    fn: Callable[..., np.ndarray],
+    *inputs: torch.Tensor | np.ndarray,
+    batch_size: int,
+    no_grad: bool = False,
+    name: str = "x",
+) -> np.ndarray: ...
+
+
+def map_batches(
+    fn: Callable[..., torch.Tensor | np.ndarray],
+    *inputs: torch.Tensor | np.ndarray,
+    batch_size: int,
+    no_grad: bool = False,
+    name: str = "x",
+) -> torch.Tensor | np.ndarray:
     """
     ``fn`` applied to ``inputs[0][i : i + batch_size], inputs[1][i : i + batch_size], ...`` for every batch start
     ``i`` in order (the last batch may be smaller), its outputs concatenated along the first dimension.
@@ -57,10 +75,12 @@ def map_batches(
     context = torch.no_grad() if no_grad else nullcontext()
     with context:
         outputs = [fn(*(x[start : start + batch_size] for x in inputs)) for start in range(0, n, batch_size)]
-    if all(isinstance(out, torch.Tensor) for out in outputs):
-        return torch.cat(outputs)
-    if all(isinstance(out, np.ndarray) for out in outputs):
-        return np.concatenate(outputs)
+    tensors = [out for out in outputs if isinstance(out, torch.Tensor)]
+    if len(tensors) == len(outputs):
+        return torch.cat(tensors)
+    arrays = [out for out in outputs if isinstance(out, np.ndarray)]
+    if len(arrays) == len(outputs):
+        return np.concatenate(arrays)
     kinds = sorted({type(out).__name__ for out in outputs})
     raise TypeError(f"`fn` must return torch.Tensor or numpy.ndarray batches, all of one type, got {kinds}.")
 
