@@ -1,7 +1,10 @@
 """
 Record (or compare) the exact outputs of a few seeded steps of every loop that the shared core drives: SSL
 pre-training, TRADES, Gen-AF (stage 1 and 2, with its head warm start), PAP (base, UGS) and AdvEncoder (perturbation,
-patch) through ``learn_universal`` (one with an early stop), SSP, UAPEPGD and BadEncoder, on tiny Fashion-MNIST.
+patch) through ``learn_universal`` (one with an early stop), SSP, UAPEPGD and BadEncoder, and the batched inference
+of :func:`art_ssl.core.batching.map_batches` where the loops above do not reach it (``PyTorchEncoder.predict`` and
+``get_activations``, head-only fine-tuning, the torchattacks wrapper, ZePAD's detector, the k-means fooling rate), on
+tiny Fashion-MNIST.
 
 Used to check that a refactoring of the core changes no bit (issue 17):
 
@@ -18,11 +21,20 @@ import sys
 
 import numpy as np
 import torch
+from art.estimators.classification import PyTorchClassifier
 
-from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder
+from art_ssl.attacks.evasion import PAP, SSP, UAPEPGD, AdvEncoder, TorchattacksAttack
 from art_ssl.attacks.poisoning import BadEncoder
 from art_ssl.data import load_task
-from art_ssl.defences.trainer import FineTuningTrainer, GenAFTrainer, MARTTrainer, SuperFineTuningTrainer, TRADESTrainer
+from art_ssl.defences.detector import ZePADDetector
+from art_ssl.defences.trainer import (
+    FineTuningTrainer,
+    GenAFTrainer,
+    MARTTrainer,
+    SuperFineTuningTrainer,
+    TRADESTrainer,
+    ZePADModel,
+)
 from art_ssl.defences.transformer import EncoderDistillation
 from art_ssl.estimators import PyTorchEncoder, encoder_classifier
 from art_ssl.models import MLPHead, SmallCNN
@@ -219,6 +231,32 @@ def run_all() -> dict[str, dict]:
     bad = BadEncoder(_encoder(), nb_epochs=2, batch_size=16, seed=23, verbose=False)
     backdoored = bad.poison_estimator(x)
     out["badencoder"] = {"weights": _weights(backdoored.model), "history": _history(bad.history_)}
+    out["inference"] = _inference_runs(x, y)
+    return out
+
+
+def _inference_runs(x: np.ndarray, y: np.ndarray) -> dict[str, torch.Tensor]:
+    """The batched inference sites, with batch sizes that leave a partial last batch."""
+    _seed_globals()
+    enc = _encoder()
+    out = {
+        "predict": torch.from_numpy(enc.predict(x, batch_size=7)),
+        "activations": torch.from_numpy(enc.get_activations(x, layer="layer1", batch_size=7)),
+    }
+    clf = _classifier()
+    FineTuningTrainer(clf, train_encoder=False, nb_epochs=2, batch_size=9, seed=3, verbose=False).fit(x, y)
+    out.update(_weights(clf.model))
+    pgd = TorchattacksAttack(clf, "PGD", batch_size=10, eps=0.1, alpha=0.03, steps=2)
+    out["torchattacks_pgd"] = torch.from_numpy(pgd.generate(x[:25], y[:25]))
+    mpae = [clf.model.eval(), _classifier().model.eval()]  # the fine-tuned head and a fresh one: different branches
+    fused = PyTorchClassifier(
+        ZePADModel(mpae, _classifier().model.eval()), torch.nn.CrossEntropyLoss(), (1, 16, 16), 10, clip_values=(0, 1)
+    )
+    gaps = ZePADDetector(fused).confidence_gap(x, batch_size=10)
+    out.update({f"zepad_{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in gaps.items()})
+    pap = PAP(_encoder(), layer="stem", eps=0.3, batch_size=16, nb_epochs=2, seed=11, verbose=False)
+    x_adv = pap.generate(x)
+    out["fooling_rate"] = torch.tensor(pap.embedding_fooling_rate(x, x_adv))
     return out
 
 

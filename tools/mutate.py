@@ -140,7 +140,7 @@ MUTANTS = [
     ),
     Mutant(
         "federal_k_not_passed",
-        "art_ssl/defences/trainer/zepad.py",
+        "art_ssl/defences/zepad_model.py",
         "return fuse_logits(self.branch_logits(x), self.fusion, self.k)",
         "return fuse_logits(self.branch_logits(x), self.fusion)",
         FUSION,

@@ -17,6 +17,7 @@ import torch
 from art.estimators.pytorch import PyTorchEstimator
 from torch import nn
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_images
 from art_ssl.core.hooks import layer_outputs, resolve_layer
 from art_ssl.core.losses import negative_cosine
@@ -149,12 +150,13 @@ class PyTorchEncoder(PyTorchEstimator):
         _check_batch_size(batch_size)
         self._model.train(mode=training_mode)
         x_pre, _ = self._apply_preprocessing(x, y=None, fit=False)
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, len(x_pre), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(x_pre[start : start + batch_size])).to(self._device)
-                outputs.append(self._model(batch).float().cpu())
-        return self._apply_postprocessing(torch.cat(outputs).numpy(), fit=False)
+        embeddings = map_batches(
+            lambda xb: self._model(torch.from_numpy(np.ascontiguousarray(xb)).to(self._device)).float().cpu(),
+            x_pre,
+            batch_size=batch_size,
+            no_grad=True,
+        )
+        return self._apply_postprocessing(embeddings.numpy(), fit=False)
 
     def compute_loss(
         self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, reduction: str = "none", **kwargs
@@ -233,11 +235,10 @@ class PyTorchEncoder(PyTorchEstimator):
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         x = check_images(x, "x", self._input_shape, self.clip_values)
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                outputs.append(run(torch.from_numpy(x[start : start + batch_size]).to(self._device)).cpu())
-        return torch.cat(outputs).numpy()
+        outputs = map_batches(
+            lambda xb: run(torch.from_numpy(xb).to(self._device)).cpu(), x, batch_size=batch_size, no_grad=True
+        )
+        return outputs.numpy()
 
     def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int = 128, nb_epochs: int = 20, **kwargs) -> None:
         """Encoders are trained without labels: use :func:`art_ssl.ssl.pretrain`, or a classifier trainer."""

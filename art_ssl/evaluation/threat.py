@@ -22,6 +22,8 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from art_ssl.core.checks import check_seed
+from art_ssl.core.seeding import scoped_seed
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.evaluation.registry import AttackSettings, make_universal_attack
 
@@ -74,7 +76,6 @@ def craft_perturbation(
     :return: ``{"noise": (1, C, H, W) float32, "attack_seconds": float, "fooling_rate": float}`` (NaN where the
              attack reports no fooling rate).
     """
-    from art_ssl.core.seeding import scoped_seed
 
     settings = replace(settings or AttackSettings(), seed=seed)
     with scoped_seed(seed):  # ART's UniversalPerturbation shuffles with numpy's global generator
@@ -131,7 +132,9 @@ def build_victim(
 
     :param encoder: The public encoder, or a bare module with ``input_shape``.
     :param nb_classes: Downstream classes.
-    :param seed: Seed of the head's initial weights (torch's global generator is seeded with it).
+    :param seed: Seed of the head's initial weights, drawn inside :func:`~art_ssl.core.seeding.scoped_seed`: the
+                 same head as torch's global generator seeded with ``seed`` gives, and the caller's torch, numpy
+                 and ``random`` states are left as they were.
     :param device_type: ``"cpu"`` or ``"gpu"``.
     :param input_shape: ``(C, H, W)``; needed for a bare module.
     :param normalize_input: L2-normalise the embeddings before the head (BadEncoder's downstream classifiers).
@@ -139,6 +142,7 @@ def build_victim(
     from art_ssl.estimators import encoder_classifier
     from art_ssl.models import MLPHead
 
+    check_seed(seed)  # before probing the encoder's output size
     if isinstance(encoder, PyTorchEncoder):
         input_shape, dim = tuple(encoder.input_shape), encoder.embedding_dim
     elif isinstance(encoder, nn.Module):
@@ -147,16 +151,16 @@ def build_victim(
         dim = _output_dim(encoder, tuple(input_shape))
     else:
         raise TypeError(f"`encoder` must be a PyTorchEncoder or an nn.Module, got {type(encoder).__name__}.")
-    torch.manual_seed(seed)
-    head = MLPHead(dim, nb_classes, dropout=0.2, normalize_input=normalize_input)
-    return encoder_classifier(
-        encoder,
-        nb_classes,
-        head=head,
-        freeze_encoder=False,
-        input_shape=input_shape,
-        device_type=device_type,
-    )
+    with scoped_seed(seed):
+        head = MLPHead(dim, nb_classes, dropout=0.2, normalize_input=normalize_input)
+        return encoder_classifier(
+            encoder,
+            nb_classes,
+            head=head,
+            freeze_encoder=False,
+            input_shape=input_shape,
+            device_type=device_type,
+        )
 
 
 def _output_dim(model: nn.Module, input_shape: tuple[int, ...]) -> int:

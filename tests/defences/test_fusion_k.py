@@ -40,3 +40,12 @@ def test_zepad_model_fuses_with_its_own_k():
         expected = fuse_logits(torch.stack([b(x) for b in branches], dim=1), "federal", k)
         torch.testing.assert_close(model(x), expected)
     assert not torch.allclose(ZePADModel(branches[:1], branches[1], k=0.5)(x), ZePADModel(branches[:1], branches[1])(x))
+
+
+def test_zepad_model_importable_from_its_old_homes():
+    """ZePADModel and is_zepad_classifier moved below the trainer and the detector; the old paths re-export them."""
+    from art_ssl.defences import zepad_model
+    from art_ssl.defences.trainer import zepad as trainer_zepad
+
+    assert trainer_zepad.ZePADModel is zepad_model.ZePADModel is ZePADModel
+    assert trainer_zepad.is_zepad_classifier is zepad_model.is_zepad_classifier

@@ -9,6 +9,7 @@ import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_images, check_labels, check_positive_int
 from art_ssl.core.forward import PreprocessedModel
 from art_ssl.core.modes import evaluating
@@ -123,10 +124,10 @@ class TorchattacksAttack(EvasionAttack):
             self._attack.set_mode_targeted_by_label(quiet=True)
         elif self._attack.targeted:  # set_mode_default prints; call it only to switch back
             self._attack.set_mode_default()
-        out = []
+
+        def attack(xb: np.ndarray, yb: np.ndarray) -> np.ndarray:
+            xb_t, yb_t = torch.from_numpy(xb).to(clf.device), torch.from_numpy(yb).to(clf.device)
+            return self._attack(xb_t, yb_t).detach().cpu().numpy()
+
         with scoped_seed(self.seed), evaluating(clf.model):  # torchattacks draws from the global generators
-            for i in range(0, len(x), self.batch_size):
-                xb = torch.from_numpy(x[i : i + self.batch_size]).to(clf.device)
-                yb = torch.from_numpy(y[i : i + self.batch_size]).to(clf.device)
-                out.append(self._attack(xb, yb).detach().cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+            return map_batches(attack, x, y, batch_size=self.batch_size).astype(np.float32)

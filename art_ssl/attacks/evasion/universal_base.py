@@ -13,6 +13,7 @@ import torch
 from art.attacks.attack import EvasionAttack
 
 from art_ssl.core.amp import amp_dtype, autocast_forward, to_float
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_bool, check_images, check_positive_int, check_seed
 from art_ssl.core.forward import preprocess
 from art_ssl.core.hooks import layer_outputs, resolve_layer
@@ -238,12 +239,12 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
         return to_float(layer_outputs(self.estimator.model, x_pre, layers))  # float32 also under autocast
 
     def _embed(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        out = []
-        with evaluating(self.estimator.model), torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
-                out.append(self._features(batch.to(self.estimator.device)).float().cpu())
-        return torch.cat(out).numpy()
+        def embed(xb: np.ndarray) -> torch.Tensor:
+            batch = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(self.estimator.device)
+            return self._features(batch).float().cpu()
+
+        with evaluating(self.estimator.model):
+            return map_batches(embed, x, batch_size=batch_size, no_grad=True).numpy()
 
     def _check_layer(self, name: str, value: Any) -> None:
         try:

@@ -9,10 +9,11 @@ import torch
 from art.defences.detector.evasion import EvasionDetector
 from art.estimators.classification import PyTorchClassifier
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_images, check_positive_int, check_positive_number
 from art_ssl.core.forward import preprocess
 from art_ssl.core.fusion import max_confidence
-from art_ssl.defences.trainer.zepad import is_zepad_classifier
+from art_ssl.defences.zepad_model import is_zepad_classifier
 
 SCORES = ("gap", "abs_gap")
 
@@ -69,13 +70,16 @@ class ZePADDetector(EvasionDetector):
         clf = self.classifier
         x = check_images(x, "x", clf.input_shape, clf.clip_values)
         model = clf.model.eval()
-        mpae, bmp = [], []
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[i : i + batch_size]).to(clf.device)
-            conf = max_confidence(model.branch_logits(preprocess(clf, xb, differentiable=False)))
-            mpae.append(conf[:, :-1].mean(1).cpu().numpy())
-            bmp.append(conf[:, -1].cpu().numpy())
-        mpae_conf, bmp_conf = np.concatenate(mpae), np.concatenate(bmp)
+
+        def confidences(xb: np.ndarray) -> np.ndarray:
+            """(n, 2): the mean MPAE confidence and the BMP confidence of one batch."""
+            conf = max_confidence(
+                model.branch_logits(preprocess(clf, torch.from_numpy(xb).to(clf.device), differentiable=False))
+            )
+            return torch.stack([conf[:, :-1].mean(1), conf[:, -1]], dim=1).cpu().numpy()
+
+        both = map_batches(confidences, x, batch_size=batch_size, no_grad=True)
+        mpae_conf, bmp_conf = both[:, 0], both[:, 1]
         return {"mpae_confidence": mpae_conf, "bmp_confidence": bmp_conf, "gap": mpae_conf - bmp_conf}
 
     def detect(self, x: np.ndarray, batch_size: int | None = None, **kwargs: Any) -> tuple[dict, np.ndarray]:

@@ -22,6 +22,7 @@ from art.estimators.classification import PyTorchClassifier
 
 from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checkpoint import checkpoint_path, data_checksum
 from art_ssl.core.checks import (
     check_bool,
@@ -468,25 +469,17 @@ class EncoderHeadTrainer(Trainer):
     @torch.no_grad()
     def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
         with evaluating(self.model), self._autocast():
-            correct = sum(
-                int((self._logits(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
-                for i in range(0, len(x), batch_size)
-            )
-        return correct / len(x)
+            predictions = map_batches(lambda xb: self._logits(xb).argmax(1), x, batch_size=batch_size)
+        return int((predictions == y).sum()) / len(x)
 
     def _validate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
         metrics = {"val_ba": self._accuracy(x, y, batch_size)}
         if self.validation_pgd_steps > 0:
-            x_adv = torch.cat(
-                [
-                    self._ce_pgd(
-                        x[i : i + batch_size],
-                        y[i : i + batch_size],
-                        steps=self.validation_pgd_steps,
-                        random_start="uniform",
-                    )
-                    for i in range(0, len(x), batch_size)
-                ]
+            x_adv = map_batches(
+                lambda xb, yb: self._ce_pgd(xb, yb, steps=self.validation_pgd_steps, random_start="uniform"),
+                x,
+                y,
+                batch_size=batch_size,
             )
             metrics["val_ra"] = self._accuracy(x_adv, y, batch_size)
         return metrics

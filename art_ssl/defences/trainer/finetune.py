@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from art.estimators.classification import PyTorchClassifier
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_bool
 from art_ssl.core.modes import evaluating
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
@@ -129,12 +130,9 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         # Head only, on clean data: the frozen encoder (eval mode) gives the same embeddings every epoch, so embed
         # once and train the head on them (same result, a fraction of the time).
         self.model.freeze_encoder = True
-        with torch.no_grad(), evaluating(self.model.encoder):
-            features = torch.cat(
-                [
-                    self.model.encoder(self._preprocess(x[i : i + batch_size])).flatten(1)
-                    for i in range(0, len(x), batch_size)
-                ]
+        with evaluating(self.model.encoder):
+            features = map_batches(
+                lambda xb: self.model.encoder(self._preprocess(xb)).flatten(1), x, batch_size=batch_size, no_grad=True
             )
         head = self.model.head
         optimizers = self._optimizers(self.encoder_lr, self.head_lr, self.weight_decay)

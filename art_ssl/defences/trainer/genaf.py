@@ -14,6 +14,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 from tqdm.auto import tqdm
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
 from art_ssl.core.distributed import gather_with_local_grad, world_size
 from art_ssl.core.driver import epoch_batches
@@ -381,18 +382,18 @@ class GenAFTrainer(EncoderHeadTrainer):
         self.model.freeze_encoder = False
         pick = torch.randperm(len(x), generator=self._generator)[: self.sensitivity_samples].to(self.device)
         x_probe, y_probe = x[pick], y[pick]
-        x_probe = torch.cat(
-            [
-                self._ce_pgd(
-                    x_probe[i : i + batch_size],
-                    y_probe[i : i + batch_size],
-                    eps=self.sensitivity_eps,
-                    step_size=self.sensitivity_step_size,
-                    steps=self.sensitivity_pgd_steps,
-                    random_start="uniform",
-                )
-                for i in range(0, len(x_probe), batch_size)
-            ]
+        x_probe = map_batches(
+            lambda xb, yb: self._ce_pgd(
+                xb,
+                yb,
+                eps=self.sensitivity_eps,
+                step_size=self.sensitivity_step_size,
+                steps=self.sensitivity_pgd_steps,
+                random_start="uniform",
+            ),
+            x_probe,
+            y_probe,
+            batch_size=batch_size,
         )
         self.layer_sensitivity_ = self.layer_sensitivity(x_probe, y_probe, verbose)
         n_keep = max(1, int(self.trainable_fraction * len(self.layer_sensitivity_)))
@@ -473,8 +474,10 @@ class GenAFTrainer(EncoderHeadTrainer):
 
     @torch.no_grad()
     def _mean_loss(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-        total = sum(
-            float(F.cross_entropy(self._logits(x[i : i + batch_size]), y[i : i + batch_size], reduction="sum"))
-            for i in range(0, len(x), batch_size)
+        batch_sums = map_batches(
+            lambda xb, yb: F.cross_entropy(self._logits(xb), yb, reduction="sum").reshape(1),
+            x,
+            y,
+            batch_size=batch_size,
         )
-        return total / len(x)
+        return sum(batch_sums.tolist()) / len(x)  # the per-batch sums added in float64, in order

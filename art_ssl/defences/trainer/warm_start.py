@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_positive_int
 from art_ssl.core.modes import evaluating
 
@@ -85,9 +86,9 @@ def fit_head_on_clean(
     :return: The per-epoch history (loss, learning rate, seconds).
     """
     model = trainer.model
-    with torch.no_grad(), evaluating(model.encoder):
-        features = torch.cat(
-            [model.encoder(trainer._preprocess(x[i : i + batch_size])).flatten(1) for i in range(0, len(x), batch_size)]
+    with evaluating(model.encoder):
+        features = map_batches(
+            lambda xb: model.encoder(trainer._preprocess(xb)).flatten(1), x, batch_size=batch_size, no_grad=True
         )
     head = model.head
     params = [p for p in head.parameters() if p.requires_grad]

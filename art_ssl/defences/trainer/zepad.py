@@ -17,7 +17,7 @@ from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from art_ssl.core.checks import check_bool, check_images, check_labels, check_positive_int, check_positive_number
-from art_ssl.core.fusion import FUSIONS, fuse_logits
+from art_ssl.core.fusion import FUSIONS
 from art_ssl.core.probing import output_dim
 from art_ssl.core.seeding import scoped_seed
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
@@ -25,6 +25,10 @@ from art_ssl.defences.trainer.finetune import FineTuningTrainer
 from art_ssl.defences.trainer.genaf import GenAFTrainer
 from art_ssl.defences.trainer.mart import MARTTrainer
 from art_ssl.defences.trainer.trades import TRADESTrainer
+
+# ZePADModel and is_zepad_classifier live below the trainer and the detector; re-exported here, where they were
+from art_ssl.defences.zepad_model import ZePADModel as ZePADModel
+from art_ssl.defences.zepad_model import is_zepad_classifier as is_zepad_classifier
 from art_ssl.estimators.classifier import encoder_classifier
 from art_ssl.estimators.encoder import PyTorchEncoder
 from art_ssl.models.heads import MLPHead
@@ -34,36 +38,6 @@ logger = logging.getLogger(__name__)
 MPAE_TRAINERS = ("genaf", "trades", "mart", "pgd_at")
 # BMP candidates when ``bmp_encoder="auto"``, in order of preference (the official build's BMP is SimCLR).
 BMP_PREFERENCE = ("simclr_r18", "moco_r18", "barlow_twins_r18", "simclr_r18_s1")
-
-
-class ZePADModel(nn.Module):
-    """
-    The three-branch model: MPAE branches (adversarially fine-tuned encoders with their heads) and the BMP branch
-    (the clean public encoder with a head trained on clean data); ``forward`` returns the fused logits.
-
-    :param mpae: The MPAE branches (``EncoderWithHead``).
-    :param bmp: The BMP branch, or ``None`` (ablation).
-    :param fusion: ``"federal"``, ``"equal"`` or ``"entropy"`` (:func:`art_ssl.core.fusion.fuse_logits`).
-    :param k: Sharpness of the federal self-confidence.
-    """
-
-    def __init__(self, mpae: list[nn.Module], bmp: nn.Module | None, fusion: str = "federal", k: float = 3.0) -> None:
-        super().__init__()
-        if fusion not in FUSIONS:
-            raise ValueError(f"`fusion` must be one of {FUSIONS}, got {fusion!r}.")
-        if not mpae:
-            raise ValueError("`mpae` needs at least one branch.")
-        self.mpae = nn.ModuleList(mpae)
-        self.bmp = bmp
-        self.fusion, self.k = fusion, k
-
-    def branch_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, branches, C): the MPAE branches first, then the BMP branch."""
-        branches = list(self.mpae) + ([] if self.bmp is None else [self.bmp])
-        return torch.stack([branch(x) for branch in branches], dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fuse_logits(self.branch_logits(x), self.fusion, self.k)
 
 
 class ZePADTrainer(EncoderHeadTrainer):
@@ -420,8 +394,3 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def _device_type(classifier: PyTorchClassifier) -> str:
     return "gpu" if classifier.device.type == "cuda" else "cpu"
-
-
-def is_zepad_classifier(classifier: Any) -> bool:
-    """Whether ``classifier`` is an ART ``PyTorchClassifier`` over a :class:`ZePADModel`."""
-    return isinstance(classifier, PyTorchClassifier) and isinstance(classifier.model, ZePADModel)
