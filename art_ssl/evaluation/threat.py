@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
