@@ -196,6 +196,10 @@ class MoCo(SSLMethod):
     """
 
     name = "moco"
+    # buffers registered in __init__, declared here for the type checker
+    queue: torch.Tensor
+    queue_ptr: torch.Tensor
+    queue_filled: torch.Tensor
 
     def __init__(
         self,
