@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -197,7 +198,7 @@ def universal_perturbations(
             out[(attack, eps)] = cached_perturbation(
                 cache,
                 (pkey, label, attack, eps, seed),
-                lambda a=attack, e=eps: learn(a, e),
+                partial(learn, attack, eps),
                 shape=(1, *encoder.input_shape),
             )
     return out
