@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ Objective = Callable[[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch
 class PerturbationSource(nn.Module):
     """Produces the universal perturbation; ``perturb`` puts it on images (added, or pasted where ``mask`` is 1)."""
 
-    mask: torch.Tensor | None  # a buffer (registered in __init__)
+    if TYPE_CHECKING:  # a buffer registered in __init__ (no runtime annotation: TorchScript would read it)
+        mask: torch.Tensor | None
 
     def __init__(self, mask: torch.Tensor | None = None) -> None:
         super().__init__()

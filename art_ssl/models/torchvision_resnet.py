@@ -16,6 +16,8 @@ give attacks that hook a layer by name (PAP's ``"stem"``, SSP's ``"layer2"``) th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -95,11 +97,11 @@ class TorchvisionResNet(nn.Module):
     :param stem_padding: Padding of the CIFAR stem's 3x3 convolution (1; solo-learn uses 2). Ignored by ``"imagenet"``.
     """
 
-    # registered by name in __init__ (add_module), declared here for the type checker
-    layer1: nn.Sequential
-    layer2: nn.Sequential
-    layer3: nn.Sequential
-    layer4: nn.Sequential
+    if TYPE_CHECKING:  # registered by name in __init__ (add_module); not a runtime annotation, which TorchScript reads
+        layer1: nn.Sequential
+        layer2: nn.Sequential
+        layer3: nn.Sequential
+        layer4: nn.Sequential
 
     def __init__(self, depth: int = 18, stem: str = "imagenet", in_channels: int = 3, stem_padding: int = 1) -> None:
         super().__init__()
