@@ -23,6 +23,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from art_ssl import __version__
@@ -127,7 +128,7 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def _cli_message(message: str) -> str:
+def _cli_message(message: object) -> str:
     """A library message with GridConfig's names spelt as the command line spells them, on one line."""
     message = re.sub(
         r"`([\w.]+)=?`",
@@ -555,16 +556,18 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     def _get_help_string(self, action: argparse.Action) -> str:
         if action.default is None or action.default is False:
             return action.help or ""
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose epilog may be a function, called only when help is shown (the audit's lists of
-    attacks and defences need the registry, which imports ART)."""
+    """An ``ArgumentParser`` whose epilog may come from a function, ``lazy_epilog``, called only when help is shown
+    (the audit's lists of attacks and defences need the registry, which imports ART)."""
+
+    lazy_epilog: Callable[[], str] | None = None
 
     def format_help(self) -> str:
-        if callable(self.epilog):
-            self.epilog = self.epilog()
+        if self.lazy_epilog is not None:
+            self.epilog, self.lazy_epilog = self.lazy_epilog(), None
         return super().format_help()
 
 
@@ -604,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, description: str) -> _Parser:
         p = sub.add_parser(name, help=help_text, description=description, formatter_class=_Formatter)
         _add_common(p, top=False)
         return p
@@ -766,7 +769,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reduced audit of simclr_r18 and its backdoored copy on the shipped Fashion-MNIST subset (~5 min on 2 CPU "
         "cores).",
     )
-    audit.epilog = _audit_epilog
+    audit.lazy_epilog = _audit_epilog
     audit.add_argument(
         "--encoder",
         nargs="+",

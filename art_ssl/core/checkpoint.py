@@ -76,7 +76,7 @@ def load_checkpoint(path: Path | None, fingerprint: dict[str, Any]) -> dict[str,
 
 def rng_state() -> dict[str, Any]:
     """torch's global random state (CPU and, where present, CUDA): kornia augmentations and dropout draw from it."""
-    state = {"cpu": torch.get_rng_state()}
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -46,22 +46,23 @@ def check_labels(y: object, n: int, name: str = "y", nb_classes: int | None = No
     """Validate integer class labels (N,) or one-hot/probabilities (N, C) and return integer labels."""
     if not isinstance(y, np.ndarray):
         raise TypeError(f"`{name}` must be a numpy array, got {type(y).__name__}.")
-    if y.ndim == 2:
-        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or not np.isfinite(y).all():
+    labels: np.ndarray = y  # ``y`` is declared ``object``: a typed name keeps the reassignments below arrays
+    if labels.ndim == 2:
+        if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool) or not np.isfinite(labels).all():
             raise ValueError(f"`{name}` one-hot/probabilities hold NaN, inf or non-numbers: no class can be read.")
-        if y.shape[1] < 2:
-            raise ValueError(f"`{name}` one-hot/probabilities (N, C) need C >= 2, got shape {y.shape}.")
-        y = np.argmax(y, axis=1)
-    if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"`{name}` must have {n} labels (shape ({n},) or ({n}, C)), got shape {y.shape}.")
-    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
-        raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
-    if not (np.issubdtype(y.dtype, np.integer) or np.all(np.mod(y, 1) == 0)):
-        raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}.")
-    y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or (nb_classes is not None and y.max() >= nb_classes)):
-        raise ValueError(f"`{name}` labels must lie in [0, {nb_classes}), got [{y.min()}, {y.max()}].")
-    return y
+        if labels.shape[1] < 2:
+            raise ValueError(f"`{name}` one-hot/probabilities (N, C) need C >= 2, got shape {labels.shape}.")
+        labels = np.argmax(labels, axis=1)
+    if labels.ndim != 1 or len(labels) != n:
+        raise ValueError(f"`{name}` must have {n} labels (shape ({n},) or ({n}, C)), got shape {labels.shape}.")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number):
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {labels.dtype}.")
+    if not (np.issubdtype(labels.dtype, np.integer) or np.all(np.mod(labels, 1) == 0)):
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {labels.dtype}.")
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or (nb_classes is not None and labels.max() >= nb_classes)):
+        raise ValueError(f"`{name}` labels must lie in [0, {nb_classes}), got [{labels.min()}, {labels.max()}].")
+    return labels
 
 
 def check_positive_int(name: str, value: object) -> None:
@@ -75,8 +76,13 @@ def check_positive_int(name: str, value: object) -> None:
 
 def check_positive_number(name: str, value: object, allow_zero: bool = False) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a number > 0 (>= 0 with ``allow_zero``)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
@@ -84,6 +90,7 @@ def check_positive_number(name: str, value: object, allow_zero: bool = False) ->
 def check_fraction(name: str, value: object) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a number in (0, 1]."""
     check_positive_number(name, value)
+    assert isinstance(value, (int, float, np.integer, np.floating))  # check_positive_number raised otherwise
     if value > 1:
         raise ValueError(f"`{name}` must be in (0, 1], got {value!r}.")
 

@@ -32,6 +32,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -212,10 +213,11 @@ def _global_batch_norm_cpu(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor)
     out = centred * torch.rsqrt(var + bn.eps).view(shape)
     if bn.affine:
         out = out * bn.weight.view(shape) + bn.bias.view(shape)
-    if bn.track_running_stats and bn.running_mean is not None:
+    tracked = bn.num_batches_tracked
+    if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None and tracked is not None:
         with torch.no_grad():
-            bn.num_batches_tracked.add_(1)
-            momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+            tracked.add_(1)
+            momentum = 1.0 / float(tracked) if bn.momentum is None else bn.momentum
             unbiased = var.detach() * n.detach() / (n.detach() - 1).clamp(min=1)
             bn.running_mean.mul_(1 - momentum).add_(mean.detach().to(bn.running_mean.dtype), alpha=momentum)
             bn.running_var.mul_(1 - momentum).add_(unbiased.to(bn.running_var.dtype), alpha=momentum)
@@ -236,7 +238,13 @@ def _global_batch_norm_cuda(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor
     )
 
 
-class _GlobalBatchNormMixin:
+if TYPE_CHECKING:  # the mixin is only ever combined with a BatchNorm class (see _global_class)
+    _BatchNormBase = nn.modules.batchnorm._BatchNorm
+else:
+    _BatchNormBase = object
+
+
+class _GlobalBatchNormMixin(_BatchNormBase):
     """Swapped into a BatchNorm layer's class by :func:`global_batchnorm`; eval mode and a single process are
     untouched."""
 

@@ -142,7 +142,9 @@ def run_epochs(
     verbose = verbose and distributed.is_main_process()  # data-parallel: one progress bar, rank 0's
     start_time = time.perf_counter()
     result, first_epoch = LoopResult(), 1
-    if checkpoint is not None:
+    if checkpoint is not None and checkpoint.file is not None:
+        if checkpoint.fingerprint is None:  # the fingerprint is what refuses another run's checkpoint
+            raise ValueError("`checkpoint`: a checkpoint file needs the run's fingerprint.")
         resumed = load_checkpoint(checkpoint.file, checkpoint.fingerprint)
         if resumed is not None:
             checkpoint.restore(resumed)

@@ -28,10 +28,11 @@ def output_dim(
     :param name: How the error message calls ``model`` (the caller's parameter name).
     :raises ValueError: the output is not (N, D) and ``flatten`` is off.
     """
-    if hasattr(model, "feature_dim"):
-        return int(model.feature_dim)
+    feature_dim = getattr(model, "feature_dim", None)
+    if feature_dim is not None:
+        return int(feature_dim)
     if device is None:
-        tensors = list(model.parameters()) or list(model.buffers())
+        tensors: list[torch.Tensor] = list(model.parameters()) or list(model.buffers())
         device = tensors[0].device if tensors else torch.device("cpu")
     with torch.no_grad(), evaluating(model):
         out = model(torch.zeros((2, *input_shape), device=device))

@@ -10,14 +10,23 @@ pre-training and the trainers, which may not import the data package, both read 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-def as_dataset(data: Any, name: str = "generator") -> tuple[Dataset, int | None]:
+class SizedDataset(Protocol):
+    """A map-style dataset with a length, what the readers here index (``torch.utils.data.Dataset`` declares no
+    ``__len__``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+def as_dataset(data: Any, name: str = "generator") -> tuple[SizedDataset, int | None]:
     """
     The dataset behind ``data`` and its loader's batch size (``None`` for a bare dataset): a
     ``torch.utils.data.Dataset``, a ``DataLoader`` or ART's ``PyTorchDataGenerator``. The loader's own sampler is
@@ -27,18 +36,19 @@ def as_dataset(data: Any, name: str = "generator") -> tuple[Dataset, int | None]
     """
     loader = getattr(data, "iterator", None) if not isinstance(data, (Dataset, DataLoader)) else None
     if isinstance(loader, DataLoader):  # ART's PyTorchDataGenerator
-        return loader.dataset, int(getattr(data, "batch_size", None) or loader.batch_size or 1)
+        # torch types a loader's dataset without __len__; a map-style one (all the loops index) has one
+        return cast(SizedDataset, loader.dataset), int(getattr(data, "batch_size", None) or loader.batch_size or 1)
     if isinstance(data, DataLoader):
-        return data.dataset, data.batch_size
+        return cast(SizedDataset, data.dataset), data.batch_size
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
-        return data, None
+        return cast(SizedDataset, data), None
     raise TypeError(
         f"`{name}` must be a torch Dataset (with len), a DataLoader or an ART PyTorchDataGenerator, "
         f"got {type(data).__name__}."
     )
 
 
-def dataset_labels(dataset: Dataset, name: str = "generator") -> np.ndarray:
+def dataset_labels(dataset: SizedDataset, name: str = "generator") -> np.ndarray:
     """All labels of ``dataset``: its ``labels``, ``y`` or ``targets`` attribute, else one pass over its items
     (each image is read once and dropped)."""
     for attr in ("labels", "y", "targets"):
@@ -54,7 +64,7 @@ def dataset_labels(dataset: Dataset, name: str = "generator") -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
-def _read_rows(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+def _read_rows(dataset: SizedDataset, rows: np.ndarray) -> np.ndarray:
     """Images of ``rows`` as one float32 array: the dataset's ``read`` when it has one, else its items stacked."""
     if hasattr(dataset, "read"):
         return dataset.read(rows)
@@ -79,7 +89,7 @@ class StreamedImages:
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: SizedDataset,
         device: torch.device | str = "cpu",
         name: str = "generator",
         input_shape: tuple[int, ...] | None = None,

@@ -55,7 +55,8 @@ class Trigger:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.pattern.shape)  # type: ignore[return-value]
+        channels, height, width = self.pattern.shape  # (C, H, W): checked in __post_init__
+        return channels, height, width
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Stamp the trigger on images ``x`` (N, C, H, W) of the trigger's shape; returns float32 copies."""

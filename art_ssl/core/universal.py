@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,13 +23,17 @@ Objective = Callable[[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch
 
 
 class PerturbationSource(nn.Module):
-    """Produces the universal perturbation; ``apply`` puts it on images (added, or pasted where ``mask`` is 1)."""
+    """Produces the universal perturbation; ``perturb`` puts it on images (added, or pasted where ``mask`` is 1)."""
+
+    if TYPE_CHECKING:  # a buffer registered in __init__ (no runtime annotation: TorchScript would read it)
+        mask: torch.Tensor | None
 
     def __init__(self, mask: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("mask", mask)
 
-    def apply(
+    # not named ``apply``: that would override nn.Module.apply(fn), which nn.Module calls on every child module
+    def perturb(
         self, x: torch.Tensor, perturbation: torch.Tensor, clip_values: tuple[float, float] | None
     ) -> torch.Tensor:
         if self.mask is None:
@@ -120,7 +125,7 @@ def learn_universal(
     desc: str = "universal perturbation",
 ) -> UniversalResult:
     """
-    Maximise ``objective(x_batch, source.apply(x_batch), apply)`` over one universal perturbation made by
+    Maximise ``objective(x_batch, source.perturb(x_batch), apply)`` over one universal perturbation made by
     ``source``; the loop is :func:`art_ssl.core.driver.run_epochs`. Keyword-only after ``x``.
 
     :param x: Unlabelled images (N, C, H, W) in pixel space; kept where they are, batches move to ``device``.
@@ -159,11 +164,12 @@ def learn_universal(
         perturbation = source()
 
         def apply(images: torch.Tensor, p: torch.Tensor = perturbation) -> torch.Tensor:
-            return source.apply(images, p, clip_values)
+            return source.perturb(images, p, clip_values)
 
         value = objective(xb, apply(xb), apply)
         grads = torch.autograd.grad(value, params)  # only the perturbation's parameters get gradients
         if optimizer is None:
+            assert isinstance(source, FreePerturbation)  # checked above: update="sign" needs one
             source.sign_step(grads[0], step_size)
         else:
             for p, g in zip(params, grads, strict=True):
@@ -175,6 +181,7 @@ def learn_universal(
         return {"objective": torch.stack(values).mean().item()} if values else None
 
     def should_stop() -> bool:
+        assert stop is not None  # only handed to run_epochs with a ``stop``
         with torch.no_grad():
             return bool(stop(source().detach()))
 

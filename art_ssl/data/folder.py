@@ -36,10 +36,10 @@ def load_image_folder(
         for file in sorted((path / name).iterdir()):
             if file.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            with Image.open(file) as img:
-                img = img.convert(mode)
+            with Image.open(file) as opened:
+                img = opened.convert(mode)
                 if out_size is not None and img.size != (out_size[1], out_size[0]):
-                    img = img.resize((out_size[1], out_size[0]), Image.BILINEAR)
+                    img = img.resize((out_size[1], out_size[0]), Image.Resampling.BILINEAR)
                 images.append(np.asarray(img, dtype=np.uint8))
             labels.append(label)
     if not images:

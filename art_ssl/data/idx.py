@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from art_ssl.data._common import DatasetNotFoundError, check_split, resolve_root, subsample, to_float_nchw
 
@@ -29,7 +30,14 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, npt.DTypeLike] = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
 _PREFIX = {"train": "train", "test": "t10k"}
 
 

@@ -189,10 +189,10 @@ class ImageFolderDataset(Dataset):
 
         images = []
         for row in np.asarray(rows, dtype=np.int64):
-            with Image.open(self.files[row]) as img:
-                img = img.convert(self.mode)
+            with Image.open(self.files[row]) as opened:
+                img = opened.convert(self.mode)
                 if img.size != (self.size[1], self.size[0]):
-                    img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
+                    img = img.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
                 images.append(np.asarray(img, dtype=np.uint8))
         stacked = np.stack(images)
         return to_float_nchw(stacked[:, None] if self.mode == "L" else stacked)

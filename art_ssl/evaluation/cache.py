@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def perturbation_key(
-    encoder_key: str, surrogate_key: str, attack: str, eps_255: float, seed: int, settings: dict, version: str
+    encoder_key: str, surrogate_key: str, attack: str, eps_255: float, seed: int, settings: object, version: str
 ) -> str:
     """
     The key of one universal perturbation: ``"p"`` and the hash of what produced it.

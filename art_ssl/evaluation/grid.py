@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,10 +156,11 @@ def _noise_shape(config: GridConfig, encoder: str) -> tuple[int, ...]:
 def _run_local(config, jobs, needed, store, folder, ray_address, progress, on_rows) -> None:
     perturbations = {}
     for need in tqdm(needed, desc="universal perturbations", disable=not progress):
-        perturbations[need[0]] = load_perturbation(folder, need, _noise_shape(config, need[1]))
-        if perturbations[need[0]] is None:
-            perturbations[need[0]] = learn_perturbation(config, *need[1:])
-            save_perturbation(folder, need, perturbations[need[0]])
+        learnt = load_perturbation(folder, need, _noise_shape(config, need[1]))
+        if learnt is None:
+            learnt = learn_perturbation(config, *need[1:])
+            save_perturbation(folder, need, learnt)
+        perturbations[need[0]] = learnt
     for key, cells in tqdm(jobs.items(), desc="downstream models", disable=not progress):
         store.refresh()  # another run into the same file may have finished these cells meanwhile
         cells = [c for c in cells if not store.has(**c)]
@@ -177,12 +179,8 @@ def _run_ray(config, jobs, needed, store, folder, ray_address, progress, on_rows
         raise ImportError("The Ray backend needs Ray: pip install 'ray>=2.9'.") from err
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=ray_address,
-            ignore_reinit_error=True,
-            log_to_driver=False,
-            **({} if ray_address else {"include_dashboard": False}),
-        )
+        local_options: dict[str, Any] = {} if ray_address else {"include_dashboard": False}
+        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False, **local_options)
     try:
         gpus = 1 if config.device_type == "gpu" else 0
         learn = ray.remote(num_gpus=gpus)(learn_perturbation)

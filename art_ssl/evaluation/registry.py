@@ -9,7 +9,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from art.defences.trainer.trainer import Trainer
@@ -26,6 +26,9 @@ from art_ssl.audit_names import (  # noqa: F401  (re-exported)
     WHITEBOX_ATTACKS,
 )
 from art_ssl.estimators.encoder import PyTorchEncoder
+
+if TYPE_CHECKING:  # imported where used: the defences load only with the defence that needs them
+    from art_ssl.defences.transformer import EncoderDistillation
 
 # One line per defence for the report's glossary: what it does and its paper.
 DEFENCE_GLOSSARY = {
@@ -432,7 +435,7 @@ class DistilledHeadTrainer(Trainer):
         super().__init__(classifier)
         self.public, self.settings = public, settings
         self.head_epochs, self.batch_size, self.seed, self.verbose = head_epochs, batch_size, seed, verbose
-        self.distillation_ = None
+        self.distillation_: EncoderDistillation | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> None:
         from art_ssl.defences.trainer import FineTuningTrainer

@@ -577,12 +577,17 @@ def _pivot(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     return table.reset_index()
 
 
+# (heading, kind, content): kind "paras" or "list" with a list of strings (a list's first one is its lead-in),
+# "table" with a data frame, "figure" with the image's file name
+Section = tuple[str, str, list[str] | pd.DataFrame | str]
+
+
 def _sections(
     frame: pd.DataFrame, config: dict | None, run: dict | None, max_ba_cost: float, asr_removed: float, tolerance: float
-) -> list[tuple[str, str, object]]:
-    """The report as (heading, kind, content) where kind is "para", "list", "table" or "figure"."""
+) -> list[Section]:
+    """The report as (heading, kind, content) where kind is "paras", "list", "table" or "figure"."""
     ok = _ok(frame)
-    sections: list[tuple[str, str, object]] = []
+    sections: list[Section] = []
     warnings = budget_warnings(frame, config)
     flags = masking_checks(frame, tolerance)
     paras = []
@@ -711,15 +716,15 @@ def write_report(
     md = ["# art_ssl robustness audit", ""]
     for title, kind, content in sections:
         md += [f"## {title}", ""]
-        if kind == "paras":
+        if isinstance(content, pd.DataFrame):  # "table"
+            md += [_headed(content).to_markdown(index=False, disable_numparse=True), ""]
+        elif isinstance(content, str):  # "figure"
+            md += [f"![{title}]({content})", ""]
+        elif kind == "paras":
             for para in content:
                 md += [para, ""]
-        elif kind == "list":
+        else:  # "list"
             md += [content[0], ""] + [f"- {item}" for item in content[1:]] + [""]
-        elif kind == "table":
-            md += [_headed(content).to_markdown(index=False, disable_numparse=True), ""]
-        else:
-            md += [f"![{title}]({content})", ""]
     (out / "report.md").write_text("\n".join(md))
     made["report.md"] = out / "report.md"
 
@@ -735,18 +740,18 @@ def write_report(
     ]
     for title, kind, content in sections:
         parts.append(f"<h2>{_html_inline(title)}</h2>")
-        if kind == "paras":
+        if isinstance(content, pd.DataFrame):  # "table"
+            parts.append(_headed(content).to_html(index=False, border=0, escape=True))
+        elif isinstance(content, str):  # "figure"
+            parts.append(f"<img src='{content}' alt='{html.escape(title)}'>")
+        elif kind == "paras":
             parts.append("<div class='verdict'>" + "".join(f"<p>{_html_inline(p)}</p>" for p in content) + "</div>")
-        elif kind == "list":
+        else:  # "list"
             cls = " class='warn'" if title.startswith("Warning") else ""
             parts += [
                 f"<p>{_html_inline(content[0])}</p>",
                 f"<ul{cls}>" + "".join(f"<li>{_html_inline(i)}</li>" for i in content[1:]) + "</ul>",
             ]
-        elif kind == "table":
-            parts.append(_headed(content).to_html(index=False, border=0, escape=True))
-        else:
-            parts.append(f"<img src='{content}' alt='{html.escape(title)}'>")
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))
     made["report.html"] = out / "report.html"

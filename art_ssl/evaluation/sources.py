@@ -43,10 +43,11 @@ class EncoderOptions:
     def __post_init__(self) -> None:
         if (self.mean is None) != (self.std is None):
             raise ValueError("`mean` and `std` must be given together.")
-        if self.mean is not None:
-            object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-            object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-            if len(self.mean) != len(self.std) or min(self.std) <= 0:
+        if self.mean is not None and self.std is not None:  # both or neither (checked above)
+            mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+            object.__setattr__(self, "mean", mean)
+            object.__setattr__(self, "std", std)
+            if len(mean) != len(std) or min(std) <= 0:
                 raise ValueError(f"`mean`/`std` need as many values (std > 0), got {self.mean} / {self.std}.")
         if self.trust_code not in (True, False):
             raise TypeError(f"`trust_code` must be a bool, got {self.trust_code!r}.")

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 from art.estimators.classification import PyTorchClassifier
@@ -225,7 +226,7 @@ def universal_perturbations(
             out[(attack, eps)] = cached_perturbation(
                 cache,
                 (pkey, label, attack, eps, seed),
-                lambda a=attack, e=eps: learn(a, e),
+                partial(learn, attack, eps),
                 shape=(1, *encoder.input_shape),
             )
     return out

@@ -16,6 +16,8 @@ give attacks that hook a layer by name (PAP's ``"stem"``, SSP's ``"layer2"``) th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -74,7 +76,7 @@ def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential |
 
 
 # blocks per stage (He et al. 2016, Table 1)
-DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+DEPTHS: dict[int, tuple[type[TVBasicBlock | TVBottleneck], tuple[int, int, int, int]]] = {
     18: (TVBasicBlock, (2, 2, 2, 2)),
     34: (TVBasicBlock, (3, 4, 6, 3)),
     50: (TVBottleneck, (3, 4, 6, 3)),
@@ -94,6 +96,12 @@ class TorchvisionResNet(nn.Module):
     :param in_channels: Input channels (3 for RGB).
     :param stem_padding: Padding of the CIFAR stem's 3x3 convolution (1; solo-learn uses 2). Ignored by ``"imagenet"``.
     """
+
+    if TYPE_CHECKING:  # registered by name in __init__ (add_module); not a runtime annotation, which TorchScript reads
+        layer1: nn.Sequential
+        layer2: nn.Sequential
+        layer3: nn.Sequential
+        layer4: nn.Sequential
 
     def __init__(self, depth: int = 18, stem: str = "imagenet", in_channels: int = 3, stem_padding: int = 1) -> None:
         super().__init__()

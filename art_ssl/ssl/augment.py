@@ -33,8 +33,8 @@ def ssl_augmentation(
         raise ValueError(f"`channels` must be 1 or 3, got {channels}.")
     if not 0.0 < crop_scale[0] <= crop_scale[1] <= 1.0:
         raise ValueError(f"`crop_scale` must satisfy 0 < low <= high <= 1, got {crop_scale}.")
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    ops: list[nn.Module] = [K.RandomResizedCrop(hw, scale=crop_scale)]
+    height, width = (size, size) if isinstance(size, int) else size
+    ops: list[K.AugmentationBase2D] = [K.RandomResizedCrop((height, width), scale=crop_scale)]
     if flip:
         ops.append(K.RandomHorizontalFlip())
     if channels == 1:

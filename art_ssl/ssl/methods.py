@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -196,6 +197,10 @@ class MoCo(SSLMethod):
     """
 
     name = "moco"
+    if TYPE_CHECKING:  # buffers registered in __init__ (no runtime annotation: TorchScript would read it)
+        queue: torch.Tensor
+        queue_ptr: torch.Tensor
+        queue_filled: torch.Tensor
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from torch import nn
 from art_ssl.core import distributed
 from art_ssl.core.amp import GradScaling, amp_dtype, autocast_forward, check_amp
 from art_ssl.core.checkpoint import checkpoint_path, data_checksum
-from art_ssl.core.device import resolve_device
+from art_ssl.core.device import resolve_device, to_memory_format
 from art_ssl.core.driver import Checkpointing, Step, run_epochs
 from art_ssl.core.probing import output_dim
 from art_ssl.core.seeding import scoped_seed
@@ -159,7 +159,7 @@ def pretrain(
             model = METHODS[method](encoder, feature_dim_of(encoder, x.shape[1:]), **(method_kwargs or {}))
             model = model.to(device)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        model.to(memory_format=memory_format)
+        to_memory_format(model, memory_format)
         aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
         groups = model.param_groups(lr)
         if optimizer == "adam":
@@ -256,7 +256,7 @@ def pretrain(
             verbose=verbose,
         )
         restore_batchnorm()
-    model.cpu().to(memory_format=torch.contiguous_format)
+    to_memory_format(model.cpu(), torch.contiguous_format)
     encoder.eval()
     return PretrainResult(encoder=encoder, method=model, history=pd.DataFrame(loop.rows))
 

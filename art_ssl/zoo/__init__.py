@@ -206,7 +206,8 @@ def load_encoder(
         raise ValueError(f"`input_shape` must be (C, H, W) with positive sides, got {input_shape!r}.")
     if isinstance(preprocessing, (tuple, list)) and len(preprocessing) == 2:
         channels = int(input_shape[0]) if input_shape is not None else None
-        preprocessing = tuple(_per_channel(v, channels) for v in preprocessing)
+        mean, std = preprocessing
+        preprocessing = (_per_channel(mean, channels), _per_channel(std, channels))
     if source in _metadata():
         if arch is not None or key_prefix is not None:
             raise ValueError(f"`arch`/`key_prefix` do not apply to the zoo encoder {source!r}.")

@@ -16,7 +16,7 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -77,7 +77,11 @@ def load_hf_vision(folder: str | os.PathLike, pooling: str | None = None) -> tup
     # ViT's pooler is a classification layer, unused here and absent from SSL checkpoints: not built, not missed.
     kwargs: dict[str, Any] = {"add_pooling_layer": False} if model_type == "vit" else {}
     cls = transformers.CLIPVisionModel if model_type == "clip" else transformers.AutoModel
-    backbone, loading = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True, **kwargs)
+    # with output_loading_info, from_pretrained returns (model, info); transformers annotates the model alone
+    backbone, loading = cast(
+        tuple[Any, dict[str, Any]],
+        cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True, **kwargs),
+    )
     vision = config.get("vision_config", {}) if model_type == "clip" else config
     missing = sorted(loading.get("missing_keys", []))
     if missing:  # transformers would initialise them at random and carry on: a silent wrong encoder

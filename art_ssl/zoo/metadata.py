@@ -56,7 +56,7 @@ def encoder_metadata(
         "arch_kwargs": json.dumps(arch_kwargs or {}),
         "input_shape": json.dumps(shape),
     }
-    if mean is not None:
+    if mean is not None and std is not None:  # both or neither (checked above)
         mean_l, std_l = [float(v) for v in mean], [float(v) for v in std]
         if len(mean_l) not in (1, shape[0]) or len(std_l) != len(mean_l) or min(std_l) <= 0:
             raise ValueError(f"`mean`/`std` need 1 or {shape[0]} values (std > 0), got {mean!r} / {std!r}.")

@@ -58,7 +58,8 @@ class UniversalGenerator(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(module.weight, 0.0, 0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # every layer here has one (PyTorch's default)
+                    nn.init.zeros_(module.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         images = self.trunk(z)  # (nz_batch, C, 64, 64)
@@ -144,8 +145,9 @@ class AdvEncoder(UniversalEncoderAttack):
         self._check_params()
 
     @property
-    def _adam_betas(self) -> tuple[float, float]:  # type: ignore[override]
-        return tuple(self.betas)
+    def _adam_betas(self) -> tuple[float, float]:
+        beta1, beta2 = self.betas  # two numbers: checked in _check_params
+        return (beta1, beta2)
 
     def _make_source(self, shape: tuple[int, ...], generator: torch.Generator) -> PerturbationSource:
         channels, height, width = shape

@@ -6,7 +6,7 @@ unlabelled images, then added to any image fed to any model fine-tuned from that
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -35,6 +35,13 @@ class UniversalPerturbationMixin:
     noise: np.ndarray | None
     mask: np.ndarray | None
     clip: bool
+    # the common parameters, set by the attack's __init__ (checked by _check_common_params)
+    eps: float
+    norm: float | str
+    step_size: float
+    max_iter: int | None
+    seed: int
+    verbose: bool
     _fooling_rate: float | None = None
     _fooling_inputs: tuple | None = None
 
@@ -117,7 +124,11 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
     ]
     _estimator_requirements = (PyTorchEncoder,)
     _update = "sign"  # "adam" for generator-parametrised perturbations
-    _adam_betas = (0.9, 0.999)
+
+    @property
+    def _adam_betas(self) -> tuple[float, float]:
+        """Adam's betas for ``_update="adam"`` (AdvEncoder's come from its ``betas`` parameter)."""
+        return (0.9, 0.999)
 
     def __init__(
         self,
@@ -229,6 +240,12 @@ class UniversalEncoderAttack(UniversalPerturbationMixin, EvasionAttack):
 
     def _objective(self, generator: torch.Generator) -> Objective:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @overload
+    def _features(self, x: torch.Tensor, layers: None = None) -> torch.Tensor: ...
+
+    @overload
+    def _features(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]: ...
 
     def _features(self, x: torch.Tensor, layers: list[str] | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Embeddings of ``x`` (``layers=None``) or the named layers' outputs, through the estimator's

@@ -264,9 +264,8 @@ class BadEncoder(PoisoningAttackTransformer):
         x_t = torch.from_numpy(x)
         refs = [torch.from_numpy(r).to(device) for r in references]
         triggers = self.triggers
-        augment = reference_augmentation(
-            tuple(encoder.input_shape[1:]), encoder.input_shape[0], self.reference_crop
-        ).to(device)
+        channels, height, width = encoder.input_shape
+        augment = reference_augmentation((height, width), channels, self.reference_crop).to(device)
 
         def embed(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
             return F.normalize(pixel_forward(encoder, batch, model=model).flatten(1), dim=1)
@@ -289,7 +288,7 @@ class BadEncoder(PoisoningAttackTransformer):
             xb = x_t[shards.local(idx)].to(device)  # data-parallel: all of it on one process
             with torch.no_grad(), evaluating(clean):
                 clean_x = embed(clean, xb)
-            loss0 = loss1 = 0.0
+            loss0 = loss1 = xb.new_zeros(())  # sums over the targets (as 0.0 would, kept a tensor)
             for trig, ref, clean_ref in zip(triggers, refs, clean_refs, strict=True):
                 feat_bd = embed(backdoored, trig.apply_torch(xb))
                 feat_ref = embed(backdoored, ref)
@@ -310,9 +309,9 @@ class BadEncoder(PoisoningAttackTransformer):
             for losses, size in values:
                 sums += size * losses
                 count += size
-            *totals, count = distributed.sum_over_ranks(*sums, count)  # data-parallel: the global epoch losses
+            *totals, total = distributed.sum_over_ranks(*sums, count)  # data-parallel: the global epoch losses
             sums = np.asarray(totals)
-            row = {"epoch": epoch, **dict(zip(("loss", "loss0", "loss1", "loss2"), sums / count, strict=True))}
+            row = {"epoch": epoch, **dict(zip(("loss", "loss0", "loss1", "loss2"), sums / total, strict=True))}
             row["seconds"] = seconds
             logger.info("BadEncoder epoch %d: %s", epoch, row)
             return row

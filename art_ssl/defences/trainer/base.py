@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from art_ssl.core.checks import (
     check_positive_number,
     check_seed,
 )
+from art_ssl.core.device import to_memory_format
 from art_ssl.core.driver import Checkpointing, Step, run_epochs
 from art_ssl.core.forward import pixel_forward, preprocess
 from art_ssl.core.modes import evaluating
@@ -176,7 +177,7 @@ class EncoderHeadTrainer(Trainer):
         eps: float | None = None,
         step_size: float | None = None,
         steps: int | None = None,
-        random_start: str | None | bool = True,
+        random_start: str | None | Literal[True] = True,  # True: the trainer's own setting
     ) -> torch.Tensor:
         """The trainer's inner maximisation, in eval mode (BatchNorm running statistics, no dropout), as the
         official codes of Gen-AF, TRADES and MART do."""
@@ -218,7 +219,7 @@ class EncoderHeadTrainer(Trainer):
         groups = {"head": (self.model.head, head_lr)}
         if self.train_encoder:
             groups = {"encoder": (self.model.encoder, encoder_lr), **groups}
-        optimizers = {}
+        optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, (module, lr) in groups.items():
             params = [p for p in module.parameters() if p.requires_grad]
             if params:
@@ -373,7 +374,7 @@ class EncoderHeadTrainer(Trainer):
         stage, or ``"main"``): each loop of one ``fit`` needs its own."""
         lr_decay = self.lr_decay if lr_decay is None else lr_decay
         if self.channels_last and x.dim() == 4:  # ~1.4x faster convolutions on CPU, and on GPU with autocast
-            self.model.to(memory_format=torch.channels_last)
+            to_memory_format(self.model, torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
         ckpt_file = checkpoint_path(
@@ -421,6 +422,7 @@ class EncoderHeadTrainer(Trainer):
 
         def end_epoch(epoch: int, values: list[tuple[float, int]], seconds: float) -> dict[str, Any]:
             self._shard_rows = None
+            count: float  # an int, then the float sum over the ranks
             total, count = 0.0, 0
             for loss, size in values:
                 total += loss * size
@@ -449,7 +451,7 @@ class EncoderHeadTrainer(Trainer):
             verbose=verbose,
         )
         self.model.eval()
-        self.model.to(memory_format=torch.contiguous_format)
+        to_memory_format(self.model, torch.contiguous_format)
         return pd.DataFrame(loop.rows)
 
     def _fingerprint(self, x, y, val, nb_epochs: int, batch_size: int, stage: str | None, lr_decay: float) -> dict:

@@ -292,6 +292,7 @@ class GenAFTrainer(EncoderHeadTrainer):
     # ------------------------------------------------------------------ stage 1
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         ce, l_gr = self._stage1_terms(x, y)
+        assert self.lambda_gr_ is not None  # set by _run before stage 1
         return ce + self.lambda_gr_ * l_gr
 
     def _stage1_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -343,7 +344,11 @@ class GenAFTrainer(EncoderHeadTrainer):
         for name, b in self.model.named_buffers():
             b.copy_(buffers[name])
         norm_ce, norm_gr = (
-            torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)) for grads in (g_ce, g_gr)
+            # summed from a zero tensor (not 0): a tensor even when no parameter got a gradient
+            torch.sqrt(
+                sum(((g.float() ** 2).sum() for g in grads if g is not None), torch.zeros((), device=self.device))
+            )
+            for grads in (g_ce, g_gr)
         )
         if not torch.isfinite(norm_ce) or not torch.isfinite(norm_gr) or norm_gr == 0:
             raise FloatingPointError(
@@ -395,9 +400,9 @@ class GenAFTrainer(EncoderHeadTrainer):
             y_probe,
             batch_size=batch_size,
         )
-        self.layer_sensitivity_ = self.layer_sensitivity(x_probe, y_probe, verbose)
-        n_keep = max(1, int(self.trainable_fraction * len(self.layer_sensitivity_)))
-        self.trainable_layers_ = sorted(self.layer_sensitivity_, key=self.layer_sensitivity_.get)[:n_keep]
+        sensitivity = self.layer_sensitivity_ = self.layer_sensitivity(x_probe, y_probe, verbose)
+        n_keep = max(1, int(self.trainable_fraction * len(sensitivity)))
+        self.trainable_layers_ = sorted(sensitivity, key=sensitivity.__getitem__)[:n_keep]
         modules = dict(self.model.named_modules())
         self.model.requires_grad_(False)
         for name in self.trainable_layers_:

@@ -16,6 +16,8 @@ encoder becomes robust. Validation always uses the full budget.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,11 @@ import torch.nn.functional as F
 from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_positive_int
 from art_ssl.core.modes import evaluating
+
+if TYPE_CHECKING:  # the mixins below are only ever combined with an EncoderHeadTrainer (their super() calls)
+    from art_ssl.defences.trainer.base import EncoderHeadTrainer as _TrainerBase
+else:
+    _TrainerBase = object
 
 HEAD_INITS = ("random", "probe")
 
@@ -42,13 +49,14 @@ def eps_scale(epoch: int, warmup_epochs: int) -> float:
     return 1.0 if epoch > warmup_epochs else epoch / (warmup_epochs + 1)
 
 
-class EpsWarmup:
+class EpsWarmup(_TrainerBase):
     """
     Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass with an ``eps_warmup_epochs``
     attribute: the training PGD runs at :func:`eps_scale` of ``eps`` and ``step_size``; validation at the full budget.
     """
 
     _eps_scale = 1.0
+    eps_warmup_epochs: int  # set by the subclass's __init__
 
     def _before_step(self, step: int, epoch: int, nb_epochs: int, optimizers: dict) -> None:
         super()._before_step(step, epoch, nb_epochs, optimizers)

@@ -248,12 +248,15 @@ class ZePADTrainer(EncoderHeadTrainer):
         nb_epochs: int | None = None,
         batch_size: int | None = None,
         verbose: bool | None = None,
+        checkpoint_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         """
         Fine-tune the MPAE encoders (unless ``mpae_encoders`` were given), train every branch's head, and build the
-        fused classifier. ``nb_epochs`` overrides ``aft_epochs``.
+        fused classifier. ``nb_epochs`` overrides ``aft_epochs``. ``checkpoint_dir`` is not supported (``TypeError``).
         """
+        if checkpoint_dir is not None:  # in the signature of EncoderHeadTrainer.fit, which ZePAD's does not honour
+            raise TypeError("`checkpoint_dir`: ZePADTrainer.fit does not checkpoint its runs.")
         aft_epochs, batch_size, verbose = self._fit_settings(nb_epochs, batch_size, verbose, kwargs)
         x = check_images(x, "x", self._classifier.input_shape, self._classifier.clip_values)
         y = check_labels(y, len(x), "y", self._classifier.nb_classes)
@@ -265,7 +268,7 @@ class ZePADTrainer(EncoderHeadTrainer):
     ) -> None:
         nb_classes = self._classifier.nb_classes
         victim_encoder = self._classifier.model.encoder
-        common = {
+        common: dict[str, Any] = {
             "batch_size": batch_size,
             "encoder_lr": self.encoder_lr,
             "head_lr": self.head_lr,

@@ -7,7 +7,7 @@ teacher's intermediate features; the backdoor, which clean data never activates,
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from art_ssl.ssl.pretrain import feature_dim_of, pretrain
 TEACHERS = ("finetuned", "poisoned")
 STUDENTS = ("warmup", "random", "poisoned")
 # Distillation losses between one student and one teacher feature map (``cosine`` works on the embeddings).
-LAYER_LOSSES = {
+LAYER_LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "attention": attention_transfer,  # NAD / attention transfer, p = 2
     "mse": F.mse_loss,  # FitNet: the raw feature maps
     "kl": channel_kl,  # KD on the channel distribution at each position, T = 0.5
@@ -53,10 +53,10 @@ def reinitialise(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every layer's parameters drawn afresh (the same architecture, untrained)."""
     model = copy.deepcopy(model)
     for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        if hasattr(module, "reset_running_stats"):
-            module.reset_running_stats()
+        for reset in ("reset_parameters", "reset_running_stats"):  # the layers' own initialisations
+            reset_fn = getattr(module, reset, None)
+            if reset_fn is not None:
+                reset_fn()
     return model
 
 
@@ -104,7 +104,8 @@ class DistillationObjective(SimCLR):
         else:
             fn = LAYER_LOSSES[self.loss_name]
             kwargs = {"reduction": self.kl_reduction} if self.loss_name == "kl" else {}
-            distill = sum(fn(student_maps[n], teacher_maps[n], **kwargs) for n in self.layers)
+            terms = [fn(student_maps[n], teacher_maps[n], **kwargs) for n in self.layers]  # layers: never empty
+            distill = sum(terms[1:], terms[0])
         return contrastive + self.beta * distill * local_share(len(x1))
 
 
@@ -350,6 +351,8 @@ class EncoderDistillation(Transformer):
                 )
             student = transformed_classifier.model
         x = self._clean_data(x)
+        assert self.teacher_ is not None  # fit and use_teacher set it with is_fitted
+        assert isinstance(self.layers, tuple)  # a non-empty tuple of names: _check_params
         with scoped_seed(self.seed):
             objective = DistillationObjective(
                 student,
