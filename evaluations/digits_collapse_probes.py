@@ -170,7 +170,7 @@ def embedding_margin(args) -> None:
         p.requires_grad_(False)
     for name in ("digits", "fashion_mnist_subset"):
         task = load_task(name, size=64, n_train=400, n_test=50, seed=0)
-        x, y = torch.from_numpy(task.x_train[:400]), torch.from_numpy(task.y_train[:400])
+        x, y = torch.from_numpy(task.x_train[:400]), torch.from_numpy(task.y_train[:400])  # the first 400
         with torch.no_grad():
             z = model(x).flatten(1)
         centroids = torch.stack([z[y == c].mean(0) for c in range(task.nb_classes)])
@@ -182,6 +182,11 @@ def embedding_margin(args) -> None:
             f"{name}: embedding spread around the mean / norm of the mean {float(spread):.2f}; median distance to the "
             f"nearest other class centroid minus the own one {float((other - own).median()):.2f}"
         )
+        if name == "digits":
+            full = load_task(name, size=64, n_train=2000, n_test=50, seed=0)  # all 1,257 training images
+            flat = full.x_train.reshape(len(full.x_train), -1)
+            nearest = [float(abs(flat[full.y_train != full.y_train[i]] - flat[i]).max(1).min()) for i in range(300)]
+            print(f"  pixel space: nearest other-class image at L-inf distance >= {min(nearest):.2f} (first 300)")
         xs, zs = x[:64], z[:64]
         for eps in (2 / 255, 8 / 255):
             x_adv = pgd_linf(

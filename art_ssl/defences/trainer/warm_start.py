@@ -16,13 +16,15 @@ of ``T`` optimiser steps: step ``s``, counted from 0, uses ``min(1, (s + 1) / (f
 always uses the full budget. A fraction rather than a number of steps, so that a short run still ends at its budget.
 
 Why (issue 16): on scikit-learn digits (1,257 images, batch 256: 5 steps an epoch), PGD-AT and MART at eps 8/255
-collapse to a constant predictor (validation BA 0.10), and a per-epoch warm-up keeps each budget for only 5 steps
-(``eps_warmup_epochs=2`` still collapsed at its third epoch). The collapse is not a bug: at eps 1/255 PGD-AT trains
-(BA 0.90, RA 0.69 after 3 epochs), and with the zoo encoder's features the budget is out of proportion to the class
-signal (an 8/255 PGD moves a digit's embedding by 15, while the distance to the nearest other class centroid exceeds
-the own one by only 0.7; Fashion-MNIST: 16 vs 1.7). With the full budget from the first step, the adversarial
-cross-entropy is lowest for a near-constant prediction, and the head and encoder go there. A linear ramp lets the
-model become robust at small budgets first (numbers: ``evaluations/results/baseline_curves_digits_fix.md``).
+collapse to a near-constant predictor (validation BA 0.10-0.33, training loss ln 10), and a per-epoch warm-up keeps
+each budget for only 5 steps (``eps_warmup_epochs=2`` still collapsed at its third epoch). The collapse is not a bug
+(``evaluations/results/digits_collapse_probes.md``): at eps 1/255 PGD-AT trains (BA 0.90, RA 0.69 after 3 epochs),
+and neither frozen BatchNorm statistics, an inner PGD in train mode, encoder lr 1e-5 nor no weight decay prevents
+it. The budget is out of proportion to the class signal in the zoo encoder's features (``--margin``: an 8/255 PGD
+moves a digit's embedding by 15, while the nearest other class centroid is only 0.6 farther than the own one;
+Fashion-MNIST: 16 vs 2.2). With the full budget from the first step, the adversarial loss is lowest for a
+near-constant prediction, and the head and encoder go there; a linear ramp lets the model become robust at small
+budgets first (``evaluations/results/baseline_curves_digits_fix.md``).
 """
 
 from __future__ import annotations
