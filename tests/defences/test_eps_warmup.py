@@ -71,8 +71,8 @@ def test_training_pgd_budget_ramps_step_by_step_and_validation_uses_the_full_bud
 
 def test_adversarial_only_trainers_warm_up_by_default_and_trades_does_not(trained_classifier):
     classifier = fresh_head_classifier(trained_classifier)
-    assert FineTuningTrainer(classifier, adversarial=True).eps_warmup_fraction == 0.5
-    assert MARTTrainer(classifier).eps_warmup_fraction == 0.5
+    assert FineTuningTrainer(classifier, adversarial=True).eps_warmup_fraction == 0.8
+    assert MARTTrainer(classifier).eps_warmup_fraction == 0.8
     assert TRADESTrainer(classifier).eps_warmup_fraction == 0.0
     assert (
         "eps_warmup_fraction" in MARTTrainer.trainer_params

@@ -60,7 +60,7 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     :param eps_warmup_epochs: PGD-AT's budget grows linearly over these first epochs (0: none; see
                               :mod:`~.warm_start`).
     :param eps_warmup_fraction: PGD-AT's budget grows linearly, step by step, over this fraction of the run's
-                                optimiser steps (:mod:`~.warm_start`); 0.5 by default, a deviation from
+                                optimiser steps (:mod:`~.warm_start`); 0.8 by default, a deviation from
                                 Madry et al. (0, one argument away) without which PGD-AT collapses to a constant
                                 predictor on digits (``evaluations/results/baseline_curves_digits_fix.md``). With both
                                 warm-ups set, their fractions multiply.

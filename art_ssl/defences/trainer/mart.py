@@ -24,7 +24,7 @@ class MARTTrainer(HeadWarmStart, BetaRegularisedTrainer):
     :param head_init_epochs: Epochs of that head fit (keyword only).
     :param eps_warmup_epochs: The training PGD's budget grows linearly over these first epochs (keyword only; 0).
     :param eps_warmup_fraction: The training PGD's budget grows linearly, step by step, over this fraction of the
-                                run's optimiser steps (keyword only; 0.5 by default, a deviation from the
+                                run's optimiser steps (keyword only; 0.8 by default, a deviation from the
                                 official code, 0, one argument away): without it MART collapses to a constant
                                 predictor on digits (:mod:`~.warm_start`,
                                 ``evaluations/results/baseline_curves_digits_fix.md``).

@@ -40,7 +40,7 @@ HEAD_INITS = ("random", "probe")
 
 #: ``eps_warmup_fraction`` of the adversarial-only losses (PGD-AT, MART) by default; chosen on digits
 #: (``evaluations/results/baseline_curves_digits_fix.md``). The papers' recipe is 0.
-EPS_WARMUP_FRACTION = 0.5
+EPS_WARMUP_FRACTION = 0.8
 
 
 def check_head_init(head_init: object, head_init_epochs: object, eps_warmup_epochs: object = 0) -> None:
