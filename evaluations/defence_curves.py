@@ -4,7 +4,8 @@ trains at all on our small encoders, and where its benign (``val_ba``) and white
 own budget) accuracies stop moving.
 
 A *setting* is a defence and the options that issue 16 adds: Gen-AF's ``gr_reduction`` (sum / batchmean / mean),
-``head_init`` (random / probe, LP-FT) and ``lambda_gr``; ``head_init`` for PGD-AT, TRADES and MART. Every setting
+``head_init`` (random / probe, LP-FT) and ``lambda_gr``; ``head_init`` and the budget warm-ups (``warmK`` epochs,
+``rampF`` fraction of the steps) for PGD-AT, TRADES and MART. Every setting
 starts from the same victim (copy of the zoo encoder, the papers' 512-512 MLP head seeded by ``--seed``), the same
 data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where the balance question lives).
 
@@ -35,14 +36,17 @@ from art_ssl.zoo import load_encoder
 
 
 def make_trainer(setting: str, classifier, args):
-    """``defence[:reduction]:head_init[:warmK]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
-    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``cleanW``: PGD-AT with clean weight W;
-    ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``)."""
+    """``defence[:reduction]:head_init[:warmK][:rampF]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``rampF``: step by step over the
+    fraction F of the run (``eps_warmup_fraction``; ``ramp0``: none, the papers' recipe; without it, the trainer's
+    default); ``cleanW``:
+    PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
+    ramp = [p for p in parts if p.startswith("ramp")]
     clean = [p for p in parts if p.startswith("clean")]
     lam = [p for p in parts if p.startswith("lam")]
-    parts = [p for p in parts if not p.startswith(("warm", "clean", "lam"))]
+    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -56,6 +60,8 @@ def make_trainer(setting: str, classifier, args):
     }
     if warm:
         common["eps_warmup_epochs"] = int(warm[0][4:])
+    if ramp:
+        common["eps_warmup_fraction"] = float(ramp[0][4:])
     if name in ("genaf", "genaf_l0"):
         return GenAFTrainer(
             classifier,

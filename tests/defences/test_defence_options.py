@@ -226,6 +226,7 @@ def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_class
         step_size=0.05,
         pgd_steps=3,
         eps_warmup_epochs=1,
+        eps_warmup_fraction=0.0,  # the per-epoch warm-up alone (the step-by-step one: test_eps_warmup.py)
         verbose=False,
     )
     x, y = trainer._check_data(fmnist28.x_train[:32], fmnist28.y_train[:32])

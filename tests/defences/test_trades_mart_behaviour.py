@@ -36,6 +36,7 @@ HAND = {
     "channels_last": False,
     "amp": False,
     "verbose": False,
+    "eps_warmup_fraction": 0.0,  # the papers' recipe (MART's default warms up): the full budget from the first step
 }
 
 

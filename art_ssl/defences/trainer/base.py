@@ -204,6 +204,7 @@ class EncoderHeadTrainer(Trainer):
         return None if clip is None else (float(np.min(clip[0])), float(np.max(clip[1])))
 
     _shard_rows: tuple[int, int] | None = None  # set per batch by ``_train`` in data-parallel training
+    _steps_per_epoch = 1  # set by ``_train`` for the loop it runs
 
     # ------------------------------------------------------------------ what subclasses define
     def _batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -377,6 +378,7 @@ class EncoderHeadTrainer(Trainer):
             to_memory_format(self.model, torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
+        self._steps_per_epoch = -(-len(x) // batch_size)  # global batches an epoch (for ``_before_step``'s schedules)
         ckpt_file = checkpoint_path(
             self._checkpoint_dir, f"{type(self).__name__}-stage-{checkpoint_name or stage or 'main'}.pt"
         )

@@ -24,6 +24,9 @@ class TRADESTrainer(HeadWarmStart, BetaRegularisedTrainer):
                       head on clean data with the encoder frozen first (LP-FT, :mod:`~.warm_start`).
     :param head_init_epochs: Epochs of that head fit (keyword only).
     :param eps_warmup_epochs: The training PGD's budget grows linearly over these first epochs (keyword only; 0).
+    :param eps_warmup_fraction: The same warm-up, step by step over this fraction of the run (keyword only; 0:
+                                TRADES' clean term keeps it from collapsing where PGD-AT and MART need it,
+                                :mod:`~.warm_start`).
 
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """

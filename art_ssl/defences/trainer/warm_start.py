@@ -8,10 +8,23 @@ Why art_ssl offers it: with a random head, the adversarial loss of the first epo
 features before the head learns anything (BA 0.10 after one Gen-AF epoch; see the Gen-AF docstring). ZePAD's official
 code trains its heads the same way (encoder frozen, clean data).
 
-Also here: a budget warm-up (``eps_warmup_epochs``, curriculum adversarial training, Cai et al., IJCAI 2018): the
-training PGD's ``eps`` and step grow linearly over the first epochs (epoch ``e <= k`` uses ``e / (k + 1)`` of
-them), for losses with no clean term (PGD-AT, MART) whose head otherwise settles on the class prior before the
-encoder becomes robust. Validation always uses the full budget.
+Also here: a budget warm-up (curriculum adversarial training, Cai et al., IJCAI 2018), for losses with no clean term
+(PGD-AT, MART) whose model otherwise settles on the class prior before the encoder becomes robust. The training PGD's
+``eps`` and step grow linearly, either step by step over a fraction of the run (``eps_warmup_fraction = f`` of a run
+of ``T`` optimiser steps: step ``s``, counted from 0, uses ``min(1, (s + 1) / (f T + 1))`` of them) or per epoch
+(``eps_warmup_epochs = k``: epoch ``e <= k`` uses ``e / (k + 1)``); set both and the fractions multiply. Validation
+always uses the full budget. A fraction rather than a number of steps, so that a short run still ends at its budget.
+
+Why (issue 16): on scikit-learn digits (1,257 images, batch 256: 5 steps an epoch), PGD-AT and MART at eps 8/255
+collapse to a near-constant predictor (validation BA 0.10-0.33, training loss ln 10), and a per-epoch warm-up keeps
+each budget for only 5 steps (``eps_warmup_epochs=2`` still collapsed at its third epoch). The collapse is not a bug
+(``evaluations/results/digits_collapse_probes.md``): at eps 1/255 PGD-AT trains (BA 0.90, RA 0.69 after 3 epochs),
+and neither frozen BatchNorm statistics, an inner PGD in train mode, encoder lr 1e-5 nor no weight decay prevents
+it. The budget is out of proportion to the class signal in the zoo encoder's features (``--margin``: an 8/255 PGD
+moves a digit's embedding by 15, while the nearest other class centroid is only 0.6 farther than the own one;
+Fashion-MNIST: 16 vs 2.2). With the full budget from the first step, the adversarial loss is lowest for a
+near-constant prediction, and the head and encoder go there; a linear ramp lets the model become robust at small
+budgets first (``evaluations/results/baseline_curves_digits_fix.md``).
 """
 
 from __future__ import annotations
@@ -33,6 +46,10 @@ else:
 
 HEAD_INITS = ("random", "probe")
 
+#: ``eps_warmup_fraction`` of the adversarial-only losses (PGD-AT, MART) by default; chosen on digits
+#: (``evaluations/results/baseline_curves_digits_fix.md``). The papers' recipe is 0.
+EPS_WARMUP_FRACTION = 0.8
+
 
 def check_head_init(head_init: object, head_init_epochs: object, eps_warmup_epochs: object = 0) -> None:
     """``ValueError`` naming the parameter unless ``head_init`` is one of :data:`HEAD_INITS`, the epochs > 0 and
@@ -44,23 +61,40 @@ def check_head_init(head_init: object, head_init_epochs: object, eps_warmup_epoc
         raise ValueError(f"`eps_warmup_epochs` must be an int >= 0, got {eps_warmup_epochs!r}.")
 
 
+def check_eps_warmup_fraction(eps_warmup_fraction: object) -> None:
+    """``ValueError`` naming the parameter unless ``eps_warmup_fraction`` is a number in [0, 1)."""
+    value = eps_warmup_fraction
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`eps_warmup_fraction` must be a number in [0, 1), got {value!r}.")
+
+
 def eps_scale(epoch: int, warmup_epochs: int) -> float:
     """Fraction of the PGD budget used in ``epoch`` (from 1) under a ``warmup_epochs`` linear warm-up."""
     return 1.0 if epoch > warmup_epochs else epoch / (warmup_epochs + 1)
 
 
+def eps_ramp(step: int, total_steps: int, fraction: float) -> float:
+    """Fraction of the PGD budget used at optimiser step ``step`` (counted from 0 over the run, as
+    :class:`~art_ssl.core.driver.Step`'s ``count``) of a ``total_steps`` run whose first ``fraction`` is a linear
+    warm-up: ``min(1, (step + 1) / (fraction * total_steps + 1))`` (1 throughout for ``fraction`` 0)."""
+    return min(1.0, (step + 1) / (fraction * total_steps + 1))
+
+
 class EpsWarmup(_TrainerBase):
     """
-    Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass with an ``eps_warmup_epochs``
-    attribute: the training PGD runs at :func:`eps_scale` of ``eps`` and ``step_size``; validation at the full budget.
+    Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass with ``eps_warmup_epochs`` and
+    ``eps_warmup_fraction`` attributes: the training PGD runs at :func:`eps_scale` (per epoch) times
+    :func:`eps_ramp` (per step) of ``eps`` and ``step_size``; validation at the full budget.
     """
 
     _eps_scale = 1.0
     eps_warmup_epochs: int  # set by the subclass's __init__
+    eps_warmup_fraction = 0.0
 
     def _before_step(self, step: int, epoch: int, nb_epochs: int, optimizers: dict) -> None:
         super()._before_step(step, epoch, nb_epochs, optimizers)
-        self._eps_scale = eps_scale(epoch, self.eps_warmup_epochs)
+        total = self._steps_per_epoch * nb_epochs  # set by ``_train`` for the loop being run
+        self._eps_scale = eps_scale(epoch, self.eps_warmup_epochs) * eps_ramp(step, total, self.eps_warmup_fraction)
 
     def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
         if eps is None and self._eps_scale < 1.0:
@@ -137,24 +171,32 @@ class HeadWarmStart(EpsWarmup):
     """
     Mixin for an :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` subclass: the keyword-only parameters
     ``head_init`` (``"random"``: the head as given; ``"probe"``: :func:`fit_head_on_clean` first),
-    ``head_init_epochs`` (10) and ``eps_warmup_epochs`` (0: none), checked with the others, and a ``_run`` that
-    honours them.
+    ``head_init_epochs`` (10), ``eps_warmup_epochs`` (0: none) and ``eps_warmup_fraction`` (0: none), checked with
+    the others, and a ``_run`` that honours them.
     """
 
-    warm_start_params = ["head_init", "head_init_epochs", "eps_warmup_epochs"]
+    warm_start_params = ["head_init", "head_init_epochs", "eps_warmup_epochs", "eps_warmup_fraction"]
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
     def __init__(
-        self, *args, head_init: str = "random", head_init_epochs: int = 10, eps_warmup_epochs: int = 0, **kwargs
+        self,
+        *args,
+        head_init: str = "random",
+        head_init_epochs: int = 10,
+        eps_warmup_epochs: int = 0,
+        eps_warmup_fraction: float = 0.0,
+        **kwargs,
     ) -> None:
         self.head_init = head_init
         self.head_init_epochs = head_init_epochs
         self.eps_warmup_epochs = eps_warmup_epochs
+        self.eps_warmup_fraction = eps_warmup_fraction
         super().__init__(*args, **kwargs)
 
     def _check_params(self) -> None:
         super()._check_params()
         check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
+        check_eps_warmup_fraction(self.eps_warmup_fraction)
 
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
         return with_warm_start(self, super()._run, x, y, val, nb_epochs, batch_size, verbose)

@@ -1,0 +1,87 @@
+"""The step-by-step budget warm-up of the adversarial-only trainers (issue 16, digits): ``eps_warmup_fraction``."""
+
+import copy
+
+import pytest
+import torch
+
+from art_ssl.defences.trainer import EncoderHeadTrainer, FineTuningTrainer, MARTTrainer, TRADESTrainer
+from art_ssl.defences.trainer.warm_start import eps_ramp
+from art_ssl.estimators import encoder_classifier
+from art_ssl.models.heads import linear_head
+
+
+def fresh_head_classifier(trained_classifier, seed=0):
+    """The session's trained 28x28 encoder with a new random linear head."""
+    torch.manual_seed(seed)
+    encoder = copy.deepcopy(trained_classifier.model.encoder)
+    head = linear_head(trained_classifier.model.head.in_features, 10)
+    return encoder_classifier(encoder, 10, head=head, freeze_encoder=False, input_shape=(1, 28, 28), device_type="cpu")
+
+
+def test_eps_ramp_is_linear_over_the_fraction_then_one():
+    # 10 steps, fraction 0.5: f T + 1 = 6, so steps 0..4 use 1/6..5/6, step 5 on the full budget.
+    assert [eps_ramp(s, 10, 0.5) for s in range(7)] == [1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0, 1.0]
+    # 8 steps, fraction 0.25: f T + 1 = 3.
+    assert [eps_ramp(s, 8, 0.25) for s in range(3)] == [1 / 3, 2 / 3, 1.0]
+    assert all(eps_ramp(s, 10, 0.0) == 1.0 for s in range(10))  # the papers' recipe: full budget from the start
+
+
+def _record_budgets(monkeypatch):
+    """Every (eps, step_size) the base PGD is asked for (``None``: the trainer's own)."""
+    seen, original = [], EncoderHeadTrainer._pgd
+
+    def recording(self, loss_fn, x, eps=None, step_size=None, **kwargs):
+        seen.append((self.eps if eps is None else eps, self.step_size if step_size is None else step_size))
+        return original(self, loss_fn, x, eps=eps, step_size=step_size, **kwargs)
+
+    monkeypatch.setattr(EncoderHeadTrainer, "_pgd", recording)
+    return seen
+
+
+@pytest.mark.parametrize("make", [FineTuningTrainer, MARTTrainer], ids=["pgd_at", "mart"])
+def test_training_pgd_budget_ramps_step_by_step_and_validation_uses_the_full_budget(
+    trained_classifier, fmnist28, monkeypatch, make
+):
+    kwargs = {"adversarial": True} if make is FineTuningTrainer else {}
+    trainer = make(
+        fresh_head_classifier(trained_classifier),
+        eps=0.1,
+        step_size=0.05,
+        pgd_steps=1,
+        nb_epochs=2,
+        batch_size=16,
+        validation_pgd_steps=1,
+        eps_warmup_fraction=0.5,
+        verbose=False,
+        **kwargs,
+    )
+    seen = _record_budgets(monkeypatch)
+    x, y = fmnist28.x_train[:64], fmnist28.y_train[:64]  # 4 steps an epoch, 8 in all: f T + 1 = 5
+    trainer.fit(x, y, validation_data=(fmnist28.x_test[:16], fmnist28.y_test[:16]))
+    # Per epoch: 4 training PGDs, then one validation PGD (16 images, one batch) at the full budget.
+    training = seen[0:4] + seen[5:9]
+    validation = [seen[4], seen[9]]
+    assert len(seen) == 10
+    expected = [min(1.0, (s + 1) / 5) for s in range(8)]
+    assert [e for e, _ in training] == pytest.approx([0.1 * f for f in expected])
+    assert [s for _, s in training] == pytest.approx([0.05 * f for f in expected])
+    assert validation == [(0.1, 0.05), (0.1, 0.05)]
+
+
+def test_adversarial_only_trainers_warm_up_by_default_and_trades_does_not(trained_classifier):
+    classifier = fresh_head_classifier(trained_classifier)
+    assert FineTuningTrainer(classifier, adversarial=True).eps_warmup_fraction == 0.8
+    assert MARTTrainer(classifier).eps_warmup_fraction == 0.8
+    assert TRADESTrainer(classifier).eps_warmup_fraction == 0.0
+    assert (
+        "eps_warmup_fraction" in MARTTrainer.trainer_params
+        and "eps_warmup_fraction" in FineTuningTrainer.trainer_params
+    )
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, True, "0.5", None])
+@pytest.mark.parametrize("make", [FineTuningTrainer, MARTTrainer, TRADESTrainer], ids=["pgd_at", "mart", "trades"])
+def test_bad_eps_warmup_fraction_is_refused(trained_classifier, make, bad):
+    with pytest.raises(ValueError, match="`eps_warmup_fraction` must be a number in \\[0, 1\\)"):
+        make(fresh_head_classifier(trained_classifier), eps_warmup_fraction=bad)
