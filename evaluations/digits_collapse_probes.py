@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import types
 
 import pandas as pd
 import torch
@@ -82,8 +81,9 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
     model.train = train_with_frozen_bn
 
 
-def pgd_in_train_mode(trainer) -> None:
-    """The trainer's inner PGD without the switch to eval mode (BatchNorm on the batch, running statistics updated)."""
+class TrainModePGD:
+    """Mixin: the trainer's inner PGD without the switch to eval mode (BatchNorm on the batch, running statistics
+    updated)."""
 
     def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
         return pgd_linf(
@@ -97,16 +97,21 @@ def pgd_in_train_mode(trainer) -> None:
             clip_values=self._clip_values,
         )
 
-    trainer._pgd = types.MethodType(_pgd, trainer)
 
+class LinearRamp:
+    """Mixin: the training PGD's budget at ``min(1, (s + 1) / ramp_steps)`` of the full one at step ``s`` (from 0)."""
 
-def linear_ramp(trainer, ramp_steps: int) -> None:
-    """The training PGD's budget at ``min(1, (s + 1) / ramp_steps)`` of the full one at step ``s`` (from 0)."""
+    ramp_steps = 1
 
     def _before_step(self, step, epoch, nb_epochs, optimizers):
-        self._eps_scale = min(1.0, (step + 1) / ramp_steps)
+        self._eps_scale = min(1.0, (step + 1) / self.ramp_steps)
 
-    trainer._before_step = types.MethodType(_before_step, trainer)
+
+def probe_trainer(base: type, train_mode_pgd: bool, ramp_steps: int) -> type:
+    """``base`` with the probe's changes mixed in (a subclass: the trainer's internals are never patched on an
+    instance)."""
+    mixins = (*([TrainModePGD] if train_mode_pgd else []), *([LinearRamp] if ramp_steps else []))
+    return type(f"{base.__name__}Probe", (*mixins, base), {"ramp_steps": ramp_steps or 1})
 
 
 def run_probe(name: str, task, public, args) -> pd.DataFrame:
@@ -125,16 +130,11 @@ def run_probe(name: str, task, public, args) -> pd.DataFrame:
         "verbose": False,
         **setting["kwargs"],
     }
-    if setting["trainer"] == "pgd_at":
-        trainer = FineTuningTrainer(victim, adversarial=True, **kwargs)
-    else:
-        trainer = MARTTrainer(victim, **kwargs)
+    base = FineTuningTrainer if setting["trainer"] == "pgd_at" else MARTTrainer
+    cls = probe_trainer(base, setting["attack_train"], setting["ramp_steps"])
+    trainer = cls(victim, adversarial=True, **kwargs) if base is FineTuningTrainer else cls(victim, **kwargs)
     if setting["bn_frozen"]:
         freeze_batchnorm(trainer.model)
-    if setting["attack_train"]:
-        pgd_in_train_mode(trainer)
-    if setting["ramp_steps"]:
-        linear_ramp(trainer, setting["ramp_steps"])
     steps: list[dict] = []
     batch_loss = trainer._batch_loss
 

@@ -44,9 +44,11 @@ def build(kind: str, encoders: list[str], device: str) -> nn.Module:
 
 
 def measure(kind: str, args) -> dict:
-    device = torch.device("cuda" if args.device == "gpu" else "cpu")
+    # ART's convention: "gpu" runs on the CPU when CUDA is absent (reproduce.py's full profile, proved on a CPU)
+    gpu = args.device == "gpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if gpu else "cpu")
     torch.manual_seed(0)
-    model = build(kind, args.encoders, args.device).to(device).eval()
+    model = build(kind, args.encoders, "gpu" if gpu else "cpu").to(device).eval()
     x = torch.rand((args.batch_size, 1, 64, 64), device=device)
 
     def timed(batch: torch.Tensor, repeats: int) -> float:
@@ -123,7 +125,7 @@ def main() -> None:
     table = pd.concat([table, pd.DataFrame([{"model": "zepad / single", **ratio.to_dict()}])], ignore_index=True)
     machine = (
         torch.cuda.get_device_name()
-        if args.device == "gpu"
+        if args.device == "gpu" and torch.cuda.is_available()
         else f"CPU {torch.get_num_threads()} threads ({platform.machine()})"
     )
     table["setting"] = f"{args.encoders[0]} (+ {args.encoders[1]}) with MLP heads, 64x64, {machine}"
