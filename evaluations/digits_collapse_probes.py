@@ -107,11 +107,31 @@ class LinearRamp:
         self._eps_scale = min(1.0, (step + 1) / self.ramp_steps)
 
 
+class RecordSteps:
+    """Mixin: after each training batch's loss, the batch's accuracy, logit spread and number of classes predicted
+    (eval mode, no gradient) go to ``step_records``."""
+
+    step_records: list[dict]
+
+    def _batch_loss(self, x, y):
+        loss = super()._batch_loss(x, y)
+        with torch.no_grad(), evaluating(self.model):
+            logits = self._logits(x)
+        self.step_records.append(
+            {
+                "acc": float((logits.argmax(1) == y).float().mean()),
+                "logit_std": float(logits.std(0).mean()),
+                "classes_predicted": int(logits.argmax(1).unique().numel()),
+            }
+        )
+        return loss
+
+
 def probe_trainer(base: type, train_mode_pgd: bool, ramp_steps: int) -> type:
     """``base`` with the probe's changes mixed in (a subclass: the trainer's internals are never patched on an
-    instance)."""
-    mixins = (*([TrainModePGD] if train_mode_pgd else []), *([LinearRamp] if ramp_steps else []))
-    return type(f"{base.__name__}Probe", (*mixins, base), {"ramp_steps": ramp_steps or 1})
+    instance); a new class, and so a new ``step_records`` list, per call."""
+    mixins = (RecordSteps, *([TrainModePGD] if train_mode_pgd else []), *([LinearRamp] if ramp_steps else []))
+    return type(f"{base.__name__}Probe", (*mixins, base), {"ramp_steps": ramp_steps or 1, "step_records": []})
 
 
 def run_probe(name: str, task, public, args) -> pd.DataFrame:
@@ -135,23 +155,7 @@ def run_probe(name: str, task, public, args) -> pd.DataFrame:
     trainer = cls(victim, adversarial=True, **kwargs) if base is FineTuningTrainer else cls(victim, **kwargs)
     if setting["bn_frozen"]:
         freeze_batchnorm(trainer.model)
-    steps: list[dict] = []
-    batch_loss = trainer._batch_loss
-
-    def recording_loss(x, y):
-        loss = batch_loss(x, y)
-        with torch.no_grad(), evaluating(trainer.model):
-            logits = trainer._logits(x)
-        steps.append(
-            {
-                "acc": float((logits.argmax(1) == y).float().mean()),
-                "logit_std": float(logits.std(0).mean()),
-                "classes_predicted": int(logits.argmax(1).unique().numel()),
-            }
-        )
-        return loss
-
-    trainer._batch_loss = recording_loss
+    steps = trainer.step_records
     start = time.perf_counter()
     trainer.fit(task.x_train, task.y_train, validation_data=(task.x_test, task.y_test))
     hist = trainer.history_[["epoch", "loss", "val_ba", "val_ra"]].copy()
