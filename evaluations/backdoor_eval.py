@@ -99,7 +99,12 @@ def frozen_head_model(model: PyTorchEncoder | torch.nn.Module, task, args, norma
     """The downstream user's model: the encoder (frozen) and a 512-512-C head trained on clean data, on
     L2-normalised embeddings as BadEncoder's downstream classifiers (``normalize=False``: raw embeddings)."""
     classifier = build_victim(
-        model, task.nb_classes, seed=args.seed, device_type=args.device, normalize_input=normalize
+        model,
+        task.nb_classes,
+        seed=args.seed,
+        device_type=args.device,
+        input_shape=tuple(task.x_train.shape[1:]),  # a distilled student is a bare module
+        normalize_input=normalize,
     )
     # the same number of optimisation steps on every task: digits (1,257 images) gets ~32 epochs for 10 at 4,000
     epochs = max(args.head_epochs, int(np.ceil(args.head_epochs * args.n_train / len(task.x_train))))
