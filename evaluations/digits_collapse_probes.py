@@ -85,17 +85,7 @@ class TrainModePGD:
     """Mixin: the trainer's inner PGD without the switch to eval mode (BatchNorm on the batch, running statistics
     updated)."""
 
-    def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
-        return pgd_linf(
-            loss_fn,
-            x,
-            eps=self.eps if eps is None else eps,
-            step_size=self.step_size if step_size is None else step_size,
-            steps=self.pgd_steps if steps is None else steps,
-            random_start=self.random_start if random_start is True else random_start,
-            generator=self._generator,
-            clip_values=self._clip_values,
-        )
+    _inner_eval_mode = False
 
 
 class LinearRamp:

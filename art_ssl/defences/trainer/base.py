@@ -9,6 +9,7 @@ trained exactly as Gen-AF is; subclasses only say what the loss of a batch is.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -180,8 +181,10 @@ class EncoderHeadTrainer(Trainer):
         random_start: str | None | Literal[True] = True,  # True: the trainer's own setting
     ) -> torch.Tensor:
         """The trainer's inner maximisation, in eval mode (BatchNorm running statistics, no dropout), as the
-        official codes of Gen-AF, TRADES and MART do."""
-        with evaluating(self.model), self._autocast():
+        official codes of Gen-AF, TRADES and MART do (``_inner_eval_mode = False`` in a subclass: in the model's
+        current mode, as Madry et al.'s PGD-AT; a diagnostic of evaluations/digits_collapse_probes.py)."""
+        mode = evaluating(self.model) if self._inner_eval_mode else contextlib.nullcontext()
+        with mode, self._autocast():
             return pgd_linf(
                 loss_fn,
                 x,
@@ -203,6 +206,7 @@ class EncoderHeadTrainer(Trainer):
         clip = self._classifier.clip_values
         return None if clip is None else (float(np.min(clip[0])), float(np.max(clip[1])))
 
+    _inner_eval_mode = True  # the inner PGD switches the model to eval mode (see ``_pgd``)
     _shard_rows: tuple[int, int] | None = None  # set per batch by ``_train`` in data-parallel training
     _steps_per_epoch = 1  # set by ``_train`` for the loop it runs
 
