@@ -25,7 +25,10 @@ CURVE_EPOCHS=${CURVE_EPOCHS:-15}
 BATCH=${BATCH:-512}
 ZOO_SPECS=${ZOO_SPECS:-"simclr_r18:simclr:0 simclr_r18_s1:simclr:1 moco_r18:moco:0 barlow_twins_r18:barlow_twins:0 \
 byol_r18:byol:0 simsiam_r18:simsiam:0"}
-CURVE_SETTINGS=${CURVE_SETTINGS:-"trades:random mart:random pgd_at:random genaf:sum:probe genaf:sum:probe:lamauto"}
+CURVE_SETTINGS=${CURVE_SETTINGS-"trades:random mart:random pgd_at:random genaf:sum:probe genaf:sum:probe:lamauto"}
+TEST_PATHS=${TEST_PATHS:-tests}  # e.g. "tests/test_cuda.py tests/core/test_distributed.py": the CUDA-only tests
+PROBE_SECONDS=${PROBE_SECONDS:-0}  # > 0: linear-probe the new zoo encoders there too (CPU, 5k protocol only)
+# CURVE_SETTINGS="" runs no curves and no backdoor evaluation: the whole machine for the zoo
 DEVICE=gpu
 if [ "$SMOKE" = 1 ]; then
   ZOO_MINUTES=0.3 ZOO_DELAY=1 CURVE_SECONDS=400 TEST_SECONDS=60 PACK_AT=900 N_TRAIN=600 CURVE_EPOCHS=2 BATCH=256
@@ -86,7 +89,7 @@ watchdog=$!
 # tests with CUDA visible
 xdist=()
 python3 -c "import xdist" 2>/dev/null && xdist=(-n 4)
-timeout "$TEST_SECONDS" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" -rfE tests > "$W/tests.log" 2>&1 &
+timeout "$TEST_SECONDS" python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" -rfE $TEST_PATHS > "$W/tests.log" 2>&1 &
 test_pid=$!
 
 # defence curves, one process per setting (a killed one leaves its per-epoch history in its checkpoint)
@@ -96,13 +99,13 @@ for s in $CURVE_SETTINGS; do
     --batch-size 256 --settings "$s" --device "$DEVICE" --checkpoint-dir "$W/ckpt_fmnist" \
     --out "$W/curves_fmnist_${s//:/_}.csv" > "$W/curves_fmnist_${s//:/_}.log" 2>&1 &
 done
-[ "$SMOKE" = 1 ] || timeout "$CURVE_SECONDS" python3 evaluations/defence_curves.py --task digits --epochs $((CURVE_EPOCHS * 2)) \
+[ "$SMOKE" = 1 ] || [ -z "$CURVE_SETTINGS" ] || timeout "$CURVE_SECONDS" python3 evaluations/defence_curves.py --task digits --epochs $((CURVE_EPOCHS * 2)) \
   --pgd-steps 10 --val-pgd-steps 10 --batch-size 128 --settings pgd_at:random pgd_at:probe mart:random mart:probe \
   trades:random genaf:sum:probe:lamauto --device "$DEVICE" --checkpoint-dir "$W/ckpt_digits" \
   --out "$W/curves_digits.csv" > "$W/curves_digits.log" 2>&1 &
 # Gen-AF's claim that it also removes backdoors (issue 16 item 5), on the shipped backdoored encoder as it was before
 # this session (loaded at start, before the zoo runs replace the weights)
-[ "$SMOKE" = 1 ] || timeout "$CURVE_SECONDS" python3 evaluations/backdoor_eval.py --defences none genaf --epochs "$((CURVE_EPOCHS / 3))" \
+[ "$SMOKE" = 1 ] || [ -z "$CURVE_SETTINGS" ] || timeout "$CURVE_SECONDS" python3 evaluations/backdoor_eval.py --defences none genaf --epochs "$((CURVE_EPOCHS / 3))" \
   --sequela-tasks --device "$DEVICE" --out "$W/backdoor_genaf.csv" > "$W/backdoor_genaf.log" 2>&1 &
 log "tests, curves and the backdoor run started"
 
@@ -122,14 +125,19 @@ done
 log "zoo: ${#pids[@]} runs started"
 
 wait "$simclr_pid"
-log "simclr_r18: rc=$? $(grep -a 'epochs ->' "$W/pretrain_simclr_r18.log")"
+log "simclr_r18: rc=$? $(grep -a 'epoch ->' "$W/pretrain_simclr_r18.log")"
 if grep -q '"sha256"' "$W/pretrain_simclr_r18.log"; then  # only on the new weights
   timeout 150 python3 evaluations/backdoor_zoo.py --device "$DEVICE" \
     $([ "$SMOKE" = 1 ] && echo "--epochs 1 --n-shadow 300") > "$W/backdoor_zoo.log" 2>&1
   log "badencoder: rc=$?"
 fi
 wait "${pids[@]}"
-log "zoo done: $(grep -ah 'epochs ->' "$W"/pretrain_*.log | tr '\n' ';')"
+log "zoo done: $(grep -ah 'epoch ->' "$W"/pretrain_*.log | tr '\n' ';')"
+if [ "$PROBE_SECONDS" -gt 0 ]; then
+  timeout "$PROBE_SECONDS" python3 evaluations/probe_zoo.py --no-baseline --no-zoo-update --root "$ROOT" \
+    --five-k-only --results-dir "$W/probe" > "$W/probe.log" 2>&1
+  log "probe: rc=$? $(grep -a ': 5k' "$W/probe.log" | tr '\n' ';')"
+fi
 wait "$test_pid"
 log "tests: $(tail -1 "$W/tests.log")"
 for job in $(jobs -p); do [ "$job" != "$watchdog" ] && wait "$job"; done

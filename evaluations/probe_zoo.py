@@ -38,11 +38,18 @@ def main() -> None:
     parser.add_argument("--root", default=None)
     parser.add_argument("--results-dir", default=str(RESULTS), help="where zoo_probe.{csv,md} go")
     parser.add_argument(
+        "--five-k-only",
+        action="store_true",
+        help="only the 5,000-image probe (a quick check; the table and zoo.json need both)",
+    )
+    parser.add_argument(
         "--no-zoo-update",
         action="store_true",
         help="leave art_ssl/zoo/zoo.json as it is (the table still shows this run's probes)",
     )
     args = parser.parse_args()
+    if args.five_k_only and not args.no_zoo_update:
+        parser.error("--five-k-only needs --no-zoo-update: zoo.json records both probes of one encoder")
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
 
@@ -68,8 +75,11 @@ def main() -> None:
     for name in args.encoders or list_encoders(backdoored=False):
         encoder = load_encoder(name, device_type="cpu")
         start = time.perf_counter()
-        full = linear_probe(encoder, x_train, y_train, x_test, y_test).accuracy
         small = linear_probe(encoder, x_5k, y_5k, x_test, y_test).accuracy
+        if args.five_k_only:
+            print(f"{name}: 5k {small:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            continue
+        full = linear_probe(encoder, x_train, y_train, x_test, y_test).accuracy
         entry = {
             "probe_acc": round(full, 4),
             "probe_acc_5k": round(small, 4),
@@ -79,6 +89,8 @@ def main() -> None:
         }
         meta[name].update(entry)
         print(f"{name}: 60k {full:.4f}  5k {small:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    if args.five_k_only:
+        return  # no table: it would mix this run's 5k probes with zoo.json's recorded ones
     for entry in meta.values():  # one baseline for every encoder: same data, same protocol
         entry.update(baseline)
     if not args.no_zoo_update:

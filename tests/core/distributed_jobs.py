@@ -158,6 +158,24 @@ def gather_bn_job(out: str) -> None:
         )
 
 
+def collectives_job(out: str) -> None:
+    """The collectives art_ssl's helpers call (all-reduce, all-gather, broadcast) on this rank's device: rank r
+    contributes ``r + 1``; rank 0 saves what came back."""
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    mine = torch.full((3,), float(distributed.rank() + 1), device=device)
+    summed = mine.clone()
+    dist.all_reduce(summed)
+    gathered = [torch.empty_like(mine) for _ in range(distributed.world_size())]
+    dist.all_gather(gathered, mine)
+    sent = mine.clone()
+    dist.broadcast(sent, src=0)
+    if distributed.is_main_process():
+        result = {"sum": summed.cpu(), "gathered": torch.stack(gathered).cpu(), "broadcast": sent.cpu()}
+        torch.save({**result, "backend": dist.get_backend(), "device": str(device)}, out)
+
+
 def suite_job(out: str, jobs: list[tuple[str, dict]]) -> None:
     """Several jobs in the same processes (one process start for all of them); rank 0 saves their results."""
     results = []
@@ -176,6 +194,7 @@ JOBS = {
     "trainer": trainer_job,
     "badencoder": badencoder_job,
     "gather_bn": gather_bn_job,
+    "collectives": collectives_job,
     "suite": suite_job,
 }
 

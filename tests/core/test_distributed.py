@@ -127,6 +127,26 @@ def test_outside_a_group_the_helpers_change_nothing():
         distributed.init_from_env("tpu")
 
 
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or not torch.distributed.is_nccl_available(), reason="NCCL needs a CUDA device"
+)
+def test_nccl_group_of_one_gpu_equals_no_group(tmp_path):  # pragma: no cover - runs on a machine with a GPU
+    """The NCCL code path (group start, weight broadcast, gradient all-reduce, global BatchNorm's all-gathers) on the
+    one GPU a machine may have: the collectives return what they must on CUDA tensors, and a group of one trains
+    exactly as no group, up to cuDNN's non-determinism. NCCL refuses two ranks on one device, so the two-rank check
+    needs two GPUs (below)."""
+    job = ("pretrain", {**JOBS[1][1], "device": "gpu"})
+    collectives, grouped = jobs.run_spawned(
+        "suite", str(tmp_path), world=1, jobs=[("collectives", {}), job], backend="nccl"
+    )
+    assert collectives["backend"] == "nccl" and collectives["device"].startswith("cuda")
+    assert collectives["sum"].tolist() == [1.0] * 3 and collectives["broadcast"].tolist() == [1.0] * 3
+    assert collectives["gathered"].tolist() == [[1.0] * 3]
+    alone = jobs.run_single(job[0], str(tmp_path / "one.pt"), **job[1])
+    assert grouped["loss"] == pytest.approx(alone["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(grouped["state"], alone["state"]) < 1e-4
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL data-parallel needs two CUDA devices")
 def test_nccl_on_two_gpus_equals_one_gpu(tmp_path):  # pragma: no cover - runs on a machine with two GPUs
     job = ("pretrain", {**JOBS[1][1], "device": "gpu"})
