@@ -262,6 +262,7 @@ def _pretrain_run(args: argparse.Namespace, out: Path, device: str) -> int:
         device_type=device,
         checkpoint_dir=args.checkpoint_dir,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
+        augmentation=args.augmentation,
     )
     if not distributed.is_main_process():
         return 0
@@ -700,6 +701,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "on", "off"],
         help="bf16 mixed precision (auto: only where measured faster)",
+    )
+    pre.add_argument(
+        "--augmentation",
+        default="kornia",
+        choices=["kornia", "batched"],
+        help="views: kornia (the reference) or batched (same distributions, fewer operations: for GPUs)",
     )
     pre.set_defaults(func=_pretrain)
 

@@ -27,6 +27,8 @@ ZOO_SPECS=${ZOO_SPECS:-"simclr_r18:simclr:0 simclr_r18_s1:simclr:1 moco_r18:moco
 byol_r18:byol:0 simsiam_r18:simsiam:0"}
 CURVE_SETTINGS=${CURVE_SETTINGS-"trades:random mart:random pgd_at:random genaf:sum:probe genaf:sum:probe:lamauto"}
 TEST_PATHS=${TEST_PATHS:-tests}  # e.g. "tests/test_cuda.py tests/core/test_distributed.py": the CUDA-only tests
+AUGMENTATION=${AUGMENTATION:-kornia}  # the zoo runs' views (pretrain_zoo.py --augmentation): batched for speed
+SPEED_SECONDS=${SPEED_SECONDS:-60}  # evaluations/augment_speed.py first, alone on the GPU (0: skip)
 PROBE_SECONDS=${PROBE_SECONDS:-0}  # > 0: linear-probe the new zoo encoders there too (CPU, 5k protocol only)
 # CURVE_SETTINGS="" runs no curves and no backdoor evaluation: the whole machine for the zoo
 DEVICE=gpu
@@ -86,6 +88,12 @@ log "environment: $(tail -2 "$W/env.txt" | tr '\n' ' ')"
 (sleep "$PACK_AT" && log "watchdog: packing at $PACK_AT s" && pack) &
 watchdog=$!
 
+if [ "$SPEED_SECONDS" -gt 0 ]; then  # kornia vs batched views, before anything else loads the GPU
+  timeout "$SPEED_SECONDS" python3 evaluations/augment_speed.py --device "$DEVICE" --reps 5 \
+    --out "$W/augment_speed_$DEVICE.md" > "$W/augment_speed.log" 2>&1
+  log "augment_speed: rc=$?"
+fi
+
 # tests with CUDA visible
 xdist=()
 python3 -c "import xdist" 2>/dev/null && xdist=(-n 4)
@@ -118,7 +126,7 @@ for spec in $ZOO_SPECS; do
   [ "$2" = simsiam ] && lr=(--lr "$(python3 -c "print(0.06 * $BATCH / 256)")")  # SimSiam's linear scaling rule
   timeout $(python3 -c "print(int($ZOO_MINUTES * 60 + 240))") python3 evaluations/pretrain_zoo.py --name "$1" \
     --method "$2" --seed "$3" --epochs 200 --batch-size "$BATCH" "${lr[@]}" --minutes "$ZOO_MINUTES" \
-    --root "$ROOT" --device "$DEVICE" --n-images "${ZOO_IMAGES:-0}" > "$W/pretrain_$1.log" 2>&1 &
+    --root "$ROOT" --device "$DEVICE" --n-images "${ZOO_IMAGES:-0}" --augmentation "$AUGMENTATION" > "$W/pretrain_$1.log" 2>&1 &
   pids+=($!)
   [ "$1" = simclr_r18 ] && simclr_pid=$!
 done

@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; picks the epoch count")
     parser.add_argument("--probe-steps", type=int, default=30, help="timed steps behind --minutes")
     parser.add_argument("--n-images", type=int, default=0, help="train on the first N images only (0: all)")
+    parser.add_argument(
+        "--augmentation",
+        default="kornia",
+        choices=["kornia", "batched"],
+        help="the views' implementation (art_ssl.ssl.ssl_augmentation); the shipped zoo used kornia",
+    )
     parser.add_argument("--checkpoint-dir", default=None, help="resumable training state (pretrain checkpoint_dir)")
     args = parser.parse_args(argv)
     argv_used = list(sys.argv[1:] if argv is None else argv)
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         seed=args.seed,
         device_type=args.device,
+        augmentation=args.augmentation,
         epoch_callback=checkpoint,
     )
     minutes = (time.perf_counter() - start) / 60
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_minutes": round(minutes, 1),
         "device": device,
         "torch": torch.__version__,
+        "augmentation": args.augmentation,
         "final_loss": round(float(result.history["loss"].iloc[-1]), 4),
         "command": "python evaluations/pretrain_zoo.py " + " ".join(argv_used),
     }
@@ -140,6 +148,7 @@ def epochs_within(args, encoder: torch.nn.Module, x) -> int:
         lr=args.lr,
         seed=args.seed,
         device_type=args.device,
+        augmentation=args.augmentation,
         verbose=False,
     )
     start = time.perf_counter()
@@ -152,6 +161,7 @@ def epochs_within(args, encoder: torch.nn.Module, x) -> int:
         lr=args.lr,
         seed=args.seed,
         device_type=args.device,
+        augmentation=args.augmentation,
         verbose=False,
     )
     per_step = (time.perf_counter() - start) / ((n - warm) // args.batch_size)

@@ -20,7 +20,7 @@ from art_ssl.core.device import resolve_device, to_memory_format
 from art_ssl.core.driver import Checkpointing, Step, run_epochs
 from art_ssl.core.probing import output_dim
 from art_ssl.core.seeding import scoped_seed
-from art_ssl.ssl.augment import ssl_augmentation
+from art_ssl.ssl.augment import AUGMENTATIONS, ssl_augmentation
 from art_ssl.ssl.methods import METHODS, SSLMethod
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def pretrain(
     lr_schedule: str = "cosine",
     seed: int = 0,
     device_type: str = "gpu",
-    augmentation: nn.Module | None = None,
+    augmentation: nn.Module | str | None = None,
     method_kwargs: dict[str, Any] | None = None,
     epoch_callback: Callable[[int, nn.Module, pd.DataFrame], None] | None = None,
     channels_last: bool = True,
@@ -102,7 +102,10 @@ def pretrain(
                         ``lr``).
     :param seed: Seeds the initialisation of the method's heads, the shuffling and the augmentations.
     :param device_type: ``"gpu"`` (CUDA when available) or ``"cpu"``.
-    :param augmentation: Module producing one random view of a batch; default :func:`ssl_augmentation`.
+    :param augmentation: Module producing one random view of a batch, or the name of an implementation of
+                         :func:`ssl_augmentation`'s views: ``"kornia"`` (the default: the reference, with which the
+                         shipped zoo was trained) or ``"batched"`` (:class:`~art_ssl.ssl.augment.BatchedSSLViews`:
+                         same distributions in a fixed handful of tensor operations, for GPUs).
     :param method_kwargs: Extra arguments of the method (e.g. ``{"temperature": 0.2}``).
     :param epoch_callback: Called as ``f(epoch, encoder, history)`` after each epoch (e.g. to save a checkpoint); on
                            rank 0 only in data-parallel training.
@@ -147,6 +150,12 @@ def pretrain(
     if lr <= 0 or weight_decay < 0:
         raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
     check_amp("amp", amp)
+    if augmentation is None:
+        augmentation = "kornia"
+    if isinstance(augmentation, str) and augmentation not in AUGMENTATIONS:
+        raise ValueError(f"`augmentation` must be an nn.Module or one of {AUGMENTATIONS}, got {augmentation!r}.")
+    if not isinstance(augmentation, (str, nn.Module)):
+        raise TypeError(f"`augmentation` must be an nn.Module or a name, got {type(augmentation).__name__}.")
     ckpt_file = checkpoint_path(checkpoint_dir, "pretrain.pt")
 
     device = resolve_device(device_type)
@@ -160,7 +169,10 @@ def pretrain(
             model = model.to(device)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         to_memory_format(model, memory_format)
-        aug = (augmentation or ssl_augmentation(x.shape[2:], x.shape[1])).to(device)
+        if isinstance(augmentation, str):
+            aug = ssl_augmentation(x.shape[2:], x.shape[1], implementation=augmentation).to(device)
+        else:
+            aug = augmentation.to(device)
         groups = model.param_groups(lr)
         if optimizer == "adam":
             opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
@@ -183,6 +195,7 @@ def pretrain(
             "lr_schedule": lr_schedule,
             "seed": seed,
             "amp": str(amp),
+            "augmentation": augmentation if isinstance(augmentation, str) else type(augmentation).__qualname__,
             "data": data_checksum(x) if ckpt_file is not None else None,
         }
 

@@ -113,6 +113,8 @@ def test_moco_key_encoder_follows_by_momentum():
         ({"optimizer": "lion"}, ValueError, "`optimizer`"),
         ({"lr": -1.0}, ValueError, "`lr`"),
         ({"seed": -1}, ValueError, "`seed`"),
+        ({"augmentation": "torchvision"}, ValueError, "`augmentation`"),
+        ({"augmentation": 3}, TypeError, "`augmentation`"),
     ],
 )
 def test_bad_arguments(unlabelled, kwargs, error, match):
