@@ -41,11 +41,11 @@ def ssl_augmentation(
     """
     if implementation not in AUGMENTATIONS:
         raise ValueError(f"`implementation` must be one of {AUGMENTATIONS}, got {implementation!r}.")
-    _check_augmentation_args(channels, crop_scale)
-    if implementation == "batched":
+    if implementation == "batched":  # checks its own arguments
         return BatchedSSLViews(
             size, channels, crop_scale=crop_scale, jitter=jitter, jitter_p=jitter_p, grayscale_p=grayscale_p, flip=flip
         )
+    _check_augmentation_args(channels, crop_scale)
     import kornia.augmentation as K
 
     height, width = (size, size) if isinstance(size, int) else size
@@ -237,7 +237,7 @@ def _shift_hue(rgb: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     )
     hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
     hue = (hue + turns.view(-1, 1, 1)) % 1.0
-    saturation = torch.where(value > 0, chroma / torch.where(value > 0, value, torch.ones_like(value)), value * 0)
+    saturation = chroma / torch.where(value > 0, value, torch.ones_like(value))  # chroma is 0 where value is
     k = (torch.tensor([5.0, 3.0, 1.0], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1) + hue.unsqueeze(1) * 6) % 6
     weight = torch.clamp(torch.minimum(k, 4 - k), 0.0, 1.0)  # the standard hsv -> rgb of each channel
     return value.unsqueeze(1) - value.unsqueeze(1) * saturation.unsqueeze(1) * weight
