@@ -117,3 +117,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     pretrain(setup.encoder(), x, checkpoint_dir=tmp_path, **{**setup.PRETRAIN, "nb_epochs": 1})
     with pytest.raises(ValueError, match=r"checkpoint_dir.*differs in \['lr'\]"):
         pretrain(setup.encoder(), x, checkpoint_dir=tmp_path, lr=0.5, **{**setup.PRETRAIN, "nb_epochs": 1})
+    with pytest.raises(ValueError, match=r"checkpoint_dir.*differs in \['augmentation'\]"):  # other views
+        pretrain(
+            setup.encoder(), x, checkpoint_dir=tmp_path, augmentation="batched", **{**setup.PRETRAIN, "nb_epochs": 1}
+        )
