@@ -215,10 +215,35 @@ def _degenerate_logits(logits: np.ndarray, what: str) -> str | None:
     return None
 
 
+#: One-sided z of the chance-level check (p < 0.001): a benign accuracy at most this many standard errors above the
+#: majority-class rate is not evidence that the model learnt anything.
+CHANCE_Z = 3.09
+
+
+def _chance_level(ba: float, y_test: np.ndarray) -> str | None:
+    """A ``degenerate: chance-level ...`` status when benign accuracy ``ba`` is not significantly above the best a
+    label-blind predictor scores (the test set's majority-class rate ``p0``; one-sided binomial z-test at
+    :data:`CHANCE_Z`, normal approximation: ``ba <= p0 + z sqrt(p0 (1 - p0) / n)``), else ``None``.
+
+    Why: a near-constant predictor (a collapsed adversarial fine-tuning, e.g. BA 0.102 on 540 ten-class test images)
+    predicts more than one class, so the constant-predictor check passes it, yet its RA measures nothing: it sits at
+    the class prior with or without an attack and would read as "robust"."""
+    n = len(y_test)
+    p0 = float(np.bincount(np.asarray(y_test, dtype=np.int64)).max()) / n
+    threshold = p0 + CHANCE_Z * float(np.sqrt(p0 * (1.0 - p0) / n))
+    if ba > threshold:
+        return None
+    return (
+        f"degenerate: chance-level predictor (BA {ba:.3f} is not above the majority-class rate {p0:.3f} by "
+        f"{CHANCE_Z} standard errors on {n} test images, i.e. > {threshold:.3f}; training collapsed)"
+    )
+
+
 def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dict) -> list[dict]:
     """Train one downstream model (``job``: encoder, task, defence, seed) and evaluate it under ``cells``.
-    A model whose clean logits are not finite, or that predicts one class for every test image, gets rows with a
-    ``degenerate: ...`` status (never ``ok``): its numbers are not a robustness result."""
+    A model whose clean logits are not finite, that predicts one class for every test image, or whose benign accuracy
+    is not significantly above chance (:func:`_chance_level`) gets rows with a ``degenerate: ...`` status (never
+    ``ok``): its numbers are not a robustness result."""
     from art_ssl.metrics import attack_success_rate, benign_accuracy, robust_accuracy
     from art_ssl.zoo import backdoor_targets, encoder_info, list_encoders
 
@@ -271,6 +296,8 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
                 f"degenerate: constant predictor (every test image is class {int(pred[0])}; "
                 f"training diverged or the encoder's embeddings are constant)"
             )
+        else:
+            model_status = _chance_level(ba, task.y_test)
     detector_cols = {}  # ZePAD's flag rate on clean test images
     if detector is not None and model_status is None:
         detector_cols = {"flag_rate_clean": flag_rate(detector, task.x_test)}

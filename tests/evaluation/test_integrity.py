@@ -230,6 +230,45 @@ def test_a_constant_predictor_is_flagged(monkeypatch):
     assert row["status"].startswith("degenerate: constant predictor") and np.isnan(row["RA"])
 
 
+def test_chance_level_threshold_is_the_one_sided_z_test():
+    y = np.repeat(np.arange(10), 54)  # digits' 540 test images, balanced: p0 = 0.1
+    threshold = 0.1 + 3.09 * np.sqrt(0.1 * 0.9 / 540)  # 0.1399
+    assert grid_module._chance_level(0.102, y).startswith("degenerate: chance-level predictor (BA 0.102")
+    assert grid_module._chance_level(threshold - 1e-4, y) is not None
+    assert grid_module._chance_level(threshold + 1e-4, y) is None
+    skewed = np.array([0] * 80 + [1] * 20)  # the majority class, not 1/K, is what a label-blind model scores
+    assert grid_module._chance_level(0.85, skewed) is not None and grid_module._chance_level(0.95, skewed) is None
+
+
+def test_a_near_constant_predictor_is_flagged(monkeypatch):
+    """A real job whose model predicts only classes 3 and 4 (by the sign of one embedding coordinate): more than
+    one class, so not a constant predictor, but its BA is at chance and its rows must not read ``ok``."""
+    config = GridConfig(encoders=("simclr_r18",), **{**FAST, "n_test": 200, "attacks": ("pgd",)})
+
+    class TwoClasses:
+        def __init__(self, name, classifier, *args, **kwargs):
+            self.classifier = classifier
+
+        def fit(self, x, y):
+            layers = [m for m in self.classifier.model.head.modules() if isinstance(m, torch.nn.Linear)]
+            for layer in layers:
+                torch.nn.init.zeros_(layer.weight)
+                torch.nn.init.zeros_(layer.bias)
+            for layer in layers[:-1]:  # pass coordinate 0 of the embedding (and its negation) through the ReLUs
+                layer.weight.data[0, 0], layer.weight.data[1, 0] = 1.0, -1.0
+            layers[-1].weight.data[3, 0], layers[-1].weight.data[4, 1] = 1.0, 1.0
+
+        def get_classifier(self):
+            return self.classifier
+
+    monkeypatch.setattr(grid_module, "make_defence_trainer", TwoClasses)
+    job = {"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "seed": 0}
+    cell = {**job, "attack": "pgd", "eps_255": 8.0, "perturbation_key": ""}
+    (row,) = grid_module.run_job(config, job, [cell], {})
+    assert row["status"].startswith("degenerate: chance-level predictor") and np.isnan(row["RA"])
+    assert 0 < row["BA"] < 0.3
+
+
 def test_encoder_classifier_leaves_the_callers_encoder_alone():
     from art_ssl.estimators import PyTorchEncoder, encoder_classifier
     from art_ssl.models import SmallCNN

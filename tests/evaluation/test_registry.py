@@ -10,8 +10,9 @@ from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSetting
 
 
 def test_zepad_and_distillation_run_in_the_grid(tmp_path):
-    # distillation: at 1-2 epochs on 64 images the student's embeddings are nearly constant (std 0.002-0.004 across
-    # images against 0.37 for the public encoder) and the grid rightly reports a degenerate constant predictor
+    # distillation: at a few epochs on 64 images the student's embeddings are nearly constant (std 0.002-0.004 across
+    # images against 0.37 for the public encoder); its head scores BA 0.203 on 64 test images, not significantly above
+    # the majority-class rate, and the grid rightly reports a degenerate chance-level predictor (with its BA)
     fast = DefenceSettings(zepad_head_epochs=1, distill_epochs=5, distill_teacher_epochs=0, distill_warmup_epochs=5)
     config = GridConfig(
         encoders=("simclr_r18",),
@@ -30,7 +31,8 @@ def test_zepad_and_distillation_run_in_the_grid(tmp_path):
         defence_settings=fast,
     )
     frame = run_grid(config, tmp_path / "results.csv", progress=False).set_index("defence")
-    assert (frame["status"] == "ok").all() and set(frame.index) == {"zepad", "distillation"}
+    assert set(frame.index) == {"zepad", "distillation"} and frame.loc["zepad", "status"] == "ok"
+    assert frame.loc["distillation", "status"].startswith("degenerate: chance-level predictor")
     zepad = frame.loc["zepad"]
     assert 0 <= zepad["flag_rate_clean"] <= 1 and 0 <= zepad["flag_rate_attacked"] <= 1
     assert np.isnan(frame.loc["distillation", "flag_rate_clean"])  # no detector
