@@ -82,6 +82,9 @@ class ZePADTrainer(EncoderHeadTrainer):
     :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
                          "random"}`` for the official Gen-AF recipe; :meth:`official` sets them).
 
+    :param amp: Mixed precision of every sub-trainer (fine-tuning and heads), as
+                :class:`~art_ssl.defences.trainer.FineTuningTrainer`'s.
+
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`; ``eps``, ``step_size`` and
     ``pgd_steps`` are the adversarial fine-tuning's (Gen-AF's 0.03, 0.007, 10).
     """
@@ -125,6 +128,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         head_hidden: tuple[int, ...] = (512, 512),
         head_dropout: float = 0.2,
         detection_threshold: float = 0.1,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
@@ -163,7 +167,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             pgd_steps,
             None,
             0,
-            False,
+            amp,
             channels_last,
             seed,
             verbose,
@@ -274,6 +278,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             "head_lr": self.head_lr,
             "weight_decay": self.weight_decay,
             "lr_decay": self.lr_decay,
+            "amp": self.amp,
             "channels_last": self.channels_last,
             "seed": self.seed,
             "verbose": verbose,
