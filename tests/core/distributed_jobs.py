@@ -180,13 +180,15 @@ def zepad_job(out: str, n: int, batch_size: int, mpae_trainer: str = "genaf", he
     )
     trainer.fit(x, y)
     if distributed.is_main_process():
-        torch.save(
-            {"state": trainer.get_classifier().model.state_dict(), "loss": trainer.history_["loss"].tolist()}, out
-        )
+        model = trainer.get_classifier().model
+        dropouts = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0})
+        result = {"state": model.state_dict(), "loss": trainer.history_["loss"].tolist(), "dropout": dropouts}
+        torch.save(result, out)
 
 
 def gather_bn_job(out: str) -> None:
-    """The pieces alone: a global BatchNorm forward/backward and a gathered loss, on 2 ranks vs the full batch."""
+    """The pieces alone: a global BatchNorm forward/backward, a gathered loss and a global dropout mask, on 2 ranks
+    vs the full batch."""
     torch.manual_seed(0)
     x_full = torch.randn(10, 3, 4, 4, dtype=torch.float64)
     weights = torch.randn(10, 3, 4, 4, dtype=torch.float64)
@@ -196,6 +198,10 @@ def gather_bn_job(out: str) -> None:
     with distributed.global_batchnorm(bn):
         y = bn(x)
     y_all = distributed.gather_with_local_grad(y)
+    torch.manual_seed(1)  # the same global random state on every rank, as the trainers' seeding gives
+    drop = nn.Dropout(0.5)
+    with distributed.global_dropout(drop):
+        dropped = distributed.gather_with_local_grad(drop(x.detach()))
     loss = (y_all * weights).pow(2).sum()  # the same loss on every rank, from the gathered output
     loss.backward()
     distributed.sync_gradients(bn.parameters())
@@ -215,6 +221,8 @@ def gather_bn_job(out: str) -> None:
                 "running_mean": bn.running_mean,
                 "running_var": bn.running_var,
                 "class": type(bn).__name__,
+                "dropped": dropped,
+                "dropout_class": type(drop).__name__,
             },
             out,
         )

@@ -38,6 +38,9 @@ JOBS = [
     ("pretrain", {"method": "barlow_twins", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("pretrain", {"method": "simsiam", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("badencoder", {"n": 70, "batch_size": 32}),  # last batch 6 -> 3 + 3
+    ("trainer", {"name": "mart", "n": 70, "batch_size": 32, "nb_epochs": 1, "n_test": 0}),  # last batch 6
+    ("distillation", {"n": 64, "batch_size": 32}),
+    ("zepad", {"n": 64, "batch_size": 32}),
 ]
 
 
@@ -53,8 +56,10 @@ def two_and_one(tmp_path_factory):
 def test_global_batchnorm_and_gather_match_the_full_batch(two_and_one):
     two, one = (r[0] for r in two_and_one)
     assert two["class"] == "BatchNorm2d"  # the layer's class is restored after training
-    for key in ("y", "grad_x", "grad_w", "running_mean", "running_var"):
+    assert two["dropout_class"] == "Dropout"
+    for key in ("y", "grad_x", "grad_w", "running_mean", "running_var", "dropped"):
         assert torch.allclose(two[key], one[key], rtol=0, atol=1e-12), key
+    assert 0.3 < float((one["dropped"] == 0).double().mean()) < 0.7  # p = 0.5: units were dropped
     assert float(one["grad_x"].abs().max()) > 1e-3  # a real gradient was compared
 
 
@@ -104,6 +109,36 @@ def test_badencoder_on_two_processes_equals_one(two_and_one):
     print(f"BadEncoder: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
     assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-5  # SGD, as the pre-training jobs
+
+
+def test_mart_on_two_processes_equals_one(two_and_one):
+    two, one = (r[10] for r in two_and_one)
+    print(f"MART: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam, as PGD-AT
+
+
+def test_distillation_on_two_processes_equals_one(two_and_one):
+    """Teacher fine-tuning, student warm-up and distillation (SimCLR negatives gathered, the distillation mean as
+    each rank's share): the teacher and the student equal one process's, and the logged loss is the global one."""
+    two, one = (r[11] for r in two_and_one)
+    print(f"Distillation: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)  # distillation term of the global batch, not a share
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam
+    assert {k.split(".")[0] for k in two["state"]} == {"student", "teacher"}
+
+
+def test_zepad_on_two_processes_equals_one(two_and_one):
+    """ZePAD's adversarial fine-tuning of both MPAE encoders and the heads of all three branches (dropout 0.2: each
+    rank applies its rows of the global batch's mask): every branch's encoder and head equal one process's."""
+    two, one = (r[12] for r in two_and_one)
+    print(f"ZePAD: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["dropout"] == ["Dropout"]  # the heads drop units, and their layers' class is restored
+    branches = {".".join(k.split(".")[: 3 if k.startswith("mpae") else 2]) for k in two["state"]}
+    assert branches == {f"{b}.{part}" for b in ("mpae.0", "mpae.1", "bmp") for part in ("encoder", "head")}
+    assert len(two["loss"]) == len(one["loss"]) == 5  # two fine-tunings, three heads
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam
 
 
 def test_batch_shards_follow_one_global_order():
