@@ -53,6 +53,10 @@ class ZePADTrainer(EncoderHeadTrainer):
     returns an ART ``PyTorchClassifier`` over the fused :class:`ZePADModel` (robust federal decision), so that every
     ART attack runs on it; :meth:`get_detector` the training-free DAE detector.
 
+    Under ``torchrun`` the training is data-parallel: each fine-tuning and each head is trained by an
+    :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` (global batches, summed gradients, global BatchNorm
+    statistics and dropout masks), so every branch equals a single process's up to float32 rounding.
+
     Persistent robustness: after one :meth:`fit`, ``mpae_encoders_`` holds the fine-tuned encoders; pass them as
     ``mpae_encoders`` to a trainer for another task to train only new heads.
 

@@ -151,6 +151,10 @@ class EncoderDistillation(Transformer):
     for them are not public: ``teacher_epochs`` and ``warmup_epochs`` are our choices (named parameters).
     ``beta`` defaults to the official 1000 per layer for the layer losses and 1 for ``"cosine"``.
 
+    Under ``torchrun`` the three runs are data-parallel (:func:`~art_ssl.ssl.pretrain.pretrain`): the NT-Xent over
+    the all-gathered global batch, the distillation mean as each rank's share of the global batch's (the logged loss
+    is the global one); with the same augmentations the student equals a single process's up to float32 rounding.
+
     :param classifier: The encoder to clean (ART ``PyTorchEncoder``), the teacher's starting point; not modified.
     :param teacher: ``"finetuned"`` or ``"poisoned"``.
     :param student: ``"warmup"``, ``"random"`` or ``"poisoned"``.
