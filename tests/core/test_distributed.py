@@ -15,7 +15,15 @@ Tolerances, and why they are not zero (measured differences, printed by ``pytest
   rounding level can get a step of the order of ``lr``, so the bound is 1e-4 (MoCo 1.2e-6, PGD-AT 7.7e-7, Gen-AF
   1.7e-7), a hundredth of the learning rates (1e-3 / 1e-2) that a wrong shard, a missing gradient sum or other random
   starts move every weight by;
+- MART (6.7e-8), distillation (1.3e-6: teacher fine-tuning, student warm-up and distillation, three Adam runs in
+  one job) and ZePAD (1.2e-7: both MPAE fine-tunings and the three heads) use Adam too: the same 1e-4. Without the
+  global dropout mask ZePAD's heads differed by 2e-2, with the distillation share unweighted the student by more
+  than the bound (``tools/mutate.py --only ddp_dropout_per_rank ddp_distillation_share_unweighted``: killed); the
+  distillation loss is compared at 1e-5 (3e-7 measured), where a logged per-rank share (39 vs 70) fails;
+- the global dropout mask alone (float64, p = 0.5): 1e-12, the mask is the single process's, bit for bit;
 - TRADES, 3 epochs on 256 digits: BA and RA on 300 test digits within 6 images (see the test).
+
+The 13 jobs take ~26-31 s (``tools/distributed_suite_time.py --before 10``: the last three add ~2 s).
 """
 
 from __future__ import annotations
