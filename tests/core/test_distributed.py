@@ -23,7 +23,8 @@ Tolerances, and why they are not zero (measured differences, printed by ``pytest
 - the global dropout mask alone (float64, p = 0.5): 1e-12, the mask is the single process's, bit for bit;
 - TRADES, 3 epochs on 256 digits: BA and RA on 300 test digits within 6 images (see the test).
 
-The 13 jobs take ~26-31 s (``tools/distributed_suite_time.py --before 10``: the last three add ~2 s).
+The last three jobs add ~4-6 s to the fixture (spawned part 24-25 s -> 28-29 s, ``OMP_NUM_THREADS=1 PYTHONPATH=.
+python tools/distributed_suite_time.py --before 10``).
 """
 
 from __future__ import annotations
