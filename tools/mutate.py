@@ -48,6 +48,7 @@ ROBUST = (
 )
 PREPROCESSING = ("tests/test_preprocessing.py",)
 SSL = ("tests/ssl/test_ssl_losses_by_hand.py",)
+DDP = "tests/core/test_distributed.py::"
 FUSION = ("tests/defences/test_fusion_k.py",)
 MUTANTS = [
     Mutant(
@@ -169,6 +170,38 @@ MUTANTS = [
         "c = z1.t() @ z2",
         SSL,
         "Barlow Twins' cross-correlation not divided by the batch size",
+    ),
+    Mutant(
+        "ddp_trainer_gradients_not_summed",
+        "art_ssl/defences/trainer/base.py",
+        "distributed.sync_gradients(self.model.parameters())  # data-parallel: sum of the shares",
+        "pass",
+        (DDP + "test_mart_on_two_processes_equals_one",),
+        "data-parallel trainers step on their own rank's gradient",
+    ),
+    Mutant(
+        "ddp_dropout_per_rank",
+        "art_ssl/core/distributed.py",
+        "if not (self.training and self.p > 0 and is_distributed()):",
+        "if True:",
+        (DDP + "test_zepad_on_two_processes_equals_one",),
+        "data-parallel dropout: every rank draws its own rows' masks from the same stream",
+    ),
+    Mutant(
+        "ddp_distillation_share_unweighted",
+        "art_ssl/defences/transformer/distillation.py",
+        "share = local_mean * (n_local / n_global)",
+        "share = local_mean",
+        (DDP + "test_distillation_on_two_processes_equals_one",),
+        "data-parallel distillation: each rank's distillation mean not weighted by its share of the batch",
+    ),
+    Mutant(
+        "ddp_distillation_logs_a_share",
+        "art_ssl/defences/transformer/distillation.py",
+        "return share + (total / n_global - float(share.detach()))",
+        "return share",
+        (DDP + "test_distillation_on_two_processes_equals_one",),
+        "data-parallel distillation logs its rank's share of the distillation term as the loss",
     ),
 ]
 

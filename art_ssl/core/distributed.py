@@ -18,6 +18,8 @@ The contract, kept by every helper here:
   normalises with the mean and variance of the global batch (``torch.nn.SyncBatchNorm``'s kernel on CUDA, an
   all-reduce of sums with autograd on the CPU, where PyTorch's ``SyncBatchNorm`` refuses to run); in eval mode
   (PGD, validation) the running statistics, as without distribution.
+- **Dropout masks of the global batch** (:func:`global_dropout`, in the trainers): each rank draws the mask one
+  process would draw for the global batch and keeps its rows.
 - **Rank 0 writes**: checkpoints, progress bars and logs (:func:`is_main_process`).
 
 Outside a ``torchrun`` job (or with one process) every helper is the identity and the loops run exactly as before.
@@ -143,15 +145,20 @@ class BatchShards:
         return batch[start:stop]
 
 
+def _row_counts(x: torch.Tensor) -> list[int]:
+    """Every rank's number of rows of ``x`` (dim 0), in rank order (one all-gather on ``x``'s device)."""
+    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
+    return [int(s) for s in sizes]
+
+
 class _GatherWithLocalGrad(torch.autograd.Function):
     """All-gather along dim 0; the backward returns the gradient of this rank's own rows only (see
     :func:`gather_with_local_grad`)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world_size())]
-        dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
-        counts = [int(s) for s in sizes]
+        counts = _row_counts(x)
         padded = x.new_zeros((max(counts), *x.shape[1:]))
         padded[: len(x)] = x
         parts = [torch.empty_like(padded) for _ in counts]
@@ -298,6 +305,48 @@ def global_batchnorm(*modules: nn.Module) -> Iterator[None]:
         restore()
 
 
+class _GlobalDropout(nn.Dropout):
+    """Swapped into an ``nn.Dropout`` layer's class by :func:`global_dropout`: in training mode with several ranks,
+    every rank draws the mask of the whole global batch (as one process would, from the same seeded stream) and
+    keeps its own rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.p > 0 and is_distributed()):
+            return super().forward(x)
+        counts = _row_counts(x)
+        start = sum(counts[: rank()])
+        memory_format = torch.channels_last if x.dim() == 4 and not x.is_contiguous() else torch.contiguous_format
+        ones = torch.ones((sum(counts), *x.shape[1:]), dtype=x.dtype, device=x.device).contiguous(
+            memory_format=memory_format
+        )
+        mask = nn.functional.dropout(ones, self.p, True)  # the draws of one process's dropout on the global batch
+        return x * mask[start : start + len(x)]
+
+
+@contextmanager
+def global_dropout(*modules: nn.Module) -> Iterator[None]:
+    """
+    For the duration of the context, make every ``nn.Dropout`` layer of ``modules`` drop the units one process
+    would drop on the global batch: each rank draws the global batch's mask and applies its own rows of it (as the
+    trainers slice the PGD random starts), which needs the same global random state on every rank (the trainers
+    seed it with ``seed`` on all of them). Without it, ranks seeded alike would draw the same masks for their own
+    rows (row ``i`` of every shard dropped alike). One tiny all-gather per layer and step; nothing is changed
+    without a multi-process group.
+    """
+    swapped: list[tuple[nn.Module, type]] = []
+    if is_distributed():
+        for module in modules:
+            for layer in module.modules():
+                if type(layer) is nn.Dropout:
+                    swapped.append((layer, type(layer)))
+                    layer.__class__ = _GlobalDropout
+    try:
+        yield
+    finally:
+        for layer, cls in swapped:
+            layer.__class__ = cls
+
+
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
     """Copy ``module``'s parameters and buffers from rank ``src`` to every rank (identical starting weights even if
     the ranks built them differently). No-op without a multi-process group."""
@@ -382,6 +431,7 @@ __all__ = [
     "convert_batchnorm",
     "gather_with_local_grad",
     "global_batchnorm",
+    "global_dropout",
     "init_from_env",
     "is_distributed",
     "is_main_process",

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from art_ssl.core import distributed
+from art_ssl.models import SmallCNN
 
 
 def spawn_main(
@@ -39,8 +40,6 @@ def _digits(n_train: int, n_test: int = 0):
 
 
 def _encoder() -> nn.Module:
-    from art_ssl.models import SmallCNN
-
     torch.manual_seed(0)
     return SmallCNN(in_channels=1, widths=(8, 16), stem_stride=2)
 
@@ -123,8 +122,73 @@ def badencoder_job(out: str, n: int, batch_size: int) -> None:
         torch.save({"state": backdoored.model.state_dict(), "loss": attack.history_["loss"].tolist()}, out)
 
 
+def distillation_job(out: str, n: int, batch_size: int, augmentation: bool = True) -> None:
+    """The whole distillation defence on ``n`` digits, one epoch of each of its three runs (teacher fine-tuning,
+    student warm-up, distillation), with the identity augmentation (the ranks' views then match one process's);
+    rank 0 saves the teacher, the student and the history."""
+    from art_ssl.defences.transformer import EncoderDistillation
+    from art_ssl.estimators import PyTorchEncoder
+
+    x = _digits(n)[0]
+    encoder = PyTorchEncoder(_encoder(), (1, SIZE, SIZE), device_type="cpu")
+    kwargs = {"augmentation": nn.Identity()} if augmentation else {}
+    defence = EncoderDistillation(
+        encoder,
+        layers=("layer1", "layer2"),
+        nb_epochs=1,
+        batch_size=batch_size,
+        teacher_epochs=1,
+        warmup_epochs=1,
+        amp=False,
+        verbose=False,
+        **kwargs,
+    )
+    student = defence(x)
+    if distributed.is_main_process():
+        assert defence.teacher_ is not None and defence.history_ is not None
+        state = {f"student.{k}": v for k, v in student.model.state_dict().items()}
+        state |= {f"teacher.{k}": v for k, v in defence.teacher_.state_dict().items()}
+        torch.save({"state": state, "loss": defence.history_["loss"].tolist()}, out)
+
+
+def zepad_job(out: str, n: int, batch_size: int, mpae_trainer: str = "genaf", head_dropout: float = 0.2) -> None:
+    """ZePAD's whole training on ``n`` digits: one epoch of adversarial fine-tuning of each MPAE encoder (victim and
+    auxiliary), then one epoch of each branch's head (the two MPAE branches and the BMP branch, dropout on); rank 0
+    saves every branch's encoder and head and the histories."""
+    from art_ssl.defences.trainer import ZePADTrainer
+    from art_ssl.estimators import encoder_classifier
+
+    x, y, _, _ = _digits(n)
+    clf = encoder_classifier(_encoder(), 10, freeze_encoder=False, input_shape=(1, SIZE, SIZE), device_type="cpu")
+    torch.manual_seed(1)
+    auxiliary = SmallCNN(in_channels=1, widths=(8, 16), stem_stride=2)
+    torch.manual_seed(2)
+    bmp = SmallCNN(in_channels=1, widths=(8, 16), stem_stride=2)
+    trainer = ZePADTrainer(
+        clf,
+        auxiliary,
+        bmp_encoder=bmp,
+        mpae_trainer=mpae_trainer,
+        aft_epochs=1,
+        head_epochs=1,
+        batch_size=batch_size,
+        pgd_steps=3,
+        head_hidden=(16,),
+        head_dropout=head_dropout,
+        amp=False,
+        verbose=False,
+    )
+    trainer.fit(x, y)
+    if distributed.is_main_process():
+        model = trainer.get_classifier().model
+        dropouts = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0})
+        result = {"state": model.state_dict(), "loss": trainer.history_["loss"].tolist(), "dropout": dropouts}
+        torch.save(result, out)
+
+
 def gather_bn_job(out: str) -> None:
-    """The pieces alone: a global BatchNorm forward/backward and a gathered loss, on 2 ranks vs the full batch."""
+    """The pieces alone: a global BatchNorm forward/backward, a gathered loss and a global dropout mask, on 2 ranks
+    vs the full batch."""
     torch.manual_seed(0)
     x_full = torch.randn(10, 3, 4, 4, dtype=torch.float64)
     weights = torch.randn(10, 3, 4, 4, dtype=torch.float64)
@@ -134,6 +198,10 @@ def gather_bn_job(out: str) -> None:
     with distributed.global_batchnorm(bn):
         y = bn(x)
     y_all = distributed.gather_with_local_grad(y)
+    torch.manual_seed(1)  # the same global random state on every rank, as the trainers' seeding gives
+    drop = nn.Dropout(0.5)
+    with distributed.global_dropout(drop):
+        dropped = distributed.gather_with_local_grad(drop(x.detach()))
     loss = (y_all * weights).pow(2).sum()  # the same loss on every rank, from the gathered output
     loss.backward()
     distributed.sync_gradients(bn.parameters())
@@ -153,6 +221,8 @@ def gather_bn_job(out: str) -> None:
                 "running_mean": bn.running_mean,
                 "running_var": bn.running_var,
                 "class": type(bn).__name__,
+                "dropped": dropped,
+                "dropout_class": type(drop).__name__,
             },
             out,
         )
@@ -193,6 +263,8 @@ JOBS = {
     "pretrain": pretrain_job,
     "trainer": trainer_job,
     "badencoder": badencoder_job,
+    "distillation": distillation_job,
+    "zepad": zepad_job,
     "gather_bn": gather_bn_job,
     "collectives": collectives_job,
     "suite": suite_job,

@@ -15,7 +15,16 @@ Tolerances, and why they are not zero (measured differences, printed by ``pytest
   rounding level can get a step of the order of ``lr``, so the bound is 1e-4 (MoCo 1.2e-6, PGD-AT 7.7e-7, Gen-AF
   1.7e-7), a hundredth of the learning rates (1e-3 / 1e-2) that a wrong shard, a missing gradient sum or other random
   starts move every weight by;
+- MART (6.7e-8), distillation (1.3e-6: teacher fine-tuning, student warm-up and distillation, three Adam runs in
+  one job) and ZePAD (1.2e-7: both MPAE fine-tunings and the three heads) use Adam too: the same 1e-4. Without the
+  global dropout mask ZePAD's heads differed by 2e-2, with the distillation share unweighted the student by 2.0e-3,
+  without the gradient sum MART by 3.9e-2 (``tools/mutate.py --only ddp_...``: all killed); the
+  distillation loss is compared at 1e-5 (3e-7 measured), where a logged per-rank share (39 vs 70) fails;
+- the global dropout mask alone (float64, p = 0.5): 1e-12, the mask is the single process's, bit for bit;
 - TRADES, 3 epochs on 256 digits: BA and RA on 300 test digits within 6 images (see the test).
+
+The last three jobs add ~4-6 s to the fixture (spawned part 24-25 s -> 28-29 s, ``OMP_NUM_THREADS=1 PYTHONPATH=.
+python tools/distributed_suite_time.py --before 10``).
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ JOBS = [
     ("pretrain", {"method": "barlow_twins", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("pretrain", {"method": "simsiam", "n": 64, "batch_size": 32, "optimizer": "sgd"}),
     ("badencoder", {"n": 70, "batch_size": 32}),  # last batch 6 -> 3 + 3
+    ("trainer", {"name": "mart", "n": 70, "batch_size": 32, "nb_epochs": 1, "n_test": 0}),  # last batch 6
+    ("distillation", {"n": 64, "batch_size": 32}),
+    ("zepad", {"n": 64, "batch_size": 32}),
 ]
 
 
@@ -53,8 +65,10 @@ def two_and_one(tmp_path_factory):
 def test_global_batchnorm_and_gather_match_the_full_batch(two_and_one):
     two, one = (r[0] for r in two_and_one)
     assert two["class"] == "BatchNorm2d"  # the layer's class is restored after training
-    for key in ("y", "grad_x", "grad_w", "running_mean", "running_var"):
+    assert two["dropout_class"] == "Dropout"
+    for key in ("y", "grad_x", "grad_w", "running_mean", "running_var", "dropped"):
         assert torch.allclose(two[key], one[key], rtol=0, atol=1e-12), key
+    assert 0.3 < float((one["dropped"] == 0).double().mean()) < 0.7  # p = 0.5: units were dropped
     assert float(one["grad_x"].abs().max()) > 1e-3  # a real gradient was compared
 
 
@@ -104,6 +118,36 @@ def test_badencoder_on_two_processes_equals_one(two_and_one):
     print(f"BadEncoder: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
     assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-5  # SGD, as the pre-training jobs
+
+
+def test_mart_on_two_processes_equals_one(two_and_one):
+    two, one = (r[10] for r in two_and_one)
+    print(f"MART: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam, as PGD-AT
+
+
+def test_distillation_on_two_processes_equals_one(two_and_one):
+    """Teacher fine-tuning, student warm-up and distillation (SimCLR negatives gathered, the distillation mean as
+    each rank's share): the teacher and the student equal one process's, and the logged loss is the global one."""
+    two, one = (r[11] for r in two_and_one)
+    print(f"Distillation: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)  # distillation term of the global batch, not a share
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam
+    assert {k.split(".")[0] for k in two["state"]} == {"student", "teacher"}
+
+
+def test_zepad_on_two_processes_equals_one(two_and_one):
+    """ZePAD's adversarial fine-tuning of both MPAE encoders and the heads of all three branches (dropout 0.2: each
+    rank applies its rows of the global batch's mask): every branch's encoder and head equal one process's."""
+    two, one = (r[12] for r in two_and_one)
+    print(f"ZePAD: max |w2 - w1| = {jobs.max_abs_difference(two['state'], one['state']):.3g}")
+    assert two["dropout"] == ["Dropout"]  # the heads drop units, and their layers' class is restored
+    branches = {".".join(k.split(".")[: 3 if k.startswith("mpae") else 2]) for k in two["state"]}
+    assert branches == {f"{b}.{part}" for b in ("mpae.0", "mpae.1", "bmp") for part in ("encoder", "head")}
+    assert len(two["loss"]) == len(one["loss"]) == 5  # two fine-tunings, three heads
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    assert jobs.max_abs_difference(two["state"], one["state"]) < 1e-4  # Adam
 
 
 def test_batch_shards_follow_one_global_order():

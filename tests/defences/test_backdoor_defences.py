@@ -135,11 +135,15 @@ def test_attention_map_by_hand():
         ({"data_fraction": 0.0}, "data_fraction"),
         ({"beta": -1.0}, "beta"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"augmentation": "torchvision"}, "augmentation"),
+        ({"amp": "yes"}, "amp"),
     ],
 )
 def test_distillation_rejects_bad_parameters(trained_encoder, kwargs, error):
     with pytest.raises(ValueError, match=error):
         EncoderDistillation(trained_encoder, **{"layers": LAYERS, **kwargs})
+    with pytest.raises(TypeError, match="`augmentation`"):
+        EncoderDistillation(trained_encoder, layers=LAYERS, augmentation=3)
 
 
 def test_bad_trainer_and_transformer_inputs(trained_classifier, trained_encoder):

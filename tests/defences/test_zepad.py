@@ -148,6 +148,7 @@ def test_short_real_run_keeps_benign_accuracy_raises_robust_accuracy_and_detects
         ({"fusion": "vote"}, ValueError, "`fusion`"),
         ({"aft_epochs": 0}, ValueError, "`aft_epochs`"),
         ({"head_dropout": 1.0}, ValueError, "`head_dropout`"),
+        ({"amp": "yes"}, ValueError, "`amp`"),
         ({"auxiliary_encoder": None}, TypeError, "`auxiliary_encoder`"),
         ({"mpae_encoders": [torch.nn.Identity()]}, ValueError, "`mpae_encoders`"),
         ({"mpae_encoders": ["enc", "enc"]}, TypeError, "`mpae_encoders`"),

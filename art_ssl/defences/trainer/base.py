@@ -48,8 +48,9 @@ class EncoderHeadTrainer(Trainer):
     classifier's ``preprocessing`` (normalisation) is applied inside, so ``eps`` is in [0, 1] pixel units.
 
     Under ``torchrun`` the training is data-parallel (:mod:`art_ssl.core.distributed`): ``batch_size`` is the global
-    batch, each rank trains on its part of it (PGD random starts sliced from the global batch's), BatchNorm uses the
-    global statistics, gradients are summed, rank 0 writes checkpoints; validation runs whole on every rank.
+    batch, each rank trains on its part of it (PGD random starts and dropout masks sliced from the global batch's),
+    BatchNorm uses the global statistics, gradients are summed, rank 0 writes checkpoints; validation runs whole on
+    every rank.
     :meth:`fit_generator` trains from a dataset read batch by batch (:mod:`art_ssl.data.stream`).
     After :meth:`fit`, ``history_`` holds one row per epoch: loss, learning rates, seconds, and with
     ``validation_data`` the benign accuracy ``val_ba`` and the accuracy ``val_ra`` under a white-box PGD of the
@@ -320,7 +321,8 @@ class EncoderHeadTrainer(Trainer):
         try:
             with scoped_seed(self.seed) as generator:  # the caller's global RNG is left as it was
                 self._generator = generator
-                with distributed.global_batchnorm(self.model):  # data-parallel: BatchNorm over the global batch
+                # data-parallel: BatchNorm statistics and dropout masks of the global batch
+                with distributed.global_batchnorm(self.model), distributed.global_dropout(self.model):
                     self.history_ = self._run(x_t, y_t, val, nb_epochs, batch_size, verbose)
         finally:
             self._checkpoint_dir = None

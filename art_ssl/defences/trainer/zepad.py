@@ -53,6 +53,10 @@ class ZePADTrainer(EncoderHeadTrainer):
     returns an ART ``PyTorchClassifier`` over the fused :class:`ZePADModel` (robust federal decision), so that every
     ART attack runs on it; :meth:`get_detector` the training-free DAE detector.
 
+    Under ``torchrun`` the training is data-parallel: each fine-tuning and each head is trained by an
+    :class:`~art_ssl.defences.trainer.base.EncoderHeadTrainer` (global batches, summed gradients, global BatchNorm
+    statistics and dropout masks), so every branch equals a single process's up to float32 rounding.
+
     Persistent robustness: after one :meth:`fit`, ``mpae_encoders_`` holds the fine-tuned encoders; pass them as
     ``mpae_encoders`` to a trainer for another task to train only new heads.
 
@@ -81,6 +85,9 @@ class ZePADTrainer(EncoderHeadTrainer):
                          choice), ``"trades"``, ``"mart"`` or ``"pgd_at"``.
     :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
                          "random"}`` for the official Gen-AF recipe; :meth:`official` sets them).
+
+    :param amp: Mixed precision of every sub-trainer (fine-tuning and heads), as
+                :class:`~art_ssl.defences.trainer.FineTuningTrainer`'s.
 
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`; ``eps``, ``step_size`` and
     ``pgd_steps`` are the adversarial fine-tuning's (Gen-AF's 0.03, 0.007, 10).
@@ -125,6 +132,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         head_hidden: tuple[int, ...] = (512, 512),
         head_dropout: float = 0.2,
         detection_threshold: float = 0.1,
+        amp: bool | str = "auto",
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
@@ -163,7 +171,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             pgd_steps,
             None,
             0,
-            False,
+            amp,
             channels_last,
             seed,
             verbose,
@@ -274,6 +282,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             "head_lr": self.head_lr,
             "weight_decay": self.weight_decay,
             "lr_decay": self.lr_decay,
+            "amp": self.amp,
             "channels_last": self.channels_last,
             "seed": self.seed,
             "verbose": verbose,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from art.defences.transformer.transformer import Transformer
 from torch import nn
 
+from art_ssl.core.amp import check_amp
 from art_ssl.core.checks import (
     check_bool,
     check_fraction,
@@ -24,12 +25,13 @@ from art_ssl.core.checks import (
     check_positive_number,
     check_seed,
 )
-from art_ssl.core.distributed import gather_with_local_grad, local_share
+from art_ssl.core.distributed import gather_with_local_grad, is_distributed, sum_over_ranks
 from art_ssl.core.forward import preprocess
 from art_ssl.core.hooks import forward_with_layers
 from art_ssl.core.losses import attention_transfer, channel_kl, negative_cosine, nt_xent
 from art_ssl.core.seeding import scoped_seed
 from art_ssl.estimators.encoder import PyTorchEncoder
+from art_ssl.ssl.augment import AUGMENTATIONS
 from art_ssl.ssl.methods import SimCLR
 from art_ssl.ssl.pretrain import feature_dim_of, pretrain
 
@@ -58,6 +60,19 @@ def reinitialise(model: nn.Module) -> nn.Module:
             if reset_fn is not None:
                 reset_fn()
     return model
+
+
+def _global_mean(local_mean: torch.Tensor, n_local: int) -> torch.Tensor:
+    """Data-parallel: a per-sample mean over this rank's ``n_local`` rows turned into its share of the global batch's
+    mean (``n_local / n_global`` of it: the gradient :func:`~art_ssl.core.distributed.sync_gradients` sums) whose
+    *value* is the global mean itself, so that every rank logs the loss one process would. Unchanged without a
+    group."""
+    if not is_distributed():
+        return local_mean
+    value = float(local_mean.detach())
+    n_global, total = sum_over_ranks(float(n_local), value * n_local)  # one all-reduce for both
+    share = local_mean * (n_local / n_global)
+    return share + (total / n_global - float(share.detach()))  # a constant: the value of the global mean
 
 
 class DistillationObjective(SimCLR):
@@ -94,7 +109,8 @@ class DistillationObjective(SimCLR):
         x1, x2 = self.preprocess(x1), self.preprocess(x2)
         z1, student_maps = forward_with_layers(self.encoder, x1, self.layers)
         z2 = self.encoder(x2)
-        # data-parallel: negatives from every rank, the distillation mean as this rank's share
+        # data-parallel: negatives from every rank (the contrastive loss of the global batch on every rank), the
+        # distillation mean as this rank's share of the global mean
         p1, p2 = gather_with_local_grad(self.projector(z1), self.projector(z2))
         contrastive = nt_xent(p1, p2, self.temperature)
         with torch.no_grad():
@@ -106,7 +122,7 @@ class DistillationObjective(SimCLR):
             kwargs = {"reduction": self.kl_reduction} if self.loss_name == "kl" else {}
             terms = [fn(student_maps[n], teacher_maps[n], **kwargs) for n in self.layers]  # layers: never empty
             distill = sum(terms[1:], terms[0])
-        return contrastive + self.beta * distill * local_share(len(x1))
+        return contrastive + self.beta * _global_mean(distill, len(x1))
 
 
 class EncoderDistillation(Transformer):
@@ -135,6 +151,10 @@ class EncoderDistillation(Transformer):
     for them are not public: ``teacher_epochs`` and ``warmup_epochs`` are our choices (named parameters).
     ``beta`` defaults to the official 1000 per layer for the layer losses and 1 for ``"cosine"``.
 
+    Under ``torchrun`` the three runs are data-parallel (:func:`~art_ssl.ssl.pretrain.pretrain`): the NT-Xent over
+    the all-gathered global batch, the distillation mean as each rank's share of the global batch's (the logged loss
+    is the global one); with the same augmentations the student equals a single process's up to float32 rounding.
+
     :param classifier: The encoder to clean (ART ``PyTorchEncoder``), the teacher's starting point; not modified.
     :param teacher: ``"finetuned"`` or ``"poisoned"``.
     :param student: ``"warmup"``, ``"random"`` or ``"poisoned"``.
@@ -154,6 +174,12 @@ class EncoderDistillation(Transformer):
     :param verbose: Progress bars.
     :param kl_reduction: ``"batchmean"`` (official) or ``"mean"``, for ``loss="kl"``
                          (:func:`~art_ssl.core.losses.channel_kl`).
+    :param augmentation: The two views of every SimCLR run (teacher fine-tuning, warm-up, distillation): ``None``
+                         (:func:`~art_ssl.ssl.pretrain.pretrain`'s default, the official SimCLR views), a name of
+                         :func:`~art_ssl.ssl.augment.ssl_augmentation`'s implementations or a module producing one
+                         random view of a batch.
+    :param amp: Mixed precision of the three runs' forward passes (``True``, ``False`` or ``"auto"``,
+                :mod:`art_ssl.core.amp`).
     """
 
     params = [
@@ -172,6 +198,8 @@ class EncoderDistillation(Transformer):
         "seed",
         "verbose",
         "kl_reduction",
+        "augmentation",
+        "amp",
     ]
 
     def __init__(
@@ -192,6 +220,8 @@ class EncoderDistillation(Transformer):
         seed: int = 0,
         verbose: bool = True,
         kl_reduction: str = "batchmean",
+        augmentation: nn.Module | str | None = None,
+        amp: bool | str = "auto",
     ) -> None:
         if not isinstance(classifier, PyTorchEncoder):
             raise TypeError(f"`classifier` must be an art_ssl PyTorchEncoder, got {type(classifier).__name__}.")
@@ -200,6 +230,8 @@ class EncoderDistillation(Transformer):
         self.student = student
         self.loss = loss
         self.kl_reduction = kl_reduction
+        self.augmentation = augmentation
+        self.amp = amp
         if layers is None and loss in DEFAULT_LAYERS:
             layers = DEFAULT_LAYERS[loss]
         self.layers = tuple(layers) if isinstance(layers, (list, tuple)) else layers
@@ -242,8 +274,17 @@ class EncoderDistillation(Transformer):
         check_positive_number("weight_decay", self.weight_decay, allow_zero=True)
         check_bool("verbose", self.verbose)
         check_seed(self.seed)
+        check_amp("amp", self.amp)
         if self.kl_reduction not in KL_REDUCTIONS:
             raise ValueError(f"`kl_reduction` must be one of {KL_REDUCTIONS}, got {self.kl_reduction!r}.")
+        if self.augmentation is not None and not isinstance(self.augmentation, (str, nn.Module)):
+            raise TypeError(
+                f"`augmentation` must be an nn.Module, a name or None, got {type(self.augmentation).__name__}."
+            )
+        if isinstance(self.augmentation, str) and self.augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"`augmentation` must be an nn.Module or one of {AUGMENTATIONS}, got {self.augmentation!r}."
+            )
 
     @property
     def _beta(self) -> float:
@@ -276,6 +317,8 @@ class EncoderDistillation(Transformer):
             lr_schedule="constant",
             seed=self.seed,
             device_type=self._device_type,
+            augmentation=self.augmentation,
+            amp=self.amp,
             verbose=self.verbose,
         )
 
@@ -377,6 +420,8 @@ class EncoderDistillation(Transformer):
             lr_schedule="constant",
             seed=self.seed,
             device_type=self._device_type,
+            augmentation=self.augmentation,
+            amp=self.amp,
             verbose=self.verbose,
         )
         self.history_ = result.history
