@@ -5,7 +5,7 @@ own budget) accuracies stop moving.
 
 A *setting* is a defence and the options that issue 16 adds: Gen-AF's ``gr_reduction`` (sum / batchmean / mean),
 ``head_init`` (random / probe, LP-FT) and ``lambda_gr``; ``head_init`` and the budget warm-ups (``warmK`` epochs,
-``rampF`` fraction of the steps) for PGD-AT, TRADES and MART. Every setting
+``rampF`` fraction of the steps) for PGD-AT, TRADES, MART and Gen-AF's stage 1. Every setting
 starts from the same victim (copy of the zoo encoder, the papers' 512-512 MLP head seeded by ``--seed``), the same
 data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where the balance question lives).
 
@@ -37,7 +37,7 @@ from art_ssl.zoo import load_encoder
 
 def make_trainer(setting: str, classifier, args):
     """``defence[:reduction]:head_init[:warmK][:rampF]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
-    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``rampF``: step by step over the
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART / Gen-AF; ``rampF``: step by step over the
     fraction F of the run (``eps_warmup_fraction``; ``ramp0``: none, the papers' recipe; without it, the trainer's
     default); ``cleanW``:
     PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``)."""

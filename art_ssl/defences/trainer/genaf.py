@@ -21,7 +21,7 @@ from art_ssl.core.driver import epoch_batches
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
-from art_ssl.defences.trainer.warm_start import check_head_init, with_warm_start
+from art_ssl.defences.trainer.warm_start import EpsWarmup, check_eps_warmup_fraction, check_head_init, with_warm_start
 
 GRAPH_ON = ("logits", "features")
 STAGES = (1, 2)
@@ -29,10 +29,16 @@ SENSITIVITY_STARTS = ("zero", "original")
 # What the official code does where art_ssl's defaults differ (GenAFTrainer.official).
 logger = logging.getLogger(__name__)
 
-OFFICIAL = {"gr_reduction": "sum", "head_init": "random", "sensitivity_start": "zero", "lambda_gr": 20.0}
+OFFICIAL = {
+    "gr_reduction": "sum",
+    "head_init": "random",
+    "sensitivity_start": "zero",
+    "lambda_gr": 20.0,
+    "eps_warmup_fraction": 0.0,
+}
 
 
-class GenAFTrainer(EncoderHeadTrainer):
+class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
     """
     Gen-AF's two stages; run both (default) or either alone with ``stages``.
 
@@ -114,6 +120,12 @@ class GenAFTrainer(EncoderHeadTrainer):
     :param sensitivity_start: ``"zero"`` (official) or ``"original"``: where stage 2's running maximum starts.
     :param gr_balance: With ``lambda_gr="auto"``: the ratio of ``lambda_gr * ||grad L_gr||`` to ``||grad CE||`` at
                        the start of stage 1 (1).
+    :param eps_warmup_epochs: Stage 1's PGD budget grows linearly over these first epochs (0: none; see
+                              :mod:`~.warm_start`).
+    :param eps_warmup_fraction: Stage 1's PGD budget (``eps`` and ``step_size``) grows linearly, step by step, over
+                                this fraction of stage 1's optimiser steps (:func:`~.warm_start.eps_ramp`; 0: none,
+                                the official recipe); validation, ``lambda_gr="auto"``'s measurement and stage 2's
+                                probe set always use their full budgets.
 
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
@@ -142,6 +154,8 @@ class GenAFTrainer(EncoderHeadTrainer):
         "head_init_epochs",
         "sensitivity_start",
         "gr_balance",
+        "eps_warmup_epochs",
+        "eps_warmup_fraction",
     ]
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
@@ -186,8 +200,12 @@ class GenAFTrainer(EncoderHeadTrainer):
         head_init_epochs: int = 10,
         sensitivity_start: str = "zero",
         gr_balance: float = 1.0,
+        eps_warmup_epochs: int = 0,
+        eps_warmup_fraction: float = 0.0,
     ) -> None:
         self.gr_balance = gr_balance
+        self.eps_warmup_epochs = eps_warmup_epochs
+        self.eps_warmup_fraction = eps_warmup_fraction
         self.lambda_gr_: float | None = None
         self.gr_reduction = gr_reduction
         self.head_init = head_init
@@ -281,7 +299,8 @@ class GenAFTrainer(EncoderHeadTrainer):
             check_positive_int(name, getattr(self, name))
         if self.gr_reduction not in GR_REDUCTIONS:
             raise ValueError(f"`gr_reduction` must be one of {GR_REDUCTIONS}, got {self.gr_reduction!r}.")
-        check_head_init(self.head_init, self.head_init_epochs)
+        check_head_init(self.head_init, self.head_init_epochs, self.eps_warmup_epochs)
+        check_eps_warmup_fraction(self.eps_warmup_fraction)
         if self.sensitivity_start not in SENSITIVITY_STARTS:
             raise ValueError(
                 f"`sensitivity_start` must be one of {SENSITIVITY_STARTS}, got {self.sensitivity_start!r}."
@@ -325,8 +344,10 @@ class GenAFTrainer(EncoderHeadTrainer):
         """
         ``lambda_gr="auto"``: the weight at which ``L_gr``'s gradient starts at ``gr_balance`` times CE's, over
         every trainable parameter (encoder and head), on one batch of ``batch_size`` training images drawn with a
-        generator seeded by ``seed`` (so a resumed run finds the same weight). The model's BatchNorm statistics
-        are restored afterwards: the measurement changes nothing.
+        generator seeded by ``seed`` (so a resumed run finds the same weight), at the full PGD budget (with
+        ``eps_warmup_fraction``, the weight that balances the terms once the warm-up ends; the warm-up changes the
+        budget schedule, not the weight). The model's BatchNorm statistics are restored afterwards: the measurement
+        changes nothing.
 
         Why (issue 16): the official ``lambda_gr=20`` with ``L_gr`` summed over n^2 pairs starts ~3,400x CE on the
         head of our encoders, and the label signal is lost; a fixed ratio at the start keeps both terms in play

@@ -96,6 +96,12 @@ class EpsWarmup(_TrainerBase):
         total = self._steps_per_epoch * nb_epochs  # set by ``_train`` for the loop being run
         self._eps_scale = eps_scale(epoch, self.eps_warmup_epochs) * eps_ramp(step, total, self.eps_warmup_fraction)
 
+    def _train(self, *args, **kwargs) -> pd.DataFrame:
+        try:
+            return super()._train(*args, **kwargs)
+        finally:  # between loops (a head fit, Gen-AF's stages) and after ``fit``: the full budget again
+            self._eps_scale = 1.0
+
     def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
         if eps is None and self._eps_scale < 1.0:
             eps = self.eps * self._eps_scale
