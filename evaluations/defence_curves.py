@@ -87,16 +87,36 @@ def make_trainer(setting: str, classifier, args):
     raise ValueError(f"Unknown setting {setting!r}.")
 
 
+def _column(df: pd.DataFrame, column: str, default: object) -> pd.Series:
+    """``df[column]`` as text (``1.0`` read back from a CSV is ``"1"``), ``default`` where the row or the file
+    predates the column."""
+    values = df[column] if column in df else pd.Series(default, index=df.index, dtype=object)
+    values = values.astype(object).where(values.notna(), default)
+    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+
+
 def _lambda(text: str) -> float | str:
     return text if text == "auto" else float(text)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
     """Every epoch of every setting (the curves), in the order the settings were run."""
-    cols = ["task", "encoder", "setting", "seed", "stages", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra"]
+    cols = [
+        "task",
+        "encoder",
+        "setting",
+        "seed",
+        "stages",
+        "n_train",
+        "pgd_steps",
+        "stage",
+        "epoch",
+        "val_ba",
+        "val_ra",
+    ]
     cols += ["seconds_total", "lambda_gr_used"]  # lambda: Gen-AF rows
-    df = df[[c for c in cols if c in df]].fillna({"seed": 0, "stages": "1"})  # rows from before these columns
-    df = df.astype({c: int for c in ("n_train", "pgd_steps", "epoch", "seed") if c in df})
+    df = df[[c for c in cols if c in df]].astype({c: int for c in ("n_train", "pgd_steps", "epoch") if c in df})
+    df = df.assign(seed=_column(df, "seed", 0), stages=_column(df, "stages", "1"))  # rows from before these columns
     if "lambda_gr_used" in df:  # often far below 0.001: three significant digits, not three decimals
         df = df.assign(lambda_gr_used=df["lambda_gr_used"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}"))
     return df.round({"seconds_total": 0}).to_markdown(index=False, floatfmt=".3f")
@@ -140,9 +160,8 @@ def main() -> None:
         done = pd.DataFrame(columns=["task", "encoder", "setting"])
     for setting in args.settings:
         key = (done["task"] == args.task) & (done["encoder"] == args.encoder) & (done["setting"] == setting)
-        for column, value in (("seed", args.seed), ("stages", stages)):  # absent in older files: the defaults
-            if column in done:
-                key &= done[column].fillna({"seed": 0, "stages": "1"}[column]).astype(str) == str(value)
+        key &= _column(done, "seed", 0) == str(args.seed)
+        key &= _column(done, "stages", "1") == stages
         if key.any():
             continue
         victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
