@@ -154,3 +154,36 @@ def test_genaf_official_recipe_has_no_warmup(trained_classifier):
     assert {"eps_warmup_fraction", "eps_warmup_epochs"} <= set(GenAFTrainer.trainer_params)
     with pytest.raises(ValueError, match="`eps_warmup_epochs` must be an int >= 0"):
         GenAFTrainer(classifier, eps_warmup_epochs=-1)
+
+
+def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
+    """``evaluations/defence_curves.py``'s setting syntax: ``genaf:...:rampF`` must reach Gen-AF's warm-up (the
+    measured curves would otherwise all be the trainer's default)."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "evaluations" / "defence_curves.py"
+    spec = importlib.util.spec_from_file_location("defence_curves", path)
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    args = argparse.Namespace(
+        epochs=1,
+        batch_size=16,
+        pgd_steps=1,
+        val_pgd_steps=0,
+        seed=0,
+        verbose=False,
+        head_init_epochs=1,
+        stages=[1],
+        lambda_gr=20.0,
+        stage2_epochs=1,
+        sensitivity_samples=8,
+        sensitivity_epochs=1,
+    )
+    classifier = fresh_head_classifier(trained_classifier)
+    trainer = curves.make_trainer("genaf:sum:random:lamauto:bal0.5:ramp0.8", classifier, args)
+    assert isinstance(trainer, GenAFTrainer)
+    assert (trainer.eps_warmup_fraction, trainer.lambda_gr, trainer.gr_balance) == (0.8, "auto", 0.5)
+    assert (trainer.head_init, trainer.gr_reduction) == ("random", "sum")
+    assert curves.make_trainer("genaf:sum:probe:ramp0", classifier, args).eps_warmup_fraction == 0.0
