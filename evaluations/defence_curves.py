@@ -15,6 +15,12 @@ data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where th
         --out evaluations/results/genaf_balance.csv
     python evaluations/defence_curves.py --task digits --epochs 4 --settings pgd_at:random pgd_at:probe \
         mart:random mart:probe trades:random trades:probe --out evaluations/results/baseline_curves_digits.csv
+    python evaluations/defence_curves.py --task digits --encoder simclr_r18 --n-train 1257 --n-val 300 --epochs 10 \
+        --threads 1 --settings genaf:sum:probe:lamauto:ramp0.8 genaf:sum:probe:lamauto:ramp0 \
+        --out evaluations/results/genaf_curves_digits_warmup.csv
+
+The last is one line of ``evaluations/genaf_warmup_runs.sh``, which makes Gen-AF's warm-up tables
+(``results/genaf_curves_digits_warmup.md``, ``genaf_curves_digits_levers.md``, ``genaf_curves_fmnist_warmup.md``).
 
 Rows (one per setting and training epoch; the head warm start's epochs are not curves) are appended to ``--out``;
 a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
