@@ -98,7 +98,16 @@ def _column(df: pd.DataFrame, column: str, default: object) -> pd.Series:
     predates the column."""
     values = df[column] if column in df else pd.Series(default, index=df.index, dtype=object)
     values = values.astype(object).where(values.notna(), default)
-    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    return values.map(_text)
+
+
+def _text(value: object) -> str:
+    """``1``, ``1.0`` and ``"1.0"`` (a CSV column that held a NaN, read back) are all ``"1"``; ``"1+2"`` stays."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(value)
 
 
 def _lambda(text: str) -> float | str:
