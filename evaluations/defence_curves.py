@@ -5,7 +5,7 @@ own budget) accuracies stop moving.
 
 A *setting* is a defence and the options that issue 16 adds: Gen-AF's ``gr_reduction`` (sum / batchmean / mean),
 ``head_init`` (random / probe, LP-FT) and ``lambda_gr``; ``head_init`` and the budget warm-ups (``warmK`` epochs,
-``rampF`` fraction of the steps) for PGD-AT, TRADES and MART. Every setting
+``rampF`` fraction of the steps) for PGD-AT, TRADES, MART and Gen-AF's stage 1. Every setting
 starts from the same victim (copy of the zoo encoder, the papers' 512-512 MLP head seeded by ``--seed``), the same
 data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where the balance question lives).
 
@@ -15,6 +15,12 @@ data and the same PGD steps; ``--stages 1`` runs Gen-AF's stage 1 only (where th
         --out evaluations/results/genaf_balance.csv
     python evaluations/defence_curves.py --task digits --epochs 4 --settings pgd_at:random pgd_at:probe \
         mart:random mart:probe trades:random trades:probe --out evaluations/results/baseline_curves_digits.csv
+    python evaluations/defence_curves.py --task digits --encoder simclr_r18 --n-train 1257 --n-val 300 --epochs 10 \
+        --threads 1 --settings genaf:sum:probe:lamauto:ramp0.8 genaf:sum:probe:lamauto:ramp0 \
+        --out evaluations/results/genaf_curves_digits_warmup.csv
+
+The last is one line of ``evaluations/genaf_warmup_runs.sh``, which makes Gen-AF's warm-up tables
+(``results/genaf_curves_digits_warmup.md``, ``genaf_curves_digits_levers.md``, ``genaf_curves_fmnist_warmup.md``).
 
 Rows (one per setting and training epoch; the head warm start's epochs are not curves) are appended to ``--out``;
 a restarted run skips finished settings. ``--md`` renders the CSV as a markdown table (every epoch).
@@ -37,16 +43,18 @@ from art_ssl.zoo import load_encoder
 
 def make_trainer(setting: str, classifier, args):
     """``defence[:reduction]:head_init[:warmK][:rampF]`` -> the trainer (``genaf_l0``: Gen-AF with ``lambda_gr=0``;
-    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART; ``rampF``: step by step over the
+    ``warmK``: PGD budget warm-up over K epochs, PGD-AT / TRADES / MART / Gen-AF; ``rampF``: step by step over the
     fraction F of the run (``eps_warmup_fraction``; ``ramp0``: none, the papers' recipe; without it, the trainer's
     default); ``cleanW``:
-    PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``)."""
+    PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``; ``balB``: Gen-AF with
+    ``gr_balance=B``)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
     ramp = [p for p in parts if p.startswith("ramp")]
     clean = [p for p in parts if p.startswith("clean")]
     lam = [p for p in parts if p.startswith("lam")]
-    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam"))]
+    bal = [p for p in parts if p.startswith("bal")]
+    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -68,6 +76,7 @@ def make_trainer(setting: str, classifier, args):
             stages=tuple(args.stages),
             gr_reduction=parts[1],
             lambda_gr=0.0 if name == "genaf_l0" else _lambda(lam[0][3:]) if lam else args.lambda_gr,
+            gr_balance=float(bal[0][3:]) if bal else 1.0,
             stage2_epochs=args.stage2_epochs,
             sensitivity_samples=args.sensitivity_samples,
             sensitivity_epochs=args.sensitivity_epochs,
@@ -84,14 +93,47 @@ def make_trainer(setting: str, classifier, args):
     raise ValueError(f"Unknown setting {setting!r}.")
 
 
+def _column(df: pd.DataFrame, column: str, default: object) -> pd.Series:
+    """``df[column]`` as text (``1.0`` read back from a CSV is ``"1"``), ``default`` where the row or the file
+    predates the column."""
+    values = df[column] if column in df else pd.Series(default, index=df.index, dtype=object)
+    values = values.astype(object).where(values.notna(), default)
+    return values.map(_text)
+
+
+def _text(value: object) -> str:
+    """``1``, ``1.0`` and ``"1.0"`` (a CSV column that held a NaN, read back) are all ``"1"``; ``"1+2"`` stays."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(value)
+
+
 def _lambda(text: str) -> float | str:
     return text if text == "auto" else float(text)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
     """Every epoch of every setting (the curves), in the order the settings were run."""
-    cols = ["task", "encoder", "setting", "n_train", "pgd_steps", "epoch", "val_ba", "val_ra", "seconds_total"]
+    cols = [
+        "task",
+        "encoder",
+        "setting",
+        "seed",
+        "stages",
+        "n_train",
+        "pgd_steps",
+        "stage",
+        "epoch",
+        "val_ba",
+        "val_ra",
+    ]
+    cols += ["seconds_total", "lambda_gr_used"]  # lambda: Gen-AF rows
     df = df[[c for c in cols if c in df]].astype({c: int for c in ("n_train", "pgd_steps", "epoch") if c in df})
+    df = df.assign(seed=_column(df, "seed", 0), stages=_column(df, "stages", "1"))  # rows from before these columns
+    if "lambda_gr_used" in df:  # often far below 0.001: three significant digits, not three decimals
+        df = df.assign(lambda_gr_used=df["lambda_gr_used"].map(lambda v: "" if pd.isna(v) else f"{v:.3g}"))
     return df.round({"seconds_total": 0}).to_markdown(index=False, floatfmt=".3f")
 
 
@@ -119,18 +161,22 @@ def main() -> None:
     parser.add_argument("--checkpoint-dir", default=None, help="resumable training state, one folder per setting")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--md", default=None, help="also write the last epochs as a markdown table here")
+    parser.add_argument("--md", default=None, help="also write every epoch as a markdown table here")
+    parser.add_argument("--caption", default=None, help="a paragraph above the --md table (what, and the command)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     task = load_task(args.task, size=64, n_train=args.n_train, n_test=args.n_val, seed=args.seed, root=args.root)
     public = load_encoder(args.encoder, "cpu")
+    stages = "+".join(map(str, args.stages))  # Gen-AF's stages (a column, "1" or "1+2")
     try:
         done = pd.read_csv(args.out)
     except FileNotFoundError:
         done = pd.DataFrame(columns=["task", "encoder", "setting"])
     for setting in args.settings:
         key = (done["task"] == args.task) & (done["encoder"] == args.encoder) & (done["setting"] == setting)
+        key &= _column(done, "seed", 0) == str(args.seed)
+        key &= _column(done, "stages", "1") == stages
         if key.any():
             continue
         victim = build_victim(public, task.nb_classes, seed=args.seed, device_type=args.device)
@@ -146,7 +192,11 @@ def main() -> None:
             n_train=len(task.x_train),
             pgd_steps=args.pgd_steps,
             seconds_total=time.perf_counter() - start,
+            seed=args.seed,
+            stages=stages,
         )
+        if getattr(trainer, "lambda_gr_", None) is not None:  # Gen-AF: the weight used (``"auto"`` resolved)
+            rows = rows.assign(lambda_gr_used=trainer.lambda_gr_)
         rows = rows.assign(epoch=np.arange(1, len(rows) + 1))
         done = pd.concat([done, rows], ignore_index=True)
         done.to_csv(args.out, index=False)
@@ -158,7 +208,7 @@ def main() -> None:
         )
     if args.md:
         with open(args.md, "w") as f:
-            f.write(to_markdown(done) + "\n")
+            f.write(("" if args.caption is None else args.caption + "\n\n") + to_markdown(done) + "\n")
 
 
 if __name__ == "__main__":

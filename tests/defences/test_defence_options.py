@@ -95,8 +95,9 @@ def test_official_preset_is_the_official_recipe(trained_classifier):
     official = GenAFTrainer.official(classifier, nb_epochs=3)
     assert (official.gr_reduction, official.head_init, official.sensitivity_start) == ("sum", "random", "zero")
     assert official.lambda_gr == 20.0 and official.nb_epochs == 3
+    assert official.eps_warmup_fraction == 0.0
     recommended = GenAFTrainer(classifier)
-    assert (recommended.head_init, recommended.lambda_gr) == ("probe", "auto")
+    assert (recommended.head_init, recommended.lambda_gr, recommended.eps_warmup_fraction) == ("random", "auto", 0.8)
 
 
 def test_sensitivity_start_zero_allows_negative_scores_and_original_clips_them(trained_classifier, fmnist28):
@@ -211,7 +212,8 @@ def test_zepad_bad_options(trained_classifier, kwargs, error, match):
 def test_zepad_official_preset_uses_the_official_genaf_and_a_bmp_other_than_the_victim(trained_classifier):
     trainer = ZePADTrainer.official(fresh_head_classifier(trained_classifier), torch.nn.Identity(), aft_epochs=2)
     assert trainer.mpae_trainer == "genaf" and trainer.aft_epochs == 2 and trainer.bmp_encoder == "auto"
-    assert trainer.mpae_options == {"gr_reduction": "sum", "head_init": "random", "lambda_gr": 20.0}
+    official_genaf = {"gr_reduction": "sum", "head_init": "random", "lambda_gr": 20.0, "eps_warmup_fraction": 0.0}
+    assert trainer.mpae_options == official_genaf
 
 
 def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_classifier, fmnist28, monkeypatch):

@@ -1,11 +1,11 @@
-"""The step-by-step budget warm-up of the adversarial-only trainers (issue 16, digits): ``eps_warmup_fraction``."""
+"""The step-by-step budget warm-up of the adversarial trainers (issue 16, digits): ``eps_warmup_fraction``."""
 
 import copy
 
 import pytest
 import torch
 
-from art_ssl.defences.trainer import EncoderHeadTrainer, FineTuningTrainer, MARTTrainer, TRADESTrainer
+from art_ssl.defences.trainer import EncoderHeadTrainer, FineTuningTrainer, GenAFTrainer, MARTTrainer, TRADESTrainer
 from art_ssl.defences.trainer.warm_start import eps_ramp
 from art_ssl.estimators import encoder_classifier
 from art_ssl.models.heads import linear_head
@@ -81,7 +81,109 @@ def test_adversarial_only_trainers_warm_up_by_default_and_trades_does_not(traine
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, True, "0.5", None])
-@pytest.mark.parametrize("make", [FineTuningTrainer, MARTTrainer, TRADESTrainer], ids=["pgd_at", "mart", "trades"])
+@pytest.mark.parametrize(
+    "make", [FineTuningTrainer, MARTTrainer, TRADESTrainer, GenAFTrainer], ids=["pgd_at", "mart", "trades", "genaf"]
+)
 def test_bad_eps_warmup_fraction_is_refused(trained_classifier, make, bad):
     with pytest.raises(ValueError, match="`eps_warmup_fraction` must be a number in \\[0, 1\\)"):
         make(fresh_head_classifier(trained_classifier), eps_warmup_fraction=bad)
+
+
+def test_genaf_stage1_pgd_budget_follows_the_ramp_and_stage2_keeps_its_own(trained_classifier, fmnist28, monkeypatch):
+    trainer = GenAFTrainer(
+        fresh_head_classifier(trained_classifier),
+        stages=(1, 2),
+        head_init="random",
+        lambda_gr=1.0,
+        eps=0.1,
+        step_size=0.05,
+        pgd_steps=1,
+        nb_epochs=2,
+        batch_size=16,
+        validation_pgd_steps=1,
+        eps_warmup_fraction=0.5,
+        stage2_epochs=1,
+        sensitivity_samples=16,
+        sensitivity_eps=0.2,
+        sensitivity_step_size=0.04,
+        sensitivity_epochs=1,
+        verbose=False,
+    )
+    seen = _record_budgets(monkeypatch)
+    x, y = fmnist28.x_train[:64], fmnist28.y_train[:64]  # 4 stage-1 steps an epoch, 8 in all: f T + 1 = 5
+    trainer.fit(x, y, validation_data=(fmnist28.x_test[:16], fmnist28.y_test[:16]))
+    # Stage 1: per epoch 4 training PGDs then one validation PGD; stage 2: the probe set's PGD, then its validation.
+    assert len(seen) == 12
+    training = seen[0:4] + seen[5:9]
+    expected = [eps_ramp(s, 8, 0.5) for s in range(8)]
+    assert expected[0] == pytest.approx(0.2) and expected[-1] == 1.0
+    assert [e for e, _ in training] == pytest.approx([0.1 * f for f in expected])
+    assert [s for _, s in training] == pytest.approx([0.05 * f for f in expected])
+    assert [seen[4], seen[9], seen[11]] == [(0.1, 0.05)] * 3  # validation: the full budget
+    assert seen[10] == (0.2, 0.04)  # stage 2's probe set: its own budget, never ramped
+    assert trainer._eps_scale == 1.0
+
+
+def test_genaf_auto_lambda_is_measured_at_the_full_budget_whatever_the_warmup(trained_classifier, fmnist28):
+    """``lambda_gr="auto"`` is measured after the head warm start and before stage 1's first step: at the full
+    budget, so the warm-up changes the budget schedule and not the weight (a head fit of one step would otherwise
+    leave its own ramp, 1 / (f + 1), in place)."""
+    weights = {}
+    for fraction in (0.0, 0.5):
+        trainer = GenAFTrainer(
+            fresh_head_classifier(trained_classifier),
+            stages=(1,),
+            head_init="probe",
+            head_init_epochs=1,
+            eps_warmup_fraction=fraction,
+            nb_epochs=1,
+            batch_size=64,
+            pgd_steps=2,
+            validation_pgd_steps=0,
+            verbose=False,
+        )
+        trainer.fit(fmnist28.x_train[:64], fmnist28.y_train[:64])
+        weights[fraction] = trainer.lambda_gr_
+    assert weights[0.0] == pytest.approx(weights[0.5], rel=1e-6)
+
+
+def test_genaf_official_recipe_has_no_warmup(trained_classifier):
+    classifier = fresh_head_classifier(trained_classifier)
+    official = GenAFTrainer.official(classifier)
+    assert official.eps_warmup_fraction == 0.0 and official.eps_warmup_epochs == 0
+    assert {"eps_warmup_fraction", "eps_warmup_epochs"} <= set(GenAFTrainer.trainer_params)
+    with pytest.raises(ValueError, match="`eps_warmup_epochs` must be an int >= 0"):
+        GenAFTrainer(classifier, eps_warmup_epochs=-1)
+
+
+def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
+    """``evaluations/defence_curves.py``'s setting syntax: ``genaf:...:rampF`` must reach Gen-AF's warm-up (the
+    measured curves would otherwise all be the trainer's default)."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "evaluations" / "defence_curves.py"
+    spec = importlib.util.spec_from_file_location("defence_curves", path)
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    args = argparse.Namespace(
+        epochs=1,
+        batch_size=16,
+        pgd_steps=1,
+        val_pgd_steps=0,
+        seed=0,
+        verbose=False,
+        head_init_epochs=1,
+        stages=[1],
+        lambda_gr=20.0,
+        stage2_epochs=1,
+        sensitivity_samples=8,
+        sensitivity_epochs=1,
+    )
+    classifier = fresh_head_classifier(trained_classifier)
+    trainer = curves.make_trainer("genaf:sum:random:lamauto:bal0.5:ramp0.8", classifier, args)
+    assert isinstance(trainer, GenAFTrainer)
+    assert (trainer.eps_warmup_fraction, trainer.lambda_gr, trainer.gr_balance) == (0.8, "auto", 0.5)
+    assert (trainer.head_init, trainer.gr_reduction) == ("random", "sum")
+    assert curves.make_trainer("genaf:sum:probe:ramp0", classifier, args).eps_warmup_fraction == 0.0

@@ -24,7 +24,10 @@ it. The budget is out of proportion to the class signal in the zoo encoder's fea
 moves a digit's embedding by 15, while the nearest other class centroid is only 0.6 farther than the own one;
 Fashion-MNIST: 16 vs 2.2). With the full budget from the first step, the adversarial loss is lowest for a
 near-constant prediction, and the head and encoder go there; a linear ramp lets the model become robust at small
-budgets first (``evaluations/results/baseline_curves_digits_fix.md``).
+budgets first (``evaluations/results/baseline_curves_digits_fix.md``). Gen-AF's stage 1 (adversarial CE plus
+``L_gr``, no clean CE term) collapses there too and takes the same ramp
+(``evaluations/results/genaf_curves_digits_warmup.md``); with a ramp, a clean-probe head (``head_init="probe"``)
+hurts rather than helps.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ else:
 
 HEAD_INITS = ("random", "probe")
 
-#: ``eps_warmup_fraction`` of the adversarial-only losses (PGD-AT, MART) by default; chosen on digits
-#: (``evaluations/results/baseline_curves_digits_fix.md``). The papers' recipe is 0.
+#: ``eps_warmup_fraction`` of the adversarial-only losses (PGD-AT, MART) and of Gen-AF's stage 1 by default; chosen on
+#: digits (``evaluations/results/baseline_curves_digits_fix.md``, ``genaf_curves_digits_warmup.md``). The papers'
+#: recipe is 0.
 EPS_WARMUP_FRACTION = 0.8
 
 
@@ -95,6 +99,12 @@ class EpsWarmup(_TrainerBase):
         super()._before_step(step, epoch, nb_epochs, optimizers)
         total = self._steps_per_epoch * nb_epochs  # set by ``_train`` for the loop being run
         self._eps_scale = eps_scale(epoch, self.eps_warmup_epochs) * eps_ramp(step, total, self.eps_warmup_fraction)
+
+    def _train(self, *args, **kwargs) -> pd.DataFrame:
+        try:
+            return super()._train(*args, **kwargs)
+        finally:  # between loops (a head fit, Gen-AF's stages) and after ``fit``: the full budget again
+            self._eps_scale = 1.0
 
     def _pgd(self, loss_fn, x, eps=None, step_size=None, steps=None, random_start=True):
         if eps is None and self._eps_scale < 1.0:
