@@ -67,7 +67,8 @@ def main() -> None:
     times = eps10.groupby("attack")["attack_seconds"].median().reindex(ORDER).dropna()
     write(
         results / "attacks_64_seconds.md",
-        "Median seconds to learn each perturbation (5,000 images, CPU 2 threads), over the zoo encoders.",
+        "Median seconds to learn each perturbation (5,000 images, CPU, 1 thread on 2 cores shared with other runs: "
+        "compare within the table only), over the zoo encoders.",
         times.rename("seconds").reset_index(),
     )
     curve_csv = results / "attacks_64_curve.csv"
@@ -96,7 +97,7 @@ def main() -> None:
             "The resolution finding (DESIGN §6) re-measured: the same SimCLR recipe and "
             "architecture trained at 28x28 (native Fashion-MNIST) and at 64x64, same attacks. "
             "Commands: `python -m art_ssl pretrain --method simclr --data fashion_mnist --size 28 --epochs 10 "
-            "--seed 0 --device cpu --out evaluations/checkpoints/simclr_r18_28px.safetensors`, then "
+            "--seed 0 --device cpu --amp off --out evaluations/checkpoints/simclr_r18_28px.safetensors`, then "
             "`python evaluations/run_preset.py attacks_28`",
             ra_table(both, ["resolution", "eps_255", "task"], "attack"),
         )
