@@ -206,27 +206,37 @@ def test_degenerate_models_never_get_an_ok_row():
     assert grid_module._degenerate_logits(np.eye(2), "x") is None
 
 
-def test_a_constant_predictor_is_flagged(monkeypatch):
-    """A real job whose trained model predicts one class everywhere (its head zeroed, bias to class 3)."""
-    config = GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)})
+def _job_row_with_head(monkeypatch, config, set_head):
+    """The row of a real grid job (simclr_r18 on the Fashion-MNIST subset, one PGD cell) whose "training" only calls
+    ``set_head(head)`` on the victim's head."""
 
-    class Constant:
+    class SetHead:
         def __init__(self, name, classifier, *args, **kwargs):
             self.classifier = classifier
 
         def fit(self, x, y):
-            head = self.classifier.model.head
-            for p in head.parameters():
-                torch.nn.init.zeros_(p)
-            list(head.parameters())[-1].data[3] = 1.0
+            set_head(self.classifier.model.head)
 
         def get_classifier(self):  # an ART Trainer's result (ZePAD's is a new, fused classifier)
             return self.classifier
 
-    monkeypatch.setattr(grid_module, "make_defence_trainer", Constant)
+    monkeypatch.setattr(grid_module, "make_defence_trainer", SetHead)
     job = {"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "seed": 0}
     cell = {**job, "attack": "pgd", "eps_255": 8.0, "perturbation_key": ""}
     (row,) = grid_module.run_job(config, job, [cell], {})
+    return row
+
+
+def test_a_constant_predictor_is_flagged(monkeypatch):
+    """A real job whose trained model predicts one class everywhere (its head zeroed, bias to class 3)."""
+    config = GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)})
+
+    def constant(head):
+        for p in head.parameters():
+            torch.nn.init.zeros_(p)
+        list(head.parameters())[-1].data[3] = 1.0
+
+    row = _job_row_with_head(monkeypatch, config, constant)
     assert row["status"].startswith("degenerate: constant predictor") and np.isnan(row["RA"])
 
 
@@ -245,26 +255,16 @@ def test_a_near_constant_predictor_is_flagged(monkeypatch):
     one class, so not a constant predictor, but its BA is at chance and its rows must not read ``ok``."""
     config = GridConfig(encoders=("simclr_r18",), **{**FAST, "n_test": 200, "attacks": ("pgd",)})
 
-    class TwoClasses:
-        def __init__(self, name, classifier, *args, **kwargs):
-            self.classifier = classifier
+    def two_classes(head):
+        layers = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+        for layer in layers:
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+        for layer in layers[:-1]:  # pass coordinate 0 of the embedding (and its negation) through the ReLUs
+            layer.weight.data[0, 0], layer.weight.data[1, 0] = 1.0, -1.0
+        layers[-1].weight.data[3, 0], layers[-1].weight.data[4, 1] = 1.0, 1.0
 
-        def fit(self, x, y):
-            layers = [m for m in self.classifier.model.head.modules() if isinstance(m, torch.nn.Linear)]
-            for layer in layers:
-                torch.nn.init.zeros_(layer.weight)
-                torch.nn.init.zeros_(layer.bias)
-            for layer in layers[:-1]:  # pass coordinate 0 of the embedding (and its negation) through the ReLUs
-                layer.weight.data[0, 0], layer.weight.data[1, 0] = 1.0, -1.0
-            layers[-1].weight.data[3, 0], layers[-1].weight.data[4, 1] = 1.0, 1.0
-
-        def get_classifier(self):
-            return self.classifier
-
-    monkeypatch.setattr(grid_module, "make_defence_trainer", TwoClasses)
-    job = {"encoder": "simclr_r18", "task": "fashion-mnist-subset", "defence": "none", "seed": 0}
-    cell = {**job, "attack": "pgd", "eps_255": 8.0, "perturbation_key": ""}
-    (row,) = grid_module.run_job(config, job, [cell], {})
+    row = _job_row_with_head(monkeypatch, config, two_classes)
     assert row["status"].startswith("degenerate: chance-level predictor") and np.isnan(row["RA"])
     assert 0 < row["BA"] < 0.3
 
