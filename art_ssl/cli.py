@@ -283,11 +283,8 @@ def _defend(args: argparse.Namespace) -> int:
     """
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out must name a .safetensors file, got {args.out!r}")
-    if args.defence == "zepad":
-        raise UserError(
-            "--defence zepad trains several encoders fused into one classifier, not one encoder + head; "
-            "audit it with `art-ssl audit --defences zepad`"
-        )
+    if args.defence == "zepad" and args.checkpoint_dir is not None:
+        raise UserError("--checkpoint-dir: ZePAD's training is not resumable (its trainer does not checkpoint)")
     from art_ssl.evaluation.store import check_output_folder
 
     out = Path(args.out).expanduser()
@@ -309,7 +306,7 @@ def _defend_run(args: argparse.Namespace, out: Path, device: str) -> int:
 
     from art_ssl.core import distributed
     from art_ssl.estimators import encoder_classifier
-    from art_ssl.evaluation.registry import make_defence_trainer
+    from art_ssl.evaluation.registry import DefenceSettings, make_defence_trainer, zepad_partners
     from art_ssl.evaluation.sources import EncoderOptions, load_data_spec, load_encoder_spec
 
     options = EncoderOptions(
@@ -338,17 +335,29 @@ def _defend_run(args: argparse.Namespace, out: Path, device: str) -> int:
         seed=args.seed,
         verbose=args.verbose and distributed.is_main_process(),
         encoder_name=args.encoder,
+        defence_settings=DefenceSettings(
+            zepad_auxiliary=args.zepad_auxiliary, zepad_bmp=args.zepad_bmp, zepad_head_epochs=args.zepad_head_epochs
+        ),
         load_encoder=load,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
     )
+    if args.defence == "zepad":  # before training: every branch's encoder is written with its architecture
+        for encoder_module in (trainer.auxiliary_encoder, trainer.bmp_encoder):
+            _arch_of(encoder_module)
     fit_kwargs = {} if args.checkpoint_dir is None else {"checkpoint_dir": args.checkpoint_dir}
     trainer.fit(task.x_train, task.y_train, **fit_kwargs)
     if not distributed.is_main_process():
         return 0
     defended = trainer.get_classifier()
     ba, ra = _ba_ra(defended, task.x_test, task.y_test, args.eps / 255, args.batch_size)
-    _write_defended(defended, out, args, arch, arch_kwargs, task.name, nb_classes, ba, ra)
+    meta = _defended_metadata(args, task.name, nb_classes, ba, ra)
+    if args.defence == "zepad":  # the encoders the registry chose for ZePAD's other branches
+        meta["zepad_auxiliary"], meta["zepad_bmp"] = zepad_partners(args.encoder, args.zepad_auxiliary, args.zepad_bmp)
     print(f"{args.defence} on {task.name}: test BA {ba:.4f}, RA {ra:.4f} (PGD-10, eps {args.eps:g}/255)")
+    if args.defence == "zepad":
+        _write_zepad(trainer, defended, out, arch, arch_kwargs, meta)
+        return 0
+    _write_defended(defended, out, arch, arch_kwargs, meta)
     print(f"saved {out} (encoder, {arch} {arch_kwargs}) and {_head_path(out)} (head)")
     return 0
 
@@ -370,25 +379,10 @@ def _head_path(out: Path) -> Path:
     return out.with_name(out.name[: -len(".safetensors")] + ".head.safetensors")
 
 
-def _write_defended(classifier, out: Path, args, arch: str, arch_kwargs: dict, task: str, nb_classes: int, ba, ra):
+def _defended_metadata(args: argparse.Namespace, task: str, nb_classes: int, ba: float, ra: float) -> dict[str, str]:
     import json
 
-    from safetensors.torch import save_file
-
-    from art_ssl.zoo import save_encoder
-
-    model = classifier.model
-    mean_std = _preprocessing_of(classifier)
-    save_encoder(
-        model.encoder,
-        str(out),
-        arch=arch,
-        arch_kwargs=arch_kwargs,
-        input_shape=classifier.input_shape,
-        mean=None if mean_std is None else mean_std[0],
-        std=None if mean_std is None else mean_std[1],
-    )
-    meta = {
+    return {
         "defence": args.defence,
         "encoder": str(args.encoder),
         "task": task,
@@ -398,18 +392,44 @@ def _write_defended(classifier, out: Path, args, arch: str, arch_kwargs: dict, t
         "test_ra": f"{ra:.6f}",
         "ra_attack": json.dumps({"attack": "pgd", "steps": 10, "eps": args.eps / 255}),
     }
+
+
+def _save_defended_encoder(encoder, out: Path, classifier, arch: str, arch_kwargs: dict) -> None:
+    from art_ssl.estimators import mean_std_of
+    from art_ssl.zoo import save_encoder
+
+    mean_std = mean_std_of(classifier)
+    save_encoder(
+        encoder,
+        str(out),
+        arch=arch,
+        arch_kwargs=arch_kwargs,
+        input_shape=classifier.input_shape,
+        mean=None if mean_std is None else mean_std[0],
+        std=None if mean_std is None else mean_std[1],
+    )
+
+
+def _write_defended(classifier, out: Path, arch: str, arch_kwargs: dict, meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    model = classifier.model
+    _save_defended_encoder(model.encoder, out, classifier, arch, arch_kwargs)
     head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
     save_file(head, str(_head_path(out)), metadata={"art_ssl." + k: v for k, v in meta.items()})
 
 
-def _preprocessing_of(classifier):
-    """The ``(mean, std)`` standardisation of an ART estimator, or ``None``."""
-    for op in getattr(classifier, "preprocessing_operations", None) or []:
-        if hasattr(op, "mean") and hasattr(op, "std"):
-            import numpy as np
+def _zepad_path(out: Path) -> Path:
+    return out.with_name(out.name[: -len(".safetensors")] + ".zepad.safetensors")
 
-            return np.asarray(op.mean).reshape(-1).tolist(), np.asarray(op.std).reshape(-1).tolist()
-    return None
+
+def _write_zepad(trainer, fused, out: Path, arch: str, arch_kwargs: dict, meta: dict[str, str]) -> None:
+    """ZePAD: the victim's MPAE encoder (adversarially fine-tuned) to ``out``, the fused model beside it."""
+    from art_ssl.defences import save_zepad
+
+    _save_defended_encoder(trainer.mpae_encoders_[0], out, fused, arch, arch_kwargs)
+    zepad_file = save_zepad(fused, _zepad_path(out), info=meta)
+    print(f"saved {out} (the victim's MPAE encoder, {arch} {arch_kwargs}) and {zepad_file} (the fused ZePAD model)")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -448,21 +468,12 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _arch_of(model) -> tuple[str, dict]:
-    from art_ssl.models import ResNet18, TorchvisionResNet
+    from art_ssl.zoo.metadata import arch_of
 
-    if isinstance(model, TorchvisionResNet):
-        name = f"resnet{model.depth}" + ("_cifar" if model.stem_kind == "cifar" else "")
-        kwargs = {"in_channels": model.in_channels}
-        if model.stem_kind == "cifar" and model.stem_padding != 1:
-            kwargs["stem_padding"] = model.stem_padding
-        return name, kwargs
-    if isinstance(model, ResNet18):
-        return "zoo_resnet18", {
-            "in_channels": model.in_channels,
-            "width": model.width,
-            "stem_stride": model.stem_stride,
-        }
-    raise UserError(f"only ResNet encoders convert to .safetensors, not {type(model).__name__}")
+    try:
+        return arch_of(model)
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 def _mean_std(args: argparse.Namespace):
@@ -487,6 +498,18 @@ def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
         "--trust-code",
         action="store_true",
         help="allow TorchScript files: loading one RUNS THE CODE stored in the file",
+    )
+
+
+def _add_zepad_options(parser: argparse.ArgumentParser) -> None:
+    """ZePAD's other encoders (zoo names or files), for `audit` and `defend`."""
+    parser.add_argument(
+        "--zepad-auxiliary",
+        default=None,
+        help="ZePAD's second MPAE encoder (default: a clean zoo encoder of another SSL method)",
+    )
+    parser.add_argument(
+        "--zepad-bmp", default=None, help="ZePAD's BMP encoder (default: a clean zoo encoder other than both)"
     )
 
 
@@ -717,10 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fine-tune an encoder + head with a defence",
         "Fine-tune an encoder and a linear head with one defence on one downstream task; write the defended "
         "encoder (--out, .safetensors with metadata) and the head (<out>.head.safetensors, with the test BA/RA). "
+        "ZePAD writes its victim MPAE encoder to --out and the whole fused model to <out>.zepad.safetensors "
+        "(art_ssl.defences.load_zepad reads it). "
         "Data-parallel under torchrun: torchrun --standalone --nproc_per_node=N -m art_ssl defend ...",
     )
     defend.add_argument("--encoder", required=True, help="zoo name or encoder file")
-    defend.add_argument("--defence", required=True, choices=[d for d in DEFENCES if d != "zepad"], help="defence")
+    defend.add_argument("--defence", required=True, choices=DEFENCES, help="defence")
     defend.add_argument("--data", default="fashion-mnist-subset", help="task, as the audit's --data")
     defend.add_argument("--size", type=_int_at_least(8), default=64, help="image side")
     defend.add_argument("--n-train", type=_int_at_least(2), default=None, help="training images (default: all)")
@@ -739,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     defend.add_argument(
         "--amp", default="auto", choices=["auto", "on", "off"], help="bf16 mixed precision (auto: where faster)"
+    )
+    _add_zepad_options(defend)
+    defend.add_argument(
+        "--zepad-head-epochs", type=_int_at_least(1), default=10, help="epochs of each ZePAD branch head"
     )
     _add_encoder_options(defend)
     defend.set_defaults(func=_defend)
@@ -838,12 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--size", type=_int_at_least(8), default=64, help="image side (the papers' 64)")
     audit.add_argument("--seed", type=_int_at_least(0), nargs="+", default=[0], help="one run per seed")
-    audit.add_argument(
-        "--zepad-auxiliary",
-        default=None,
-        help="ZePAD's second MPAE encoder (default: a clean zoo encoder of another SSL method)",
-    )
-    audit.add_argument("--zepad-bmp", default=None, help="ZePAD's BMP encoder, where ZePADTrainer takes one")
+    _add_zepad_options(audit)
     audit.add_argument(
         "--max-ba-cost",
         type=_points,

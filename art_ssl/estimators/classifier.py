@@ -15,6 +15,17 @@ from art_ssl.models.heads import MLPHead, linear_head
 HEADS = ("linear", "mlp")
 
 
+def mean_std_of(estimator: Any) -> tuple[list[float], list[float]] | None:
+    """The per-channel ``(mean, std)`` standardisation among an ART estimator's preprocessing operations, or
+    ``None`` when it has none (what a file's metadata records so that the estimator can be rebuilt)."""
+    import numpy as np
+
+    for op in getattr(estimator, "preprocessing_operations", None) or []:
+        if hasattr(op, "mean") and hasattr(op, "std"):
+            return np.asarray(op.mean).reshape(-1).tolist(), np.asarray(op.std).reshape(-1).tolist()
+    return None
+
+
 class EncoderWithHead(nn.Module):
     """
     ``head(encoder(x))``. With ``freeze_encoder`` the encoder's weights take no gradient and its BatchNorm layers

@@ -390,8 +390,8 @@ def _zepad_trainer(classifier, encoder_name, settings, load_encoder, pgd_steps, 
                 f"ZePAD's `{setting}` takes inputs {tuple(encoder.input_shape)}, the audited encoder "
                 f"{tuple(classifier.input_shape)}: give one of the same input format."
             )
-    # ZePAD's trainer runs its own inner trainers (their precision is its choice): no validation PGD, no `amp`.
-    common = {k: v for k, v in common.items() if k not in ("validation_pgd_steps", "amp")}
+    # ZePAD's trainer runs its own inner trainers (no validation PGD); `amp` reaches every one of them.
+    common = {k: v for k, v in common.items() if k != "validation_pgd_steps"}
     aft_epochs = common.pop("nb_epochs")
     return ZePADTrainer(
         classifier,

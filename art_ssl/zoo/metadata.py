@@ -66,6 +66,30 @@ def encoder_metadata(
     return {PREFIX + k: v for k, v in meta.items()}
 
 
+def arch_of(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """
+    The ``(arch, arch_kwargs)`` that :func:`save_encoder` records for ``model``, read off the module (the ResNets
+    of :mod:`art_ssl.models`; other encoders have no architecture name this metadata could rebuild them from).
+
+    :raises ValueError: ``model`` is not one of those ResNets.
+    """
+    from art_ssl.models import ResNet18, TorchvisionResNet
+
+    if isinstance(model, TorchvisionResNet):
+        name = f"resnet{model.depth}" + ("_cifar" if model.stem_kind == "cifar" else "")
+        kwargs: dict[str, Any] = {"in_channels": model.in_channels}
+        if model.stem_kind == "cifar" and model.stem_padding != 1:
+            kwargs["stem_padding"] = model.stem_padding
+        return name, kwargs
+    if isinstance(model, ResNet18):
+        return "zoo_resnet18", {
+            "in_channels": model.in_channels,
+            "width": model.width,
+            "stem_stride": model.stem_stride,
+        }
+    raise ValueError(f"only ResNet encoders are written as .safetensors with metadata, not {type(model).__name__}")
+
+
 def save_encoder(model: nn.Module, path: str | os.PathLike, **metadata: Any) -> Path:
     """
     Write ``model.state_dict()`` to a ``.safetensors`` file with :func:`encoder_metadata` (keyword arguments).
