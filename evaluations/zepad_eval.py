@@ -65,6 +65,10 @@ def parse_args() -> argparse.Namespace:
         "--bmp", default="auto", help="BMP encoder: 'auto' (a different clean zoo encoder), a zoo name, or 'victim'"
     )
     parser.add_argument("--mpae-trainer", default="genaf", choices=["genaf", "trades", "mart", "pgd_at"])
+    parser.add_argument(
+        "--mpae-lambda-gr", default=None, help="Gen-AF's lambda_gr in the MPAE fine-tuning: a number or 'auto'"
+    )
+    parser.add_argument("--skip-transfer", action="store_true", help="no persistent-robustness table")
     parser.add_argument("--tasks", nargs="*", default=["fashion_mnist", "digits"])
     parser.add_argument("--attacks", nargs="*", default=["advencoder", "pap_ugs", "ssp"], choices=ENCODER_ATTACKS)
     parser.add_argument("--eps", type=float, default=10.0, help="DAE budget, in 1/255 units")
@@ -80,7 +84,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--skip-genaf", action="store_true", help="no Gen-AF row (the defences_64 preset trains the same Gen-AF victim)"
     )
-    parser.add_argument("--adaptive-n", type=int, default=500, help="test images under white-box PGD")
+    parser.add_argument("--adaptive-n", type=int, default=500, help="test images under white-box PGD (0: skip)")
     parser.add_argument("--adaptive-eps", nargs="*", type=float, default=[2.0, 10.0], help="in 1/255 units")
     parser.add_argument("--adaptive-steps", type=int, default=20)
     parser.add_argument("--detector-weight", type=float, default=10.0, help="weight of the detector term")
@@ -93,6 +97,10 @@ def parse_args() -> argparse.Namespace:
     add_task_epochs_argument(parser)
     add_cache_argument(parser)
     return parser.parse_args()
+
+
+def _lambda(text: str) -> float | str:
+    return text if text == "auto" else float(text)
 
 
 def fused(branches: list[nn.Module], bmp: nn.Module | None, fusion: str, like: PyTorchClassifier) -> PyTorchClassifier:
@@ -157,6 +165,7 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
         pgd_steps=args.pgd_steps,
         bmp_encoder=args.bmp,
         mpae_trainer=args.mpae_trainer,
+        **({} if args.mpae_lambda_gr is None else {"lambda_gr": _lambda(args.mpae_lambda_gr)}),
         batch_size=args.batch_size,
         seed=args.seed,
         verbose=args.verbose,
@@ -297,7 +306,8 @@ def main() -> None:
     setting = (
         f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
         f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
-        f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}, "
+        f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}"
+        f"{'' if args.mpae_lambda_gr is None else f' (lambda_gr {args.mpae_lambda_gr})'}, "
         f"DAEs at eps {args.eps:g}/255, seed {args.seed}"
     )
     fmnist = load_task("fashion_mnist", size=args.size)
@@ -346,7 +356,7 @@ def main() -> None:
         )
 
     transfer_rows = []
-    for src in tasks:
+    for src in [] if args.skip_transfer else tasks:
         for dst, task in tasks.items():
             if src == dst:
                 zepad = trained[dst].get_classifier()
@@ -356,12 +366,14 @@ def main() -> None:
     undefended = {r["task"]: r for r in main_rows if r["model"].startswith("none")}
     for row in transfer_rows:
         row["BA_no_defence"] = undefended[row["task"]]["BA"]
-    write(
-        pd.DataFrame(transfer_rows),
-        out_dir / "zepad_transfer_64.csv",
-        f"Persistent robustness: MPAE encoders fine-tuned once, reused with new heads ({setting})",
-    )
-
+    if transfer_rows:
+        write(
+            pd.DataFrame(transfer_rows),
+            out_dir / "zepad_transfer_64.csv",
+            f"Persistent robustness: MPAE encoders fine-tuned once, reused with new heads ({setting})",
+        )
+    if args.adaptive_n < 1:
+        return
     first = next(iter(tasks))
     adaptive = adaptive_rows(trained[first].get_classifier(), tasks[first], args)
     write(

@@ -202,11 +202,19 @@ def test_zepad_mpae_trainer_is_selectable(zoo_victim):
         ({"mpae_options": [("gr_reduction", "sum")]}, TypeError, "`mpae_options`"),
         ({"bmp_encoder": "resnet"}, ValueError, "`bmp_encoder`"),
         ({"bmp_encoder": 3}, TypeError, "`bmp_encoder`"),
+        ({"lambda_gr": "balanced"}, ValueError, "`lambda_gr` must be a finite number >= 0 or 'auto'"),
+        ({"lambda_gr": -1.0}, ValueError, "`lambda_gr`"),
     ],
 )
 def test_zepad_bad_options(trained_classifier, kwargs, error, match):
     with pytest.raises(error, match=match):
         ZePADTrainer(fresh_head_classifier(trained_classifier), torch.nn.Identity(), **kwargs)
+
+
+def test_zepad_lambda_auto_reaches_the_genaf_fine_tuning(trained_classifier):
+    trainer = ZePADTrainer(fresh_head_classifier(trained_classifier), torch.nn.Identity(), lambda_gr="auto")
+    clf = fresh_head_classifier(trained_classifier)
+    assert trainer._mpae_fine_tuner(clf, 1, {"verbose": False}).lambda_gr == "auto"
 
 
 def test_zepad_official_preset_uses_the_official_genaf_and_a_bmp_other_than_the_victim(trained_classifier):

@@ -70,7 +70,8 @@ class ZePADTrainer(EncoderHeadTrainer):
     :param use_auxiliary: Two MPAE encoders (``False``: the victim's only; ablation).
     :param aft_epochs: Epochs of the adversarial fine-tuning.
     :param head_epochs: Epochs of each head.
-    :param lambda_gr: Gen-AF's regulariser weight during the fine-tuning.
+    :param lambda_gr: Gen-AF's regulariser weight during the fine-tuning (20, the paper's), or ``"auto"`` (Gen-AF's
+                      balanced weight, :meth:`GenAFTrainer.balanced_lambda`).
     :param head_hidden: Hidden sizes of the heads (the official 512-512).
     :param head_dropout: Their dropout (0.2).
     :param detection_threshold: Confidence gap above which :meth:`get_detector` flags an input (0.1).
@@ -128,7 +129,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         eps: float = 0.03,
         step_size: float = 0.007,
         pgd_steps: int = 10,
-        lambda_gr: float = 20.0,
+        lambda_gr: float | str = 20.0,
         head_hidden: tuple[int, ...] = (512, 512),
         head_dropout: float = 0.2,
         detection_threshold: float = 0.1,
@@ -196,7 +197,10 @@ class ZePADTrainer(EncoderHeadTrainer):
         check_bool("use_auxiliary", self.use_auxiliary)
         check_positive_int("aft_epochs", self.aft_epochs)
         check_positive_int("head_epochs", self.head_epochs)
-        check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        if isinstance(self.lambda_gr, str) and self.lambda_gr != "auto":
+            raise ValueError(f"`lambda_gr` must be a finite number >= 0 or 'auto', got {self.lambda_gr!r}.")
+        if self.lambda_gr != "auto":
+            check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
         check_positive_number("head_dropout", self.head_dropout, allow_zero=True)
         check_positive_number("detection_threshold", self.detection_threshold, allow_zero=True)
         if self.mpae_trainer not in MPAE_TRAINERS:
