@@ -27,6 +27,8 @@ Written tables (``--out-dir``):
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -97,6 +99,19 @@ def parse_args() -> argparse.Namespace:
     add_task_epochs_argument(parser)
     add_cache_argument(parser)
     return parser.parse_args()
+
+
+def command_line(argv: list[str]) -> str:
+    """The command that made a table, without ``--out-dir`` (where the table was written is not how it was made)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out-dir":
+            skip = True
+        elif not arg.startswith("--out-dir="):
+            kept.append(shlex.quote(arg))
+    return " ".join(["python evaluations/zepad_eval.py", *kept])
 
 
 def _lambda(text: str) -> float | str:
@@ -308,7 +323,7 @@ def main() -> None:
         f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
         f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}"
         f"{'' if args.mpae_lambda_gr is None else f' (lambda_gr {args.mpae_lambda_gr})'}, "
-        f"DAEs at eps {args.eps:g}/255, seed {args.seed}"
+        f"DAEs at eps {args.eps:g}/255, seed {args.seed}; command: `{command_line(sys.argv[1:])}`"
     )
     fmnist = load_task("fashion_mnist", size=args.size)
     x_sur, _ = subsample(fmnist.x_train, fmnist.y_train, args.surrogate_n, seed=args.seed + 1)
@@ -347,7 +362,7 @@ def main() -> None:
         write(
             pd.DataFrame(main_rows),
             out_dir / "zepad_64.csv",
-            f"ZePAD against DAEs ({setting}). Command: `python evaluations/zepad_eval.py`",
+            f"ZePAD against DAEs ({setting})",
         )
         write(
             pd.DataFrame(detect_rows),
