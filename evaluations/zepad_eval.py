@@ -70,6 +70,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--mpae-lambda-gr", default=None, help="Gen-AF's lambda_gr in the MPAE fine-tuning: a number or 'auto'"
     )
+    parser.add_argument(
+        "--mpae-heads", default="clean", choices=["clean", "finetuned"], help="ZePADTrainer(mpae_heads=...)"
+    )
     parser.add_argument("--skip-transfer", action="store_true", help="no persistent-robustness table")
     parser.add_argument("--tasks", nargs="*", default=["fashion_mnist", "digits"])
     parser.add_argument("--attacks", nargs="*", default=["advencoder", "pap_ugs", "ssp"], choices=ENCODER_ATTACKS)
@@ -181,6 +184,7 @@ def train_zepad(public, auxiliary, task, args, mpae_encoders=None) -> ZePADTrain
         bmp_encoder=args.bmp,
         mpae_trainer=args.mpae_trainer,
         **({} if args.mpae_lambda_gr is None else {"lambda_gr": _lambda(args.mpae_lambda_gr)}),
+        mpae_heads=args.mpae_heads if mpae_encoders is None else "clean",
         batch_size=args.batch_size,
         seed=args.seed,
         verbose=args.verbose,
@@ -323,6 +327,7 @@ def main() -> None:
         f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
         f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}"
         f"{'' if args.mpae_lambda_gr is None else f' (lambda_gr {args.mpae_lambda_gr})'}, "
+        f"MPAE heads {args.mpae_heads}, "
         f"DAEs at eps {args.eps:g}/255, seed {args.seed}; command: `{command_line(sys.argv[1:])}`"
     )
     fmnist = load_task("fashion_mnist", size=args.size)

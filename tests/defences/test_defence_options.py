@@ -195,9 +195,26 @@ def test_zepad_mpae_trainer_is_selectable(zoo_victim):
     assert not torch.equal(trainer.mpae_encoders_[0].stem[0].weight, victim.model.stem[0].weight)
 
 
+def test_zepad_finetuned_heads_keep_the_fine_tuning_model(zoo_victim):
+    victim, auxiliary = zoo_victim
+    from art_ssl.data import load_task
+
+    task = load_task("fashion_mnist_subset", size=64, n_train=32, n_test=10)
+    common = {"use_auxiliary": False, "mpae_trainer": "trades", "aft_epochs": 1, "pgd_steps": 1}
+    trainer = zepad_fit(victim, auxiliary, task.x_train, task.y_train, mpae_heads="finetuned", **common)
+    branch = trainer.get_classifier().model.mpae[0]
+    assert branch.encoder is trainer.mpae_encoders_[0]  # the fine-tuning's own model, not a copy with a new head
+    assert set(trainer.histories_) == {"aft_0", "head_bmp"}  # no clean head trained for the MPAE branch
+    clean = zepad_fit(victim, auxiliary, task.x_train, task.y_train, **common)
+    assert set(clean.histories_) == {"aft_0", "head_mpae_0", "head_bmp"}
+    assert clean.get_classifier().model.mpae[0].encoder is not clean.mpae_encoders_[0]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
+        ({"mpae_heads": "adversarial"}, ValueError, "`mpae_heads` must be one of"),
+        ({"mpae_heads": "finetuned", "mpae_encoders": [torch.nn.Identity()] * 2}, ValueError, "mpae_heads='clean'"),
         ({"mpae_trainer": "fgsm"}, ValueError, "`mpae_trainer`"),
         ({"mpae_options": [("gr_reduction", "sum")]}, TypeError, "`mpae_options`"),
         ({"bmp_encoder": "resnet"}, ValueError, "`bmp_encoder`"),

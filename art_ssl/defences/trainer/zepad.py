@@ -36,6 +36,7 @@ from art_ssl.models.heads import MLPHead
 logger = logging.getLogger(__name__)
 
 MPAE_TRAINERS = ("genaf", "trades", "mart", "pgd_at")
+MPAE_HEADS = ("clean", "finetuned")
 # BMP candidates when ``bmp_encoder="auto"``, in order of preference (the official build's BMP is SimCLR).
 BMP_PREFERENCE = ("simclr_r18", "moco_r18", "barlow_twins_r18", "simclr_r18_s1")
 
@@ -87,6 +88,11 @@ class ZePADTrainer(EncoderHeadTrainer):
     :param mpae_options: Extra keyword arguments of that trainer (e.g. ``{"gr_reduction": "sum", "head_init":
                          "random"}`` for the official Gen-AF recipe; :meth:`official` sets them).
 
+    :param mpae_heads: ``"clean"`` (default, the official build: each MPAE encoder gets a new head trained on clean
+                       data with the encoder frozen) or ``"finetuned"`` (a deviation: keep the head that the
+                       adversarial fine-tuning trained jointly with the encoder; needs that fine-tuning, so not with
+                       ``mpae_encoders``). See ``evaluations/results/zepad_ablations_64.md`` for what each gives.
+
     :param amp: Mixed precision of every sub-trainer (fine-tuning and heads), as
                 :class:`~art_ssl.defences.trainer.FineTuningTrainer`'s.
 
@@ -108,6 +114,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         "bmp_encoder",
         "mpae_trainer",
         "mpae_options",
+        "mpae_heads",
     ]
 
     def __init__(
@@ -140,7 +147,9 @@ class ZePADTrainer(EncoderHeadTrainer):
         bmp_encoder: nn.Module | PyTorchEncoder | str = "auto",
         mpae_trainer: str = "genaf",
         mpae_options: dict[str, Any] | None = None,
+        mpae_heads: str = "clean",
     ) -> None:
+        self.mpae_heads = mpae_heads
         self.bmp_encoder = bmp_encoder.model if isinstance(bmp_encoder, PyTorchEncoder) else bmp_encoder
         self.mpae_trainer = mpae_trainer
         self.mpae_options = {} if mpae_options is None else mpae_options
@@ -219,6 +228,13 @@ class ZePADTrainer(EncoderHeadTrainer):
             raise TypeError(
                 f"`bmp_encoder` must be an nn.Module, PyTorchEncoder or str, got {type(self.bmp_encoder).__name__}."
             )
+        if self.mpae_heads not in MPAE_HEADS:
+            raise ValueError(f"`mpae_heads` must be one of {MPAE_HEADS}, got {self.mpae_heads!r}.")
+        if self.mpae_heads == "finetuned" and self.mpae_encoders is not None:
+            raise ValueError(
+                "`mpae_heads='finetuned'` keeps the heads of the adversarial fine-tuning, which `mpae_encoders` "
+                "skips: use mpae_heads='clean' to reuse fine-tuned encoders."
+            )
         if self.head_dropout >= 1:
             raise ValueError(f"`head_dropout` must be in [0, 1), got {self.head_dropout!r}.")
         n_mpae = 2 if self.use_auxiliary else 1
@@ -292,6 +308,7 @@ class ZePADTrainer(EncoderHeadTrainer):
             "verbose": verbose,
             "validation_pgd_steps": 0,
         }
+        finetuned: list[nn.Module] = []  # the fine-tunings' own models (encoder + jointly trained head)
         if self.mpae_encoders is None:
             sources = [victim_encoder] + ([self.auxiliary_encoder] if self.use_auxiliary else [])
             self.mpae_encoders_ = []
@@ -301,10 +318,11 @@ class ZePADTrainer(EncoderHeadTrainer):
                 aft.fit(x, y, validation_data=validation_data)
                 self.histories_[f"aft_{i}"] = aft.history_
                 self.mpae_encoders_.append(clf.model.encoder)
+                finetuned.append(clf.model.eval())
         else:
             self.mpae_encoders_ = list(self.mpae_encoders)
-        branches = []
-        named = [(f"mpae_{i}", e) for i, e in enumerate(self.mpae_encoders_)]
+        branches = list(finetuned) if self.mpae_heads == "finetuned" else []
+        named = [] if branches else [(f"mpae_{i}", e) for i, e in enumerate(self.mpae_encoders_)]
         if self.use_bmp:
             named.append(("bmp", self._resolve_bmp(victim_encoder)))
         for name, encoder in named:
