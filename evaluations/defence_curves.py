@@ -137,6 +137,35 @@ def to_markdown(df: pd.DataFrame) -> str:
     return df.round({"seconds_total": 0}).to_markdown(index=False, floatfmt=".3f")
 
 
+# The tasks of these curves have 10 classes (chance 0.10): a final validation BA at or below this is a collapse.
+COLLAPSED_BA = 0.15
+
+
+def convergence(df: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
+    """Per curve (setting, seed, Gen-AF stage): the last epoch's ``val_ba`` / ``val_ra``, their change from the epoch
+    before, and ``status``: ``"converged"`` when both moved by less than ``tolerance`` (issue 16's rule: < 1 point
+    over the last two epochs), ``"moving"``, or ``"collapsed (chance-level BA)"`` (BA <= :data:`COLLAPSED_BA`),
+    which is never reported as converged."""
+    keys = [c for c in ("task", "encoder", "setting", "seed", "stages", "stage") if c in df]
+    frame = df.assign(seed=_column(df, "seed", 0), stages=_column(df, "stages", "1"))
+    rows = []
+    for key, curve in frame.groupby(keys, sort=False, dropna=False):
+        curve = curve.sort_values("epoch")
+        last = curve.iloc[-1]
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row |= {"epochs": int(last["epoch"]), "val_ba": last["val_ba"], "val_ra": last["val_ra"]}
+        if len(curve) >= 2:
+            before = curve.iloc[-2]
+            row["change_ba"] = last["val_ba"] - before["val_ba"]
+            row["change_ra"] = last["val_ra"] - before["val_ra"]
+            still = abs(row["change_ba"]) < tolerance and abs(row["change_ra"]) < tolerance
+            row["status"] = "converged" if still else "moving"
+        if last["val_ba"] <= COLLAPSED_BA:  # a curve stuck at chance is not a converged defence
+            row["status"] = "collapsed (chance-level BA)"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="fashion_mnist_subset")
@@ -208,7 +237,9 @@ def main() -> None:
         )
     if args.md:
         with open(args.md, "w") as f:
-            f.write(("" if args.caption is None else args.caption + "\n\n") + to_markdown(done) + "\n")
+            summary = convergence(done).to_markdown(index=False, floatfmt=".3f")
+            f.write(("" if args.caption is None else args.caption + "\n\n") + summary + "\n\nEvery epoch:\n\n")
+            f.write(to_markdown(done) + "\n")
 
 
 if __name__ == "__main__":
