@@ -156,10 +156,7 @@ def test_genaf_official_recipe_has_no_warmup(trained_classifier):
         GenAFTrainer(classifier, eps_warmup_epochs=-1)
 
 
-def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
-    """``evaluations/defence_curves.py``'s setting syntax: ``genaf:...:rampF`` must reach Gen-AF's warm-up (the
-    measured curves would otherwise all be the trainer's default)."""
-    import argparse
+def _defence_curves_module():
     import importlib.util
     from pathlib import Path
 
@@ -167,6 +164,30 @@ def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
     spec = importlib.util.spec_from_file_location("defence_curves", path)
     curves = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(curves)
+    return curves
+
+
+def test_defence_curves_convergence_rule():
+    """< 1 point of BA and RA between the last two epochs is converged; a curve stuck at chance is not."""
+    import pandas as pd
+
+    curves = _defence_curves_module()
+    rows = [("a", 1, 0.70, 0.40), ("a", 2, 0.745, 0.500), ("a", 3, 0.750, 0.505)]  # converged at epoch 3
+    rows += [("b", 1, 0.70, 0.40), ("b", 2, 0.72, 0.45)]  # RA still moving by 5 points
+    rows += [("c", 1, 0.10, 0.10), ("c", 2, 0.10, 0.10)]  # flat, at chance
+    df = pd.DataFrame(rows, columns=["setting", "epoch", "val_ba", "val_ra"]).assign(task="t", encoder="e")
+    out = curves.convergence(df).set_index("setting")
+    assert out.loc["a", "status"] == "converged" and out.loc["a", "change_ra"] == pytest.approx(0.005)
+    assert out.loc["b", "status"] == "moving" and out.loc["b", "epochs"] == 2
+    assert out.loc["c", "status"] == "collapsed (chance-level BA)"
+
+
+def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
+    """``evaluations/defence_curves.py``'s setting syntax: ``genaf:...:rampF`` must reach Gen-AF's warm-up (the
+    measured curves would otherwise all be the trainer's default)."""
+    import argparse
+
+    curves = _defence_curves_module()
     args = argparse.Namespace(
         epochs=1,
         batch_size=16,
