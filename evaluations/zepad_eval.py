@@ -68,7 +68,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--mpae-trainer", default="genaf", choices=["genaf", "trades", "mart", "pgd_at"])
     parser.add_argument(
-        "--mpae-lambda-gr", default=None, help="Gen-AF's lambda_gr in the MPAE fine-tuning: a number or 'auto'"
+        "--mpae-lambda-gr",
+        default=None,
+        help="Gen-AF's lambda_gr in the MPAE fine-tuning: a number (the official 20) or 'auto' (default: ZePAD's)",
     )
     parser.add_argument(
         "--mpae-heads", default="clean", choices=["clean", "finetuned"], help="ZePADTrainer(mpae_heads=...)"
@@ -326,7 +328,7 @@ def main() -> None:
         f"victim {args.victim}, auxiliary {args.auxiliary}, {args.size}x{args.size}, n_train {args.n_train}, "
         f"n_test {args.n_test}, AFT {args.aft_epochs} epochs ({' '.join(args.task_epochs) or 'all tasks'}) "
         f"PGD-{args.pgd_steps}, heads {args.head_epochs} epochs, BMP {args.bmp}, MPAE by {args.mpae_trainer}"
-        f"{'' if args.mpae_lambda_gr is None else f' (lambda_gr {args.mpae_lambda_gr})'}, "
+        f" (lambda_gr {args.mpae_lambda_gr or 'auto, the default'}), "
         f"MPAE heads {args.mpae_heads}, "
         f"DAEs at eps {args.eps:g}/255, seed {args.seed}; command: `{command_line(sys.argv[1:])}`"
     )

@@ -238,7 +238,10 @@ def test_zepad_official_preset_uses_the_official_genaf_and_a_bmp_other_than_the_
     trainer = ZePADTrainer.official(fresh_head_classifier(trained_classifier), torch.nn.Identity(), aft_epochs=2)
     assert trainer.mpae_trainer == "genaf" and trainer.aft_epochs == 2 and trainer.bmp_encoder == "auto"
     official_genaf = {"gr_reduction": "sum", "head_init": "random", "lambda_gr": 20.0, "eps_warmup_fraction": 0.0}
-    assert trainer.mpae_options == official_genaf
+    assert trainer.mpae_options == official_genaf and trainer.lambda_gr == 20.0
+    clf = fresh_head_classifier(trained_classifier)
+    assert trainer._mpae_fine_tuner(clf, 1, {"verbose": False}).lambda_gr == 20.0  # the default is "auto"
+    assert ZePADTrainer(fresh_head_classifier(trained_classifier), torch.nn.Identity()).lambda_gr == "auto"
 
 
 def test_eps_warmup_scales_the_training_pgd_and_not_the_validation(trained_classifier, fmnist28, monkeypatch):
