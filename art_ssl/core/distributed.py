@@ -363,19 +363,27 @@ def sync_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     before the optimiser step. Each rank's backward carried its share of the global loss (see the module
     docstring), so the sum is the single-process gradient. No-op without a multi-process group.
     """
+    sum_tensors_over_ranks([p.grad for p in parameters if p.grad is not None])
+
+
+def sum_tensors_over_ranks(tensors: Iterable[torch.Tensor]) -> None:
+    """
+    Replace each of ``tensors`` by its sum over the ranks, in place (one flat all-reduce per dtype and device):
+    :func:`sync_gradients`' sum, for gradients held outside ``.grad`` (``torch.autograd.grad``'s). No-op without a
+    multi-process group.
+    """
     if not is_distributed():
         return
-    grads = [p.grad for p in parameters if p.grad is not None]
     by_type: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-    for grad in grads:
-        by_type.setdefault((grad.dtype, grad.device), []).append(grad)
+    for tensor in tensors:
+        by_type.setdefault((tensor.dtype, tensor.device), []).append(tensor)
     for group in by_type.values():
-        flat = torch.cat([g.reshape(-1) for g in group])
+        flat = torch.cat([t.reshape(-1) for t in group])
         dist.all_reduce(flat)
         offset = 0
-        for g in group:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        for t in group:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
 
 
 def sum_over_ranks(*values: float) -> tuple[float, ...]:
@@ -443,6 +451,7 @@ __all__ = [
     "shard_bounds",
     "shutdown",
     "sum_over_ranks",
+    "sum_tensors_over_ranks",
     "sync_gradients",
     "world_size",
 ]

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_fraction, check_positive_int, check_positive_number
-from art_ssl.core.distributed import gather_with_local_grad, world_size
+from art_ssl.core.distributed import BatchShards, gather_with_local_grad, sum_tensors_over_ranks, world_size
 from art_ssl.core.driver import epoch_batches
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
@@ -380,14 +380,25 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
         whatever the batch size, reduction or logit scale.
         """
         pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))[:batch_size]
-        xb, yb = x[pick.to(self.device)], y[pick.to(self.device)]
+        # data-parallel: measured as a training step is, each rank on its rows of the one global batch (its global
+        # BatchNorm statistics, dropout masks and random starts, then the ranks' gradients summed); measured on the
+        # whole batch by every rank, the global layers would take each rank's copy for a shard (issue 16's CI
+        # failure: the weight differed between the ranks and from one process)
+        shards = BatchShards(len(pick), len(pick))
+        local = shards.local(pick.to(self.device))
+        xb, yb = x[local], y[local]
         buffers = {name: b.detach().clone() for name, b in self.model.named_buffers()}
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
-        with self._autocast():
-            ce, l_gr = self._stage1_terms(xb, yb)
-        g_ce = torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
-        g_gr = torch.autograd.grad(l_gr, params, allow_unused=True)
+        self._shard_rows = shards.rows
+        try:
+            with self._autocast():
+                ce, l_gr = self._stage1_terms(xb, yb)
+            g_ce = torch.autograd.grad(ce * shards.weight, params, retain_graph=True, allow_unused=True)
+            g_gr = torch.autograd.grad(l_gr * shards.weight, params, allow_unused=True)
+        finally:
+            self._shard_rows = None
+        sum_tensors_over_ranks([g for grads in (g_ce, g_gr) for g in grads if g is not None])
         for name, b in self.model.named_buffers():
             b.copy_(buffers[name])
         norm_ce, norm_gr = (
