@@ -47,14 +47,16 @@ def make_trainer(setting: str, classifier, args):
     fraction F of the run (``eps_warmup_fraction``; ``ramp0``: none, the papers' recipe; without it, the trainer's
     default); ``cleanW``:
     PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``; ``balB``: Gen-AF with
-    ``gr_balance=B``)."""
+    ``gr_balance=B``; ``decayG``: the learning rates multiplied by G after every epoch, ``lr_decay=G``; without
+    it, the trainer's default)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
     ramp = [p for p in parts if p.startswith("ramp")]
     clean = [p for p in parts if p.startswith("clean")]
     lam = [p for p in parts if p.startswith("lam")]
     bal = [p for p in parts if p.startswith("bal")]
-    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal"))]
+    decay = [p for p in parts if p.startswith("decay")]
+    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal", "decay"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -70,6 +72,8 @@ def make_trainer(setting: str, classifier, args):
         common["eps_warmup_epochs"] = int(warm[0][4:])
     if ramp:
         common["eps_warmup_fraction"] = float(ramp[0][4:])
+    if decay:
+        common["lr_decay"] = float(decay[0][5:])
     if name in ("genaf", "genaf_l0"):
         return GenAFTrainer(
             classifier,

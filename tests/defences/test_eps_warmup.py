@@ -208,3 +208,5 @@ def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
     assert (trainer.eps_warmup_fraction, trainer.lambda_gr, trainer.gr_balance) == (0.8, "auto", 0.5)
     assert (trainer.head_init, trainer.gr_reduction) == ("random", "sum")
     assert curves.make_trainer("genaf:sum:probe:ramp0", classifier, args).eps_warmup_fraction == 0.0
+    assert curves.make_trainer("trades:random:decay0.8", classifier, args).lr_decay == 0.8
+    assert curves.make_trainer("trades:random", classifier, args).lr_decay == 0.96  # the trainer's default
