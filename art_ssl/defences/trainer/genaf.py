@@ -44,6 +44,17 @@ OFFICIAL = {
 }
 
 
+def check_lambda_gr(lambda_gr: object) -> None:
+    """``lambda_gr`` of Gen-AF (and of ZePAD's Gen-AF fine-tuning): a finite number >= 0 or ``"auto"``.
+
+    :raises ValueError: naming ``lambda_gr``.
+    """
+    if isinstance(lambda_gr, str) and lambda_gr != "auto":
+        raise ValueError(f"`lambda_gr` must be a finite number >= 0 or 'auto', got {lambda_gr!r}.")
+    if lambda_gr != "auto":
+        check_positive_number("lambda_gr", lambda_gr, allow_zero=True)
+
+
 class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
     """
     Gen-AF's two stages; run both (default) or either alone with ``stages``.
@@ -298,10 +309,7 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
             raise ValueError(f"`stages` must be (1, 2), (1,) or (2,), got {self.stages!r}.")
         if self.graph_on not in GRAPH_ON:
             raise ValueError(f"`graph_on` must be one of {GRAPH_ON}, got {self.graph_on!r}.")
-        if isinstance(self.lambda_gr, str) and self.lambda_gr != "auto":
-            raise ValueError(f"`lambda_gr` must be a finite number >= 0 or 'auto', got {self.lambda_gr!r}.")
-        if self.lambda_gr != "auto":
-            check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        check_lambda_gr(self.lambda_gr)
         check_positive_number("gr_balance", self.gr_balance)
         for name in (
             "gr_temperature",

@@ -22,7 +22,7 @@ from art_ssl.core.probing import output_dim
 from art_ssl.core.seeding import scoped_seed
 from art_ssl.defences.trainer.base import EncoderHeadTrainer
 from art_ssl.defences.trainer.finetune import FineTuningTrainer
-from art_ssl.defences.trainer.genaf import GenAFTrainer
+from art_ssl.defences.trainer.genaf import GenAFTrainer, check_lambda_gr
 from art_ssl.defences.trainer.mart import MARTTrainer
 from art_ssl.defences.trainer.trades import TRADESTrainer
 
@@ -218,10 +218,7 @@ class ZePADTrainer(EncoderHeadTrainer):
         check_bool("use_auxiliary", self.use_auxiliary)
         check_positive_int("aft_epochs", self.aft_epochs)
         check_positive_int("head_epochs", self.head_epochs)
-        if isinstance(self.lambda_gr, str) and self.lambda_gr != "auto":
-            raise ValueError(f"`lambda_gr` must be a finite number >= 0 or 'auto', got {self.lambda_gr!r}.")
-        if self.lambda_gr != "auto":
-            check_positive_number("lambda_gr", self.lambda_gr, allow_zero=True)
+        check_lambda_gr(self.lambda_gr)
         check_positive_number("head_dropout", self.head_dropout, allow_zero=True)
         check_positive_number("detection_threshold", self.detection_threshold, allow_zero=True)
         if self.mpae_trainer not in MPAE_TRAINERS:
