@@ -136,9 +136,12 @@ def fused(branches: list[nn.Module], bmp: nn.Module | None, fusion: str, like: P
     )
 
 
-def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTorchClassifier]:
+def variants(
+    zepad: PyTorchClassifier, undefended: nn.Module, finetuned: list[nn.Module] | None = None
+) -> dict[str, PyTorchClassifier]:
     """No defence, single branches, the three fusions and the structural ablations, from one trained ZePAD and the
-    undefended victim (clean victim encoder + clean head)."""
+    undefended victim (clean victim encoder + clean head); with ``finetuned`` (the trainer's ``finetuned_models_``),
+    also ZePAD whose MPAE branches keep the adversarial fine-tuning's own heads (``mpae_heads="finetuned"``)."""
     model: ZePADModel = zepad.model
     mpae, bmp = list(model.mpae), model.bmp
     out = {
@@ -152,6 +155,11 @@ def variants(zepad: PyTorchClassifier, undefended: nn.Module) -> dict[str, PyTor
     out["ZePAD federal, no BMP"] = fused(mpae, None, "federal", zepad)
     out["ZePAD federal, one MPAE (victim)"] = fused(mpae[:1], bmp, "federal", zepad)
     out["ZePAD federal, BMP = clean victim (pre-issue-16)"] = fused(mpae, undefended, "federal", zepad)
+    if finetuned and all(a is not b for a, b in zip(finetuned, mpae, strict=True)):  # a run with clean MPAE heads
+        # the same encoders (the clean-head branches hold copies) and BMP branch; only the MPAE heads differ
+        # (``mpae_heads="finetuned"`` trained alone would also draw the BMP head's initialisation at another point of
+        # the seeded stream)
+        out["ZePAD federal, MPAE heads finetuned"] = fused(finetuned, bmp, "federal", zepad)
     return out
 
 
@@ -349,7 +357,9 @@ def main() -> None:
         trainer = train_zepad(public, auxiliary, task, args)
         seconds = time.perf_counter() - start
         trained[name] = trainer
-        for model_name, clf in variants(trainer.get_classifier(), train_undefended(public, task, args)).items():
+        for model_name, clf in variants(
+            trainer.get_classifier(), train_undefended(public, task, args), trainer.finetuned_models_
+        ).items():
             row = {"task": name, "model": model_name, **ba_ra(clf, task, noises)}
             if model_name == "ZePAD federal":
                 row["train_seconds"] = round(seconds, 1)

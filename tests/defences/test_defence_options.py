@@ -208,6 +208,9 @@ def test_zepad_finetuned_heads_keep_the_fine_tuning_model(zoo_victim):
     clean = zepad_fit(victim, auxiliary, task.x_train, task.y_train, **common)
     assert set(clean.histories_) == {"aft_0", "head_mpae_0", "head_bmp"}
     assert clean.get_classifier().model.mpae[0].encoder is not clean.mpae_encoders_[0]
+    # the fine-tuning's own model is kept beside the clean-head branch (zepad_eval's "finetuned" ablation row)
+    assert [m.encoder for m in clean.finetuned_models_] == clean.mpae_encoders_
+    assert clean.finetuned_models_[0].head is not clean.get_classifier().model.mpae[0].head
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,9 @@ class ZePADTrainer(EncoderHeadTrainer):
         self.head_hidden, self.head_dropout = tuple(head_hidden), head_dropout
         self.detection_threshold = detection_threshold
         self.mpae_encoders_: list[nn.Module] | None = None
+        # each adversarial fine-tuning's own model (its encoder, ``mpae_encoders_[i]``, and the head trained with it):
+        # the branches ``mpae_heads="finetuned"`` uses, kept with ``"clean"`` too (an ablation at no training cost)
+        self.finetuned_models_: list[nn.Module] = []
         self.histories_: dict[str, pd.DataFrame] = {}
         self._fused: PyTorchClassifier | None = None
         super().__init__(
@@ -330,6 +333,7 @@ class ZePADTrainer(EncoderHeadTrainer):
                 finetuned.append(clf.model.eval())
         else:
             self.mpae_encoders_ = list(self.mpae_encoders)
+        self.finetuned_models_ = finetuned
         branches = list(finetuned) if self.mpae_heads == "finetuned" else []
         named = [] if branches else [(f"mpae_{i}", e) for i, e in enumerate(self.mpae_encoders_)]
         if self.use_bmp:
