@@ -6,7 +6,8 @@ train/test split, heads 512-512-C with dropout 0.2.
 For each task ZePAD is trained once (MPAE: the victim encoder and ``--auxiliary``, from another SSL method, each
 adversarially fine-tuned as Gen-AF stage 1, or ``--mpae-trainer``; BMP: ``--bmp``, by default a clean zoo
 encoder other than the victim and the auxiliary, as the official code; every branch a head trained on clean data).
-Written tables (``--out-dir``):
+Written tables (``--out-dir``; with a ``--victim`` other than simclr_r18 each name gets ``_<victim>`` before
+``_64``):
 
 - ``zepad_64.csv``: BA and RA under each DAE for: no defence (the clean victim encoder with a head trained on clean
   data, exactly the papers' undefended victim), the BMP branch alone, each MPAE branch alone, ZePAD with federal /
@@ -58,10 +59,13 @@ from art_ssl.evaluation.registry import make_defence_trainer
 from art_ssl.evaluation.sources import encoder_label, load_encoder_spec
 from art_ssl.metrics import benign_accuracy, detection_accuracy, detection_auroc, robust_accuracy
 
+LOCATIONS = ("--out-dir", "--cache")  # options that say where, not how: left out of the captions' command
+DEFAULT_VICTIM = "simclr_r18"
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--victim", default="simclr_r18", help="the public encoder the attacker holds")
+    parser.add_argument("--victim", default=DEFAULT_VICTIM, help="the public encoder the attacker holds")
     parser.add_argument("--auxiliary", default="barlow_twins_r18", help="second MPAE encoder (another SSL method)")
     parser.add_argument(
         "--bmp", default="auto", help="BMP encoder: 'auto' (a different clean zoo encoder), a zoo name, or 'victim'"
@@ -107,16 +111,24 @@ def parse_args() -> argparse.Namespace:
 
 
 def command_line(argv: list[str]) -> str:
-    """The command that made a table, without ``--out-dir`` (where the table was written is not how it was made)."""
+    """The command that made a table, without ``--out-dir`` and ``--cache`` (where the table was written and where
+    the DAEs are cached are not how it was made)."""
     kept, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--out-dir":
+        elif arg in LOCATIONS:
             skip = True
-        elif not arg.startswith("--out-dir="):
+        elif not arg.startswith(tuple(f"{option}=" for option in LOCATIONS)):
             kept.append(shlex.quote(arg))
     return " ".join(["python evaluations/zepad_eval.py", *kept])
+
+
+def table_path(out_dir: Path, kind: str, victim: str) -> Path:
+    """``zepad[_kind]_64.csv`` for the default victim, ``zepad[_kind]_<victim>_64.csv`` for another (so that one
+    victim's run does not overwrite the other's tables)."""
+    parts = ["zepad", kind, "" if victim == DEFAULT_VICTIM else Path(victim).stem.replace(".", "_"), "64"]
+    return out_dir / ("_".join(p for p in parts if p) + ".csv")
 
 
 def _lambda(text: str) -> float | str:
@@ -378,12 +390,12 @@ def main() -> None:
         detect_rows += [{"task": name, **r} for r in detection_rows(trainer.get_classifier(), task, noises)]
         write(
             pd.DataFrame(main_rows),
-            out_dir / "zepad_64.csv",
+            table_path(out_dir, "", args.victim),
             f"ZePAD against DAEs ({setting})",
         )
         write(
             pd.DataFrame(detect_rows),
-            out_dir / "zepad_detection_64.csv",
+            table_path(out_dir, "detection", args.victim),
             f"ZePAD's training-free DAE detector, clean test set vs its DAE copy ({setting})",
         )
 
@@ -401,7 +413,7 @@ def main() -> None:
     if transfer_rows:
         write(
             pd.DataFrame(transfer_rows),
-            out_dir / "zepad_transfer_64.csv",
+            table_path(out_dir, "transfer", args.victim),
             f"Persistent robustness: MPAE encoders fine-tuned once, reused with new heads ({setting})",
         )
     if args.adaptive_n < 1:
@@ -410,7 +422,7 @@ def main() -> None:
     adaptive = adaptive_rows(trained[first].get_classifier(), tasks[first], args)
     write(
         pd.DataFrame(adaptive).assign(task=first),
-        out_dir / "zepad_adaptive_64.csv",
+        table_path(out_dir, "adaptive", args.victim),
         f"Adaptive white-box attacks on the fused ZePAD classifier and its detector, {first} ({setting}; PGD "
         f"{args.adaptive_steps} steps of eps/4, detector weight {args.detector_weight})",
     )
