@@ -63,7 +63,7 @@ SETTINGS: dict[str, dict[str, list[str]]] = {
         "attacks_28_pretrain": ["--epochs", "10"],
         "attack_speed": [],
         "defence_speed": ["--epochs", "2", "--pgd-steps", "10"],
-        "zepad": ["--aft-epochs", "3", "--n-train", "4000", "--adaptive-n", "200", "--aa-n", "20"],
+        "zepad": ["--aft-epochs", "10", "--n-train", "4000", "--adaptive-n", "200", "--aa-n", "20"],
         "backdoor": [],
         "backdoor_probe": [],
         "audit": [],
@@ -192,6 +192,7 @@ TINY_ARGS: dict[str, list[str]] = {
         *("--gen-epochs", "1", "--sign-epochs", "1", "--size", "32"),
     ],
 }
+TINY_ARGS["zepad_barlow"] = TINY_ARGS["zepad"]  # the same script with the other victim
 
 
 @dataclass
@@ -296,6 +297,14 @@ def plan(profile: str, out: Path, zoo: bool = False, tiny: bool = False) -> list
         ),
         Step("defence_tables", [ev + "defence_tables.py", "--results-dir", str(out)]),
         Step("zepad", [ev + "zepad_eval.py", "--skip-genaf", *s["zepad"], *cache, *device, "--out-dir", str(out)]),
+        Step(
+            "zepad_barlow",  # the other victim (issue 16's goal names both): the main and detection tables only
+            [
+                *(ev + "zepad_eval.py", "--skip-genaf", *s["zepad"], "--victim", "barlow_twins_r18"),
+                *("--auxiliary", "simclr_r18", "--skip-transfer", "--adaptive-n", "0", *cache, *device),
+                *("--out-dir", str(out)),
+            ],
+        ),
         Step("zepad_cost", [ev + "zepad_cost.py", *device, "--out", str(out / "zepad_cost.csv")]),
         Step(
             "backdoor",

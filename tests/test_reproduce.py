@@ -69,7 +69,9 @@ def test_bench_steps_are_the_committed_commands(reproduce):
     commands = "\n".join(s.command for s in reproduce.plan("bench", Path("evaluations/results")))
     committed = [
         "evaluations/run_preset.py --profile bench defences_64 --device cpu --cache evaluations/cache",
-        "evaluations/zepad_eval.py --skip-genaf --aft-epochs 3 --n-train 4000 --adaptive-n 200 --aa-n 20",
+        "evaluations/zepad_eval.py --skip-genaf --aft-epochs 10 --n-train 4000 --adaptive-n 200 --aa-n 20",
+        "evaluations/zepad_eval.py --skip-genaf --aft-epochs 10 --n-train 4000 --adaptive-n 200 --aa-n 20 "
+        "--victim barlow_twins_r18 --auxiliary simclr_r18 --skip-transfer --adaptive-n 0",
         "evaluations/run_preset.py --profile bench defences_curve_64",
     ]
     for command in committed:
