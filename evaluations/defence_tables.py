@@ -8,6 +8,7 @@ Markdown tables from the defence presets' CSVs (``run_preset.py defences_*``), w
 - ``defences_curve_64.md``: RA against the DAE budget for no defence and the best defence (TRADES);
 - ``defence_speed.md``: epoch times of our TRADES, Gen-AF and PGD-AT against ART's TRADES trainer;
 - ``defences_sources_64.md``: RA under standard, transfer and adaptive DAEs;
+- ``defences_10epochs_64.md``: Fashion-MNIST at 10 epochs;
 - ``defences_digits_3epochs_64.md``: the first digits run, at the Fashion-MNIST epochs (15 optimisation steps).
 """
 
@@ -77,6 +78,13 @@ TABLES = [
         "zoo encoder (`RA_transfer_*`: the attacker does not know which encoder the victim fine-tuned) and on the "
         "defended model's own encoder (`RA_adaptive_*`: the attacker knows the defence), simclr_r18, "
         "Fashion-MNIST, the budget of defences_64. Command: `python evaluations/run_preset.py defences_sources_64`",
+    ),
+    (
+        "defences_10epochs_64.csv",
+        True,
+        "The defences_64 protocol on Fashion-MNIST with 10 training epochs instead of 3 (160 optimiser steps "
+        "instead of 48; each defence's defaults otherwise). Command: `python evaluations/run_preset.py "
+        "defences_10epochs_64`",
     ),
     (
         "defence_speed.csv",

@@ -200,6 +200,9 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
             "task_epochs": (),
         },
     ),
+    # the bench at 10 epochs on Fashion-MNIST (160 optimiser steps; defences_64 has 48): issue 16's "a budget at
+    # which the defences have converged", the step the curves (bench_curves_fmnist*.md) say is needed
+    "defences_10epochs_64": ({**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 10, "task_epochs": ()},),
     # the first digits run, at Fashion-MNIST's 3 epochs (15 optimiser steps): why digits gets 10
     "defences_digits_3epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "task_epochs": ()},),
 }
