@@ -127,7 +127,8 @@ def command_line(argv: list[str]) -> str:
 def table_path(out_dir: Path, kind: str, victim: str) -> Path:
     """``zepad[_kind]_64.csv`` for the default victim, ``zepad[_kind]_<victim>_64.csv`` for another (so that one
     victim's run does not overwrite the other's tables)."""
-    parts = ["zepad", kind, "" if victim == DEFAULT_VICTIM else Path(victim).stem.replace(".", "_"), "64"]
+    label = "" if victim == DEFAULT_VICTIM else encoder_label(victim)[0].replace(".", "_")  # the tables' own name
+    parts = ["zepad", kind, label, "64"]
     return out_dir / ("_".join(p for p in parts if p) + ".csv")
 
 
@@ -152,8 +153,8 @@ def variants(
     zepad: PyTorchClassifier, undefended: nn.Module, finetuned: list[nn.Module] | None = None
 ) -> dict[str, PyTorchClassifier]:
     """No defence, single branches, the three fusions and the structural ablations, from one trained ZePAD and the
-    undefended victim (clean victim encoder + clean head); with ``finetuned`` (the trainer's ``finetuned_models_``),
-    also ZePAD whose MPAE branches keep the adversarial fine-tuning's own heads (``mpae_heads="finetuned"``)."""
+    undefended victim (clean victim encoder + clean head); with ``finetuned`` (the trainer's ``finetuned_models_``
+    from a run with clean MPAE heads), also ZePAD whose MPAE branches keep the fine-tuning's own heads."""
     model: ZePADModel = zepad.model
     mpae, bmp = list(model.mpae), model.bmp
     out = {
@@ -167,7 +168,7 @@ def variants(
     out["ZePAD federal, no BMP"] = fused(mpae, None, "federal", zepad)
     out["ZePAD federal, one MPAE (victim)"] = fused(mpae[:1], bmp, "federal", zepad)
     out["ZePAD federal, BMP = clean victim (pre-issue-16)"] = fused(mpae, undefended, "federal", zepad)
-    if finetuned and all(a is not b for a, b in zip(finetuned, mpae, strict=True)):  # a run with clean MPAE heads
+    if finetuned:
         # the same encoders (the clean-head branches hold copies) and BMP branch; only the MPAE heads differ
         # (``mpae_heads="finetuned"`` trained alone would also draw the BMP head's initialisation at another point of
         # the seeded stream)
@@ -370,7 +371,9 @@ def main() -> None:
         seconds = time.perf_counter() - start
         trained[name] = trainer
         for model_name, clf in variants(
-            trainer.get_classifier(), train_undefended(public, task, args), trainer.finetuned_models_
+            trainer.get_classifier(),
+            train_undefended(public, task, args),
+            trainer.finetuned_models_ if trainer.mpae_heads == "clean" else None,  # "finetuned": they are the branches
         ).items():
             row = {"task": name, "model": model_name, **ba_ra(clf, task, noises)}
             if model_name == "ZePAD federal":
