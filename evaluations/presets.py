@@ -203,6 +203,9 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
     # the bench at 10 epochs on Fashion-MNIST (160 optimiser steps; defences_64 has 48): issue 16's "a budget at
     # which the defences have converged", the step the curves (bench_curves_fmnist*.md) say is needed
     "defences_10epochs_64": ({**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 10, "task_epochs": ()},),
+    # digits at 30 epochs (150 optimiser steps, about Fashion-MNIST's 160 at 10 epochs; defences_64 gives digits 50):
+    # issue 16's Gen-AF >= TRADES and "no defence below undefended - 10 points" on digits at a converged budget
+    "defences_digits_30epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "epochs": 30, "task_epochs": ()},),
     # the first digits run, at Fashion-MNIST's 3 epochs (15 optimiser steps): why digits gets 10
     "defences_digits_3epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "task_epochs": ()},),
 }
