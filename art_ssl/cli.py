@@ -56,6 +56,7 @@ _CLI_NAMES = {
     "pgd_steps": "--pgd-steps",
     "whitebox_n": "--whitebox-n",
     "surrogate_n": "--surrogate-n",
+    "surrogate_data": "--surrogate-data",
     "attack_settings.gen_epochs": "--gen-epochs",
     "attack_settings.sign_epochs": "--sign-epochs",
     "attack_settings.surrogate_n": "--surrogate-n",
@@ -539,6 +540,7 @@ def _audit(args: argparse.Namespace) -> int:
         pgd_steps=args.pgd_steps,
         whitebox_n=args.whitebox_n,
         surrogate_n=args.surrogate_n,
+        surrogate_data=args.surrogate_data,
         attack_settings=AttackSettings(
             surrogate_n=args.surrogate_n, gen_epochs=args.gen_epochs, sign_epochs=args.sign_epochs
         ),
@@ -859,6 +861,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--pgd-steps", type=_int_at_least(1), default=5, help="PGD steps inside adversarial defences")
     audit.add_argument("--whitebox-n", type=_int_at_least(1), default=100, help="test images under white-box attacks")
     audit.add_argument("--surrogate-n", type=_int_at_least(1), default=2000, help="attacker's unlabelled images")
+    audit.add_argument(
+        "--surrogate-data",
+        default=None,
+        metavar="DATA",
+        help="where the attacker's images come from, as --data spells it (default: the first --data)",
+    )
     audit.add_argument(
         "--gen-epochs", type=_int_at_least(1), default=5, help="AdvEncoder generator epochs (official 20)"
     )

@@ -143,6 +143,8 @@ _DEFENCE_GRID = {
     "task_epochs": TASK_EPOCHS,
     "pgd_steps": 5,
     "surrogate_n": CPU_ATTACK_SETTINGS.surrogate_n,
+    # the attacker's images: Fashion-MNIST whatever the task, so a digits-only preset faces defences_64's DAEs
+    "surrogate_data": "fashion-mnist",
     "attack_settings": CPU_ATTACK_SETTINGS,
 }
 _ATTACK_GRID = {
@@ -207,7 +209,10 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
     # issue 16's Gen-AF >= TRADES and "no defence below undefended - 10 points" on digits at a converged budget
     "defences_digits_30epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "epochs": 30, "task_epochs": ()},),
     # the first digits run, at Fashion-MNIST's 3 epochs (15 optimiser steps): why digits gets 10
-    "defences_digits_3epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "task_epochs": ()},),
+    # (it ran before surrogate_data existed, so its DAEs were crafted on digits images, the first task's; kept so)
+    "defences_digits_3epochs_64": (
+        {**_DEFENCE_GRID, "tasks": ("digits",), "task_epochs": (), "surrogate_data": "digits"},
+    ),
 }
 OFFICIAL_ATTACK_SETTINGS = replace(CPU_ATTACK_SETTINGS, gen_ngf=128, gen_nz_batch=256, gen_epochs=20)
 # What each profile changes in every preset (attack_settings fields merge; task_epochs apply where a preset has them).

@@ -322,6 +322,15 @@ API_CASES = {
     "grid-surrogate-n-art-uap": Case(
         lambda f: grid(attacks=("art_uap",), surrogate_n=9), ValueError, "`surrogate_n` must be >= 10"
     ),
+    "grid-surrogate-data-unknown": Case(
+        lambda f: grid(surrogate_data="imagenet"), ValueError, "`surrogate_data`: Unknown dataset 'imagenet'"
+    ),
+    "grid-surrogate-data-no-folder": Case(
+        lambda f: grid(surrogate_data="cifar10"), ValueError, "`surrogate_data` 'cifar10' needs a folder"
+    ),
+    "grid-surrogate-data-tuple": Case(
+        lambda f: grid(surrogate_data=("digits",)), TypeError, "`surrogate_data` must be a data spec"
+    ),
     "grid-attack-settings-none": Case(
         lambda f: grid(attack_settings=None), TypeError, "`attack_settings` must be an AttackSettings"
     ),
@@ -725,6 +734,11 @@ CLI_CASES = {
     "audit-whitebox-n-negative": (["audit", "--whitebox-n", "-5"], "--whitebox-n: must be >= 1"),
     "audit-surrogate-n-zero": (["audit", "--surrogate-n", "0"], "--surrogate-n: must be >= 1"),
     "audit-surrogate-n-uap": (["audit", "--surrogate-n", "5", "--attacks", "uapepgd"], "`--surrogate-n` must be >= 10"),
+    "audit-surrogate-data-unknown": (["audit", "--surrogate-data", "imagenet"], "`--surrogate-data`: Unknown dataset"),
+    "audit-surrogate-data-folder-missing": (
+        ["audit", "--surrogate-data", "folder:/no/such/dir"],
+        "`--surrogate-data` 'folder:/no/such/dir': folder '/no/such/dir' does not exist",
+    ),
     "audit-gen-epochs-zero": (["audit", "--gen-epochs", "0"], "--gen-epochs: must be >= 1"),
     "audit-sign-epochs-zero": (["audit", "--sign-epochs", "0"], "--sign-epochs: must be >= 1"),
     "audit-size-zero": (["audit", "--size", "0"], "--size: must be >= 8"),

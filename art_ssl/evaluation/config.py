@@ -47,7 +47,10 @@ class GridConfig:
     :param batch_size: Batch size (>= 1).
     :param pgd_steps: PGD steps inside the defences (>= 1).
     :param whitebox_n: Test images under white-box attacks (>= 1; they cost a forward/backward per step and image).
-    :param surrogate_n: The attacker's unlabelled images (the first task's training images, labels dropped).
+    :param surrogate_n: The attacker's unlabelled images (training images of ``surrogate_data``, labels dropped).
+    :param surrogate_data: The data spec the attacker's images come from (``None``: the first task). A grid of
+                           one task crafts its DAEs on that task's images unless this names other data; the
+                           benchmark presets name Fashion-MNIST so every task faces the same DAEs.
     :param attack_settings: Settings of the universal attacks.
     :param device_type: ``"cpu"``, ``"gpu"`` or ``"auto"`` (the GPU when CUDA is available).
     :param defence_settings: ZePAD's other encoders and heads, distillation's epochs.
@@ -78,6 +81,7 @@ class GridConfig:
     pgd_steps: int = 5
     whitebox_n: int = 200
     surrogate_n: int = 5000
+    surrogate_data: str | None = None
     attack_settings: AttackSettings = field(default_factory=AttackSettings)
     defence_settings: DefenceSettings = field(default_factory=DefenceSettings)
     device_type: str = "cpu"
@@ -126,6 +130,8 @@ class GridConfig:
                 _check_int(name, getattr(self, name), 1)
         for name in ("epochs", "batch_size", "pgd_steps", "whitebox_n", "surrogate_n"):
             _check_int(name, getattr(self, name), 1)
+        if self.surrogate_data is not None:
+            object.__setattr__(self, "surrogate_data", _surrogate_spec(self.surrogate_data))
         if {"uapepgd", "art_uap"} & set(self.attacks) and self.surrogate_n < 10:
             raise ValueError(
                 f"`surrogate_n` must be >= 10 for 'uapepgd'/'art_uap' (the attacker's surrogate "
@@ -234,6 +240,25 @@ DOWNSTREAM_ONLY = (
 )
 # Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
 NOT_KEYED = ("device_type", "verbose")
+# Keyed by content instead of by name: the attacker's images enter every universal perturbation's key (and so its
+# cells' keys) as an array key, so the same images named twice are one perturbation, and existing keys do not move.
+KEYED_BY_CONTENT = ("surrogate_data",)
+
+
+def _surrogate_spec(spec: object) -> str:
+    """``surrogate_data`` checked and spelt as :func:`~art_ssl.evaluation.sources.canonical_data_spec` spells
+    tasks, its messages naming ``surrogate_data``."""
+    from art_ssl.evaluation.sources import canonical_data_spec
+
+    if not isinstance(spec, str):
+        raise TypeError(f"`surrogate_data` must be a data spec (str) or None, got {spec!r}.")
+    try:
+        return canonical_data_spec(spec)
+    except ValueError as err:
+        message = str(err)
+        if message.startswith("`data` "):
+            raise ValueError("`surrogate_data` " + message.removeprefix("`data` ")) from None
+        raise ValueError(f"`surrogate_data`: {message}") from None
 
 
 def _named(name: str, check: Callable, *values: object):

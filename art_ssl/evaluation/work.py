@@ -13,7 +13,7 @@ from dataclasses import fields
 import numpy as np
 
 from art_ssl.evaluation.cache import perturbation_key
-from art_ssl.evaluation.config import AXES, DOWNSTREAM_ONLY, NOT_KEYED, GridConfig, _named
+from art_ssl.evaluation.config import AXES, DOWNSTREAM_ONLY, KEYED_BY_CONTENT, NOT_KEYED, GridConfig, _named
 from art_ssl.evaluation.keys import array_key, encoder_key, hash_json
 from art_ssl.evaluation.registry import attack_kind, dae_source
 from art_ssl.evaluation.sources import EncoderOptions
@@ -39,11 +39,18 @@ def _task(spec: str, size: int, channels: int, n_train: int | None, n_test: int 
 
 
 def _surrogate_images(config: GridConfig, encoder: str, seed: int) -> np.ndarray:
-    """The attacker's unlabelled images: ``surrogate_n`` of the first task's training images, drawn with ``seed``."""
+    """The attacker's unlabelled images: ``surrogate_n`` training images of ``surrogate_data`` (else of the first
+    task), drawn with ``seed``."""
     public = _encoder(encoder, config.size, config.device_type, config.encoder_options)
-    first = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
-    n = min(config.surrogate_n, len(first.x_train))
-    return first.x_train[np.random.default_rng(seed + 1).choice(len(first.x_train), n, replace=False)]
+    if config.surrogate_data is None:
+        data = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
+    else:
+        try:
+            data = _task(config.surrogate_data, config.size, public.input_shape[0], None, None, seed)
+        except (ValueError, FileNotFoundError) as err:
+            raise type(err)(f"`surrogate_data` {config.surrogate_data!r}: {err}") from err
+    n = min(config.surrogate_n, len(data.x_train))
+    return data.x_train[np.random.default_rng(seed + 1).choice(len(data.x_train), n, replace=False)]
 
 
 def learn_perturbation(config: GridConfig, encoder: str, attack: str, eps_255: float, seed: int) -> dict:
@@ -72,7 +79,8 @@ class _Keys:
         import art_ssl
 
         self.config, self.version = config, art_ssl.__version__
-        settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in AXES + NOT_KEYED}
+        unkeyed = AXES + NOT_KEYED + KEYED_BY_CONTENT
+        settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in unkeyed}
         self.settings = settings
         self.attack_settings = {k: v for k, v in settings.items() if k not in DOWNSTREAM_ONLY}
         self._encoders: dict[str, str] = {}

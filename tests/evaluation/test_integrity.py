@@ -346,3 +346,27 @@ def test_rows_of_an_older_layout_are_kept_but_never_reused(tmp_path, fake_work):
     frame = run_grid(GridConfig(encoders=("simclr_r18",), **{**FAST, "attacks": ("pgd",)}), out, progress=False)
     assert fake_work["jobs"] == 1 and frame.RA.tolist() == [0.25]  # computed, not the old row's 0.99
     assert len(pd.read_csv(out)) == 2
+
+
+def test_the_attackers_data_can_be_other_than_the_first_task_and_is_keyed_by_content():
+    from art_ssl.evaluation.work import _Keys, _surrogate_images
+
+    both = GridConfig(encoders=("simclr_r18",), **{**FAST, "tasks": ("fashion-mnist-subset", "digits")})
+    digits = replace(both, tasks=("digits",))
+    digits_attacked_from_fmnist = replace(digits, surrogate_data="fashion_mnist_subset")
+    assert digits_attacked_from_fmnist.surrogate_data == "fashion-mnist-subset"  # spelt as tasks are
+    # the same attacker's images as the grid whose first task is that data, not the digits the victims learn
+    np.testing.assert_array_equal(
+        _surrogate_images(digits_attacked_from_fmnist, "simclr_r18", 0), _surrogate_images(both, "simclr_r18", 0)
+    )
+    assert not np.array_equal(_surrogate_images(digits, "simclr_r18", 0), _surrogate_images(both, "simclr_r18", 0))
+
+    def key(config):
+        return _Keys(config).perturbation("simclr_r18", "ssp", 8.0, 0)
+
+    assert key(digits_attacked_from_fmnist) == key(both)  # one perturbation, shared through the cache
+    assert key(digits) != key(both)
+    # naming the first task changes no key: results computed before the setting existed still resume
+    assert key(replace(both, surrogate_data="fashion-mnist-subset")) == key(both)
+    cell = {"encoder": "simclr_r18", "task": "digits", "defence": "none", "attack": "pgd", "eps_255": 8.0, "seed": 0}
+    assert _Keys(replace(both, surrogate_data="fashion-mnist-subset")).annotate(cell) == _Keys(both).annotate(cell)
