@@ -106,7 +106,8 @@ TABLES = [
         True,
         "The first digits run, at Fashion-MNIST's 3 epochs: 1,257 images make 5 batches an epoch, 15 steps in "
         "all, and PGD-AT, MART and Gen-AF stay near chance (BA 0.10-0.32; each defence's current defaults, budget "
-        "warm-ups included). Superseded by the 10-epoch rows of defences_64.md. "
+        "warm-ups included). Its DAEs were crafted from digits images (a grid's first task, before `surrogate_data`), "
+        "not defences_64's Fashion-MNIST ones. Superseded by the 10-epoch rows of defences_64.md. "
         "Command: `python evaluations/run_preset.py defences_digits_3epochs_64`",
     ),
 ]
