@@ -24,7 +24,8 @@ DEFENCES = ["none", "finetune", "pgd_at", "trades", "mart", "genaf"]
 def wide(frame: pd.DataFrame) -> pd.DataFrame:
     """A grid's rows (``run_preset.py``: one per model and attack) as one row per model: ``BA``,
     ``RA_<attack>_eps<eps>`` (``transfer:``/``adaptive:`` attacks as ``RA_transfer_<attack>...``) and the training
-    seconds. Tables written before the grid (one row per model already) pass through."""
+    seconds; one row per seed too where the rows hold several. Tables written before the grid (one row per model
+    already) pass through."""
     if "attack" not in frame.columns:
         return frame
     frame = frame.copy()
@@ -32,7 +33,7 @@ def wide(frame: pd.DataFrame) -> pd.DataFrame:
     frame["column"] = [
         f"RA_{str(a).replace(':', '_')}_eps{e:g}" for a, e in zip(frame.attack, frame.eps_255, strict=True)
     ]
-    index = ["encoder", "task", "defence"]
+    index = ["encoder", "task", "defence", *(["seed"] if frame["seed"].nunique() > 1 else [])]
     models = frame.groupby(index, sort=False)[["BA", "train_seconds"]].first()
     # a model the grid marked degenerate (e.g. a constant predictor) keeps its BA and says so; its RAs stay empty
     statuses = frame["status"].astype(str)
@@ -49,9 +50,10 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     ra = [c for c in frame.columns if c.startswith("RA_")]
     dae = [c for c in ra if "autoattack" not in c and "_transfer_" not in c and "_adaptive_" not in c]
     frame["RA_mean_DAE"] = frame[dae].mean(axis=1)
-    keep = ["encoder", "task", "defence", "BA", *dae, "RA_mean_DAE", *sorted(c for c in ra if c not in dae)]
+    seeds = ["seed"] if "seed" in frame.columns else []
+    keep = ["encoder", "task", "defence", *seeds, "BA", *dae, "RA_mean_DAE", *sorted(c for c in ra if c not in dae)]
     keep += [c for c in ("train_seconds", "status") if c in frame.columns]
-    return frame.sort_values(["encoder", "task", "defence"])[keep]
+    return frame.sort_values(["encoder", "task", "defence", *seeds])[keep]
 
 
 # (CSV, tidy it, caption) of each table; a table whose CSV is missing is skipped.

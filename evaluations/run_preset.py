@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", default="evaluations/results", help="folder of <preset>.csv")
     parser.add_argument("--cache", default="evaluations/cache", help="folder of the cached universal perturbations")
     parser.add_argument("--encoders", nargs="+", default=None, help="replace the preset's encoders")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="replace the preset's seeds (0)")
     parser.add_argument("--backend", default="local", choices=["local", "ray"])
     parser.add_argument("--list", action="store_true", help="print the presets' grids and stop")
     args = parser.parse_args(argv)
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown preset(s) {unknown}; choose from {sorted(GRID_PRESETS)}")
     overrides = {} if args.encoders is None else {"encoders": tuple(args.encoders)}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
     names = args.presets or sorted(GRID_PRESETS)
     if args.list:
         for name in names:
