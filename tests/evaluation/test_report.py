@@ -123,9 +123,9 @@ def test_display_has_no_nan_and_whole_numbers():
 
 
 def test_training_budgets_warn_below_convergence():
-    assert training_warnings("trades", 3, 4000, 256) == []
-    (text,) = training_warnings("trades", 2, 1257, 256)
-    assert "trades trained 10 steps" in text and ">= 48" in text
+    assert training_warnings("trades", 10, 4000, 256) == []  # 160 steps
+    (text,) = training_warnings("trades", 3, 4000, 256)
+    assert "trades trained 48 steps" in text and ">= 150" in text
     assert training_warnings("none", 1, 10, 256) == []
     assert any("distill_epochs = 2" in t for t in training_warnings("distillation", 1, 100, 256, {"distill_epochs": 2}))
 
