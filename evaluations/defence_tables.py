@@ -98,7 +98,8 @@ TABLES = [
         "`surrogate_data`). 540 test images: one image is 0.19 points. Command: `python evaluations/run_preset.py "
         "defences_digits_30epochs_64` (run here as two processes, `--encoders simclr_r18` and `--encoders "
         "barlow_twins_r18` with their own `--out-dir`, 29.6 and 30.4 min on one thread each, rows then put in one "
-        "file)",
+        "file); seed 1 (the DAEs' images, the DAEs and the training all drawn again) by the same commands with "
+        "`--seeds 1` (29.7 and 30.3 min)",
     ),
     (
         "defence_speed.csv",
