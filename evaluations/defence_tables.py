@@ -33,7 +33,7 @@ def wide(frame: pd.DataFrame) -> pd.DataFrame:
     frame["column"] = [
         f"RA_{str(a).replace(':', '_')}_eps{e:g}" for a, e in zip(frame.attack, frame.eps_255, strict=True)
     ]
-    index = ["encoder", "task", "defence", *(["seed"] if frame["seed"].nunique() > 1 else [])]
+    index = ["encoder", "task", "defence", *(["seed"] if frame.get("seed", pd.Series()).nunique() > 1 else [])]
     models = frame.groupby(index, sort=False)[["BA", "train_seconds"]].first()
     # a model the grid marked degenerate (e.g. a constant predictor) keeps its BA and says so; its RAs stay empty
     statuses = frame["status"].astype(str)

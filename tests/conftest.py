@@ -138,3 +138,18 @@ def child_env() -> dict[str, str]:
 
     root = str(Path(__file__).resolve().parents[1])
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+def evaluation_script(name: str, monkeypatch=None):
+    """``evaluations/<name>.py`` loaded as a module. Scripts import their siblings (``presets``, ``attack_tables``) as
+    a script run does; with ``monkeypatch`` the folder is put on ``sys.path`` for the test only."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "evaluations" / f"{name}.py"
+    if monkeypatch is not None:
+        monkeypatch.syspath_prepend(str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

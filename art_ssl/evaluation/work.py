@@ -42,13 +42,11 @@ def _surrogate_images(config: GridConfig, encoder: str, seed: int) -> np.ndarray
     """The attacker's unlabelled images: ``surrogate_n`` training images of ``surrogate_data`` (else of the first
     task), drawn with ``seed``."""
     public = _encoder(encoder, config.size, config.device_type, config.encoder_options)
-    if config.surrogate_data is None:
-        data = _task(config.tasks[0], config.size, public.input_shape[0], None, None, seed)
-    else:
-        try:
-            data = _task(config.surrogate_data, config.size, public.input_shape[0], None, None, seed)
-        except (ValueError, FileNotFoundError) as err:
-            raise type(err)(f"`surrogate_data` {config.surrogate_data!r}: {err}") from err
+    name, spec = ("surrogate_data", config.surrogate_data) if config.surrogate_data else ("tasks", config.tasks[0])
+    try:
+        data = _task(spec, config.size, public.input_shape[0], None, None, seed)
+    except (ValueError, FileNotFoundError) as err:  # name the setting the images come from
+        raise type(err)(f"`{name}` {spec!r}: {err}") from err
     n = min(config.surrogate_n, len(data.x_train))
     return data.x_train[np.random.default_rng(seed + 1).choice(len(data.x_train), n, replace=False)]
 

@@ -157,14 +157,9 @@ def test_genaf_official_recipe_has_no_warmup(trained_classifier):
 
 
 def _defence_curves_module():
-    import importlib.util
-    from pathlib import Path
+    from tests.conftest import evaluation_script
 
-    path = Path(__file__).resolve().parents[2] / "evaluations" / "defence_curves.py"
-    spec = importlib.util.spec_from_file_location("defence_curves", path)
-    curves = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curves)
-    return curves
+    return evaluation_script("defence_curves")
 
 
 def test_defence_curves_convergence_rule():

@@ -3,20 +3,9 @@ holding two seeds keeps both models apart instead of showing the first seed's nu
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[2] / "evaluations" / "defence_tables.py"
-
-
-def _defence_tables(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as a script it imports its sibling ``attack_tables``
-    spec = importlib.util.spec_from_file_location("defence_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import evaluation_script
 
 
 def _rows(seed: int, ba: float, ra: float) -> list[dict]:
@@ -28,7 +17,7 @@ def _rows(seed: int, ba: float, ra: float) -> list[dict]:
 
 
 def test_two_seeds_stay_two_rows_and_one_seed_keeps_the_old_layout(monkeypatch):
-    tidy = _defence_tables(monkeypatch).tidy
+    tidy = evaluation_script("defence_tables", monkeypatch).tidy
     both = tidy(pd.DataFrame(_rows(0, 0.9, 0.8) + _rows(1, 0.7, 0.6)))
     assert both[["seed", "BA", "RA_advencoder_eps10", "RA_ssp_eps10"]].values.tolist() == [
         [0, 0.9, 0.8, 0.81],
