@@ -48,7 +48,7 @@ def make_trainer(setting: str, classifier, args):
     default); ``cleanW``:
     PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``; ``balB``: Gen-AF with
     ``gr_balance=B``; ``decayG``: the learning rates multiplied by G after every epoch, ``lr_decay=G``; without
-    it, the trainer's default)."""
+    it, the trainer's default; ``msE1,E2``: also by 0.1 after epochs E1 and E2, ``lr_milestones=(E1, E2)``)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
     ramp = [p for p in parts if p.startswith("ramp")]
@@ -56,7 +56,8 @@ def make_trainer(setting: str, classifier, args):
     lam = [p for p in parts if p.startswith("lam")]
     bal = [p for p in parts if p.startswith("bal")]
     decay = [p for p in parts if p.startswith("decay")]
-    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal", "decay"))]
+    milestones = [p for p in parts if p.startswith("ms")]
+    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal", "decay", "ms"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -74,6 +75,8 @@ def make_trainer(setting: str, classifier, args):
         common["eps_warmup_fraction"] = float(ramp[0][4:])
     if decay:
         common["lr_decay"] = float(decay[0][5:])
+    if milestones:
+        common["lr_milestones"] = tuple(int(m) for m in milestones[0][2:].split(","))
     if name in ("genaf", "genaf_l0"):
         return GenAFTrainer(
             classifier,

@@ -143,6 +143,39 @@ def test_arts_own_trades_trainer_runs_on_our_classifier(trained_classifier, fmni
     assert not torch.equal(first, classifier.model.head.weight)
 
 
+@pytest.mark.parametrize("name", ["trades", "mart", "finetune", "genaf"])
+def test_lr_milestones_step_the_rates_down_on_top_of_the_exponential_decay(trained_classifier, fmnist28, name):
+    """``lr_milestones=(2,)`` with factor 0.1: the rates the history records (those each epoch ran at) are
+    ``lr * decay**(e-1)`` and, from epoch 3 on, 0.1 times that; the head warm start runs without the milestones."""
+    classifier = small_classifier(trained_classifier)
+    extra = {"stages": (1,)} if name == "genaf" else {"adversarial": True} if name == "finetune" else {}
+    trainer = TRAINERS[name](
+        classifier,
+        **{**FAST, "nb_epochs": 4},
+        **extra,
+        lr_decay=0.5,
+        lr_milestones=(2,),
+        head_init="probe",
+        head_init_epochs=3,
+    )
+    trainer.fit(fmnist28.x_train[:128], fmnist28.y_train[:128])
+    expected = trainer.encoder_lr * np.array([1.0, 0.5, 0.025, 0.0125])
+    np.testing.assert_allclose(trainer.history_["lr_encoder"].to_numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(trainer.history_["lr_head"].to_numpy(), expected / 1e-4 * 5e-3, rtol=1e-12)
+    head_rates = trainer.head_init_history_["lr_head"].to_numpy()
+    np.testing.assert_allclose(head_rates, trainer.head_lr * np.array([1.0, 0.5, 0.25]), rtol=1e-12)
+
+
+def test_lr_milestones_are_checked_against_the_epochs_fit_runs(trained_classifier, fmnist28):
+    classifier = small_classifier(trained_classifier)
+    before = copy.deepcopy(classifier.model.state_dict())
+    trainer = TRADESTrainer(classifier, **{**FAST, "nb_epochs": 4}, lr_milestones=(3,))
+    with pytest.raises(ValueError, match=r"`lr_milestones`.*\[1, 2\)"):
+        trainer.fit(fmnist28.x_train[:128], fmnist28.y_train[:128], nb_epochs=2)
+    for name, value in classifier.model.state_dict().items():  # nothing trained
+        assert torch.equal(value, before[name]), name
+
+
 @pytest.mark.parametrize(
     "make, error, match",
     [
@@ -156,6 +189,13 @@ def test_arts_own_trades_trainer_runs_on_our_classifier(trained_classifier, fmni
         (lambda c: GenAFTrainer(c, graph_on="pixels"), ValueError, "`graph_on`"),
         (lambda c: GenAFTrainer(c, trainable_fraction=0.0), ValueError, "`trainable_fraction`"),
         (lambda c: GenAFTrainer(c, lr_decay=1.5), ValueError, "`lr_decay`"),
+        (lambda c: TRADESTrainer(c, nb_epochs=30, lr_milestones=(30,)), ValueError, r"`lr_milestones`.*\[1, 30\)"),
+        (lambda c: TRADESTrainer(c, lr_milestones=(0,)), ValueError, "`lr_milestones`"),
+        (lambda c: MARTTrainer(c, lr_milestones=(20, 10)), ValueError, "`lr_milestones` must be strictly"),
+        (lambda c: FineTuningTrainer(c, lr_milestones=27), ValueError, "`lr_milestones` must be a tuple"),
+        (lambda c: FineTuningTrainer(c, lr_milestones=(2.5,)), ValueError, "`lr_milestones`"),
+        (lambda c: GenAFTrainer(c, lr_milestone_factor=2.0), ValueError, "`lr_milestone_factor`"),
+        (lambda c: GenAFTrainer(c, lr_milestone_factor=0), ValueError, "`lr_milestone_factor`"),
         (lambda c: GenAFTrainer(c, seed=-1), ValueError, "`seed`"),
         (lambda c: GenAFTrainer("model"), TypeError, "`classifier`"),
     ],

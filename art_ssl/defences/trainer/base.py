@@ -10,7 +10,7 @@ trained exactly as Gen-AF is; subclasses only say what the loss of a batch is.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ from art_ssl.core.batching import map_batches
 from art_ssl.core.checkpoint import checkpoint_path, data_checksum
 from art_ssl.core.checks import (
     check_bool,
+    check_fraction,
     check_images,
     check_labels,
     check_positive_int,
@@ -40,6 +41,24 @@ from art_ssl.core.modes import evaluating
 from art_ssl.core.pgd import RANDOM_STARTS, pgd_linf
 from art_ssl.core.seeding import scoped_seed
 from art_ssl.estimators.classifier import EncoderWithHead
+
+# The step decay of the papers' baselines (TRADES and MART multiply the rate by 0.1 at fixed epochs), on top of
+# ``lr_decay``: the trainers that take it list these among their ``trainer_params``.
+MILESTONE_PARAMS = ["lr_milestones", "lr_milestone_factor"]
+
+
+def check_lr_milestones(milestones: object, nb_epochs: int) -> None:
+    """Raise ``ValueError`` naming ``lr_milestones`` unless it is a tuple or list of increasing epoch counts in
+    [1, ``nb_epochs``): one at or past the end would never lower the rate, a silent no-op."""
+    if not isinstance(milestones, (tuple, list)):
+        raise ValueError(f"`lr_milestones` must be a tuple of epoch counts, got {milestones!r}.")
+    for m in milestones:
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m < nb_epochs:
+            raise ValueError(
+                f"`lr_milestones` must hold ints in [1, nb_epochs) = [1, {nb_epochs}), got {tuple(milestones)!r}."
+            )
+    if list(milestones) != sorted(set(milestones)):
+        raise ValueError(f"`lr_milestones` must be strictly increasing, got {tuple(milestones)!r}.")
 
 
 class EncoderHeadTrainer(Trainer):
@@ -95,6 +114,8 @@ class EncoderHeadTrainer(Trainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        lr_milestones: Sequence[int] = (),
+        lr_milestone_factor: float = 0.1,
     ) -> None:
         if not isinstance(classifier, PyTorchClassifier):
             raise TypeError(f"`classifier` must be an ART PyTorchClassifier, got {type(classifier).__name__}.")
@@ -110,6 +131,8 @@ class EncoderHeadTrainer(Trainer):
         self.head_lr = head_lr
         self.weight_decay = weight_decay
         self.lr_decay = lr_decay
+        self.lr_milestones = tuple(lr_milestones) if isinstance(lr_milestones, (list, tuple)) else lr_milestones
+        self.lr_milestone_factor = lr_milestone_factor
         self.train_encoder = train_encoder
         self.eps = eps
         self.step_size = step_size
@@ -135,6 +158,8 @@ class EncoderHeadTrainer(Trainer):
         check_positive_number("lr_decay", self.lr_decay)
         if self.lr_decay > 1:
             raise ValueError(f"`lr_decay` must be in (0, 1], got {self.lr_decay!r}.")
+        check_lr_milestones(self.lr_milestones, self.nb_epochs)
+        check_fraction("lr_milestone_factor", self.lr_milestone_factor)
         if self.eps > 1:
             raise ValueError(f"`eps` must be in (0, 1] (pixel units), got {self.eps!r}.")
         check_positive_int("pgd_steps", self.pgd_steps)
@@ -340,6 +365,7 @@ class EncoderHeadTrainer(Trainer):
         check_positive_int("nb_epochs", nb_epochs)
         check_positive_int("batch_size", batch_size)
         check_bool("verbose", verbose)
+        check_lr_milestones(self.lr_milestones, nb_epochs)  # before any work, against the epochs this fit runs
         return nb_epochs, batch_size, verbose
 
     def _run(
@@ -375,15 +401,26 @@ class EncoderHeadTrainer(Trainer):
         reset_optimizers: Callable[[], dict[str, torch.optim.Optimizer]] | None = None,
         lr_decay: float | None = None,
         checkpoint_name: str | None = None,
+        lr_milestones: Sequence[int] | None = None,
     ) -> pd.DataFrame:
         """The epoch loop shared by every trainer (and every stage of Gen-AF), run by
         :func:`~art_ssl.core.driver.run_epochs`. ``checkpoint_name`` names this loop's checkpoint file (default: the
-        stage, or ``"main"``): each loop of one ``fit`` needs its own."""
+        stage, or ``"main"``): each loop of one ``fit`` needs its own. ``lr_decay`` and ``lr_milestones`` default to
+        the trainer's (a loop other than the main one passes its own, e.g. ``()``)."""
         lr_decay = self.lr_decay if lr_decay is None else lr_decay
+        milestones = self.lr_milestones if lr_milestones is None else tuple(lr_milestones)
+        check_lr_milestones(milestones, nb_epochs)
         if self.channels_last and x.dim() == 4:  # ~1.4x faster convolutions on CPU, and on GPU with autocast
             to_memory_format(self.model, torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
-        schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()]
+        schedulers: list[torch.optim.lr_scheduler.LRScheduler] = [
+            torch.optim.lr_scheduler.ExponentialLR(o, gamma=lr_decay) for o in optimizers.values()
+        ]
+        if milestones:  # chained: both multiply the rate the other left (step decay on top of the per-epoch one)
+            schedulers += [
+                torch.optim.lr_scheduler.MultiStepLR(o, milestones=list(milestones), gamma=self.lr_milestone_factor)
+                for o in optimizers.values()
+            ]
         self._steps_per_epoch = -(-len(x) // batch_size)  # global batches an epoch (for ``_before_step``'s schedules)
         ckpt_file = checkpoint_path(
             self._checkpoint_dir, f"{type(self).__name__}-stage-{checkpoint_name or stage or 'main'}.pt"
@@ -502,7 +539,7 @@ class BetaRegularisedTrainer(EncoderHeadTrainer):
     :class:`~art_ssl.defences.trainer.FineTuningTrainer`, plus ``beta``.
     """
 
-    trainer_params = EncoderHeadTrainer.trainer_params + ["beta"]
+    trainer_params = EncoderHeadTrainer.trainer_params + ["beta", *MILESTONE_PARAMS]
 
     def __init__(
         self,
@@ -523,6 +560,8 @@ class BetaRegularisedTrainer(EncoderHeadTrainer):
         channels_last: bool = True,
         seed: int = 0,
         verbose: bool = True,
+        lr_milestones: Sequence[int] = (),
+        lr_milestone_factor: float = 0.1,
     ) -> None:
         self.beta = beta
         super().__init__(
@@ -543,6 +582,8 @@ class BetaRegularisedTrainer(EncoderHeadTrainer):
             channels_last,
             seed,
             verbose,
+            lr_milestones=lr_milestones,
+            lr_milestone_factor=lr_milestone_factor,
         )
 
     def _check_params(self) -> None:

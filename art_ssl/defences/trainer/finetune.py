@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -10,7 +12,7 @@ from art.estimators.classification import PyTorchClassifier
 from art_ssl.core.batching import map_batches
 from art_ssl.core.checks import check_bool
 from art_ssl.core.modes import evaluating
-from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.base import MILESTONE_PARAMS, EncoderHeadTrainer
 from art_ssl.defences.trainer.warm_start import (
     EPS_WARMUP_FRACTION,
     EpsWarmup,
@@ -47,6 +49,14 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     :param head_lr: Head learning rate.
     :param weight_decay: Weight decay of both optimisers.
     :param lr_decay: ``ExponentialLR`` factor per epoch.
+    :param lr_milestones: Epoch counts after which the learning rates are also multiplied by
+                          ``lr_milestone_factor`` (``MultiStepLR`` chained with ``lr_decay``; each in
+                          [1, ``nb_epochs``)).
+                          ``()`` by default: Gen-AF's code decays exponentially only. TRADES' and MART's codes
+                          step their rate down by 0.1 for the last epochs of the run (from epoch 75 of 80 and of 76:
+                          ``lr_milestones=(74,)`` there), which is what lets a run end on a flat curve. The head warm
+                          start and Gen-AF's stage 2 run without them.
+    :param lr_milestone_factor: The factor of each milestone (0.1 as those codes).
     :param validation_pgd_steps: PGD steps of the per-epoch ``val_ra`` (0: benign accuracy only).
     :param amp: Mixed precision: ``True``, ``False`` or ``"auto"`` (bf16 where measured faster), see
                 :mod:`art_ssl.core.amp`.
@@ -68,6 +78,7 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
+        *MILESTONE_PARAMS,
         "adversarial",
         "head_init",
         "head_init_epochs",
@@ -102,6 +113,8 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
         eps_warmup_epochs: int = 0,
         clean_weight: float = 0.0,
         eps_warmup_fraction: float = EPS_WARMUP_FRACTION,
+        lr_milestones: Sequence[int] = (),
+        lr_milestone_factor: float = 0.1,
     ) -> None:
         self.adversarial = adversarial
         self.head_init = head_init
@@ -127,6 +140,8 @@ class FineTuningTrainer(EpsWarmup, EncoderHeadTrainer):
             channels_last,
             seed,
             verbose,
+            lr_milestones=lr_milestones,
+            lr_milestone_factor=lr_milestone_factor,
         )
 
     def _check_params(self) -> None:

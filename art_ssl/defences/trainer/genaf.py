@@ -6,6 +6,7 @@ Gen-AF: Zhou et al., "Securely Fine-tuning Pre-trained Encoders Against Adversar
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import pandas as pd
 import torch
@@ -20,7 +21,7 @@ from art_ssl.core.distributed import BatchShards, gather_with_local_grad, sum_te
 from art_ssl.core.driver import epoch_batches
 from art_ssl.core.modes import evaluating
 from art_ssl.core.robust_losses import GR_REDUCTIONS, genetic_regularization
-from art_ssl.defences.trainer.base import EncoderHeadTrainer
+from art_ssl.defences.trainer.base import MILESTONE_PARAMS, EncoderHeadTrainer
 from art_ssl.defences.trainer.warm_start import (
     EPS_WARMUP_FRACTION,
     EpsWarmup,
@@ -168,6 +169,7 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
     """
 
     trainer_params = EncoderHeadTrainer.trainer_params + [
+        *MILESTONE_PARAMS,
         "stages",
         "lambda_gr",
         "graph_on",
@@ -239,6 +241,8 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
         gr_balance: float = 1.0,
         eps_warmup_epochs: int = 0,
         eps_warmup_fraction: float = EPS_WARMUP_FRACTION,
+        lr_milestones: Sequence[int] = (),
+        lr_milestone_factor: float = 0.1,
     ) -> None:
         self.gr_balance = gr_balance
         self.eps_warmup_epochs = eps_warmup_epochs
@@ -286,6 +290,8 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
             channels_last,
             seed,
             verbose,
+            lr_milestones=lr_milestones,
+            lr_milestone_factor=lr_milestone_factor,
         )
 
     @classmethod
@@ -491,6 +497,7 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
                 stage="2",
                 reset_optimizers=new_optimizer if self.reset_stage2_optimizer else None,
                 lr_decay=1.0,
+                lr_milestones=(),  # a constant rate, as the official stage 2; the milestones are stage 1's
             )
         finally:
             self.model.requires_grad_(True)

@@ -161,6 +161,7 @@ def fit_head_on_clean(
             optimizers,
             stage,
             checkpoint_name="head-init",  # not the main loop's file (the head fit has stage None too)
+            lr_milestones=(),  # the milestones count the main loop's epochs
         )
     finally:
         model.freeze_encoder = frozen
