@@ -62,6 +62,7 @@ _CLI_NAMES = {
     "attack_settings.surrogate_n": "--surrogate-n",
     "device_type": "--device",
     "task_epochs": "--task-epochs",
+    "anneal_epochs": "--anneal-epochs",
     "attack_eps": "--attack-eps",
     "transfer_encoder": "--transfer-encoder",
     "out": "--out",
@@ -549,6 +550,7 @@ def _audit(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         amp={"on": True, "off": False}.get(args.amp, "auto"),
         task_epochs=tuple(args.task_epochs),
+        anneal_epochs=args.anneal_epochs,
         attack_eps=tuple(args.attack_eps),
         transfer_encoder=args.transfer_encoder,
         encoder_options=EncoderOptions(
@@ -844,6 +846,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TASK=EPOCHS",
         help="epochs of a task instead of --epochs (e.g. digits=10: a small task needs more epochs)",
+    )
+    audit.add_argument(
+        "--anneal-epochs",
+        type=_int_at_least(0, " (0: none)"),
+        default=0,
+        help="the encoder fine-tuning defences run their last N epochs at 0.1x their learning rates (the step "
+        "decay of TRADES' and MART's codes); fewer than each task's epochs",
     )
     audit.add_argument(
         "--attack-eps",

@@ -328,6 +328,16 @@ API_CASES = {
     "grid-surrogate-data-no-folder": Case(
         lambda f: grid(surrogate_data="cifar10"), ValueError, "`surrogate_data` 'cifar10' needs a folder"
     ),
+    "grid-anneal-epochs-too-many": Case(
+        lambda f: grid(epochs=10, anneal_epochs=10), ValueError, r"`anneal_epochs` must be fewer .*\(10 here"
+    ),
+    "grid-anneal-epochs-vs-task-epochs": Case(
+        lambda f: grid(tasks=("digits", "fashion-mnist-subset"), epochs=10, task_epochs=("digits=3",), anneal_epochs=5),
+        ValueError,
+        r"`anneal_epochs` must be fewer .*\(3 here",
+    ),
+    "grid-anneal-epochs-negative": Case(lambda f: grid(anneal_epochs=-1), ValueError, "`anneal_epochs` must be >= 0"),
+    "grid-anneal-epochs-float": Case(lambda f: grid(anneal_epochs=2.0), TypeError, "`anneal_epochs` must be an int"),
     "grid-surrogate-data-tuple": Case(
         lambda f: grid(surrogate_data=("digits",)), TypeError, "`surrogate_data` must be a data spec"
     ),
@@ -734,6 +744,11 @@ CLI_CASES = {
     "audit-whitebox-n-negative": (["audit", "--whitebox-n", "-5"], "--whitebox-n: must be >= 1"),
     "audit-surrogate-n-zero": (["audit", "--surrogate-n", "0"], "--surrogate-n: must be >= 1"),
     "audit-surrogate-n-uap": (["audit", "--surrogate-n", "5", "--attacks", "uapepgd"], "`--surrogate-n` must be >= 10"),
+    "audit-anneal-epochs-too-many": (
+        ["audit", "--epochs", "3", "--anneal-epochs", "3"],
+        r"`--anneal-epochs` must be fewer than every task's defence epochs \(3 here: `--epochs` / `--task-epochs`\)",
+    ),
+    "audit-anneal-epochs-negative": (["audit", "--anneal-epochs", "-1"], "--anneal-epochs: must be >= 0"),
     "audit-surrogate-data-unknown": (["audit", "--surrogate-data", "imagenet"], "`--surrogate-data`: Unknown dataset"),
     "audit-surrogate-data-folder-missing": (
         ["audit", "--surrogate-data", "folder:/no/such/dir"],

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from art_ssl.evaluation.registry import DEFENCES, AttackSettings, DefenceSettings, attack_kind, dae_source
+from art_ssl.evaluation.registry import (
+    ANNEALED_DEFENCES,
+    DEFENCES,
+    AttackSettings,
+    DefenceSettings,
+    attack_kind,
+    dae_source,
+)
 from art_ssl.evaluation.sources import EncoderOptions
 
 logger = logging.getLogger(__name__)
@@ -65,6 +72,11 @@ class GridConfig:
                        (``"pgd=2,4"`` for two). Each attack must be one of ``attacks``.
     :param transfer_encoder: Where ``transfer:<attack>`` perturbations are crafted (zoo name or file); ``None``: the
                              first clean zoo encoder that is not audited (else not the cell's encoder).
+    :param anneal_epochs: The defences that fine-tune the encoder
+                          (:data:`~art_ssl.evaluation.registry.ANNEALED_DEFENCES`) run their last ``anneal_epochs``
+                          epochs at 0.1 times their learning rates (the trainers' ``lr_milestones``: the step decay
+                          of TRADES' and MART's codes, which lets a run end on a flat curve); 0: none (exponential
+                          decay only). Fewer than every task's defence epochs.
     """
 
     encoders: tuple[str, ...]
@@ -91,6 +103,7 @@ class GridConfig:
     task_epochs: tuple[tuple[str, int], ...] = ()
     attack_eps: tuple[tuple[str, tuple[float, ...]], ...] = ()
     transfer_encoder: str | None = None
+    anneal_epochs: int = 0
 
     def __post_init__(self) -> None:
         from art_ssl.evaluation.sources import canonical_data_spec, check_encoder_spec
@@ -156,6 +169,13 @@ class GridConfig:
                 raise ValueError(f"`attack_eps`: {attack!r} takes no budget (it applies a recorded trigger).")
         if self.transfer_encoder is not None:
             _named("transfer_encoder", check_encoder_spec, self.transfer_encoder)
+        _check_int("anneal_epochs", self.anneal_epochs, 0)
+        shortest = min(self.epochs_for(t) for t in self.tasks)
+        if self.anneal_epochs and self.anneal_epochs >= shortest:
+            raise ValueError(
+                f"`anneal_epochs` must be fewer than every task's defence epochs ({shortest} here: `epochs` / "
+                f"`task_epochs`), got {self.anneal_epochs}."
+            )
         if any(a.startswith("transfer:") for a in self.attacks):
             for encoder in self.encoders:
                 self.transfer_source(encoder)  # fails now, not after hours of work
@@ -163,6 +183,13 @@ class GridConfig:
     def epochs_for(self, task: str) -> int:
         """Defence epochs of ``task`` (its ``task_epochs`` entry, else ``epochs``)."""
         return dict(self.task_epochs).get(task, self.epochs)
+
+    def lr_milestones_for(self, task: str, defence: str) -> tuple[int, ...]:
+        """The trainer's ``lr_milestones`` for ``defence`` on ``task``: ``(epochs - anneal_epochs,)`` for the
+        :data:`~art_ssl.evaluation.registry.ANNEALED_DEFENCES` when ``anneal_epochs`` is set, else none."""
+        if not self.anneal_epochs or defence not in ANNEALED_DEFENCES:
+            return ()
+        return (self.epochs_for(task) - self.anneal_epochs,)
 
     def budgets_for(self, attack: str) -> tuple[float, ...]:
         """Budgets of ``attack`` in 1/255 units (its ``attack_eps`` entry, else ``eps``; ``(0.0,)`` for the
@@ -237,12 +264,16 @@ DOWNSTREAM_ONLY = (
     "task_epochs",
     "attack_eps",
     "transfer_encoder",
+    "anneal_epochs",
 )
 # Not part of any key: where the work runs and how much it prints (results agree across devices up to float noise).
 NOT_KEYED = ("device_type", "verbose")
 # Keyed by content instead of by name: the attacker's images enter every universal perturbation's key (and so its
 # cells' keys) as an array key, so the same images named twice are one perturbation, and existing keys do not move.
 KEYED_BY_CONTENT = ("surrogate_data",)
+# Keyed only when set: a setting added after results were committed, whose default is the behaviour before it, stays
+# out of the key at that default, so that those results keep their keys (and a rerun finds them).
+KEYED_WHEN_SET = {"anneal_epochs": 0}
 
 
 def _surrogate_spec(spec: object) -> str:

@@ -279,6 +279,7 @@ def run_job(config: GridConfig, job: dict, cells: list[dict], perturbations: dic
         sensitivity_epochs=config.defence_settings.genaf_sensitivity_epochs,
         encoder_name=job["encoder"],
         defence_settings=config.defence_settings,
+        lr_milestones=config.lr_milestones_for(job["task"], job["defence"]),
         load_encoder=lambda spec: _encoder(spec, config.size, config.device_type),
     )
     trainer.fit(task.x_train, task.y_train)

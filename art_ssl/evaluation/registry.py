@@ -48,6 +48,11 @@ DEFENCE_GLOSSARY = {
 }
 
 
+# The defences whose trainer fine-tunes the encoder for the grid's epochs and takes ``lr_milestones`` (the grid's
+# ``anneal_epochs``); ZePAD's inner trainers and super-fine-tuning have schedules of their own.
+ANNEALED_DEFENCES = ("finetune", "pgd_at", "trades", "mart", "genaf")
+
+
 @dataclass(frozen=True)
 class TrainingBudget:
     """The smallest budget at which a defence trained on our benchmark (committed curves): ``steps`` optimiser steps
@@ -313,6 +318,7 @@ def make_defence_trainer(
     defence_settings: DefenceSettings | None = None,
     load_encoder: Callable[[str], PyTorchEncoder] | None = None,
     amp: bool | str = "auto",
+    lr_milestones: tuple[int, ...] = (),
 ):
     """The ART ``Trainer`` of defence ``name`` (:data:`DEFENCES`) over ``classifier`` (an ``EncoderWithHead``);
     ``"none"`` trains the head on the frozen encoder. Use ``trainer.get_classifier()`` after ``fit``: ZePAD's is a
@@ -321,7 +327,9 @@ def make_defence_trainer(
     ``"zepad"`` and ``"distillation"`` also need ``encoder_name`` (the public encoder's name or file) and
     ``load_encoder`` (name -> ``PyTorchEncoder`` at the classifier's input shape); ``defence_settings`` their
     settings (:class:`DefenceSettings`). ``nb_epochs`` is ZePAD's adversarial fine-tuning and distillation's head
-    training (at least 10). ``amp``: mixed precision (:mod:`art_ssl.core.amp`)."""
+    training (at least 10). ``amp``: mixed precision (:mod:`art_ssl.core.amp`). ``lr_milestones``: the trainer's
+    step decay, for the defences that fine-tune the encoder for ``nb_epochs`` (:data:`ANNEALED_DEFENCES`); a
+    ``ValueError`` for another defence."""
     from art_ssl.defences.trainer import (
         FineTuningTrainer,
         GenAFTrainer,
@@ -339,6 +347,10 @@ def make_defence_trainer(
         "amp": amp,
     }
     pgd: dict[str, Any] = {"pgd_steps": pgd_steps}
+    if lr_milestones:
+        if name not in ANNEALED_DEFENCES:
+            raise ValueError(f"Defence {name!r} takes no `lr_milestones` (only the encoder fine-tuning defences).")
+        pgd["lr_milestones"] = tuple(lr_milestones)
     if name == "none":
         return FineTuningTrainer(classifier, train_encoder=False, **pgd, **common)
     if name == "finetune":

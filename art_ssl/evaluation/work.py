@@ -13,7 +13,15 @@ from dataclasses import fields
 import numpy as np
 
 from art_ssl.evaluation.cache import perturbation_key
-from art_ssl.evaluation.config import AXES, DOWNSTREAM_ONLY, KEYED_BY_CONTENT, NOT_KEYED, GridConfig, _named
+from art_ssl.evaluation.config import (
+    AXES,
+    DOWNSTREAM_ONLY,
+    KEYED_BY_CONTENT,
+    KEYED_WHEN_SET,
+    NOT_KEYED,
+    GridConfig,
+    _named,
+)
 from art_ssl.evaluation.keys import array_key, encoder_key, hash_json
 from art_ssl.evaluation.registry import attack_kind, dae_source
 from art_ssl.evaluation.sources import EncoderOptions
@@ -79,6 +87,9 @@ class _Keys:
         self.config, self.version = config, art_ssl.__version__
         unkeyed = AXES + NOT_KEYED + KEYED_BY_CONTENT
         settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in unkeyed}
+        for name, default in KEYED_WHEN_SET.items():
+            if settings[name] == default:
+                del settings[name]
         self.settings = settings
         self.attack_settings = {k: v for k, v in settings.items() if k not in DOWNSTREAM_ONLY}
         self._encoders: dict[str, str] = {}

@@ -370,3 +370,46 @@ def test_the_attackers_data_can_be_other_than_the_first_task_and_is_keyed_by_con
     assert key(replace(both, surrogate_data="fashion-mnist-subset")) == key(both)
     cell = {"encoder": "simclr_r18", "task": "digits", "defence": "none", "attack": "pgd", "eps_255": 8.0, "seed": 0}
     assert _Keys(replace(both, surrogate_data="fashion-mnist-subset")).annotate(cell) == _Keys(both).annotate(cell)
+
+
+def test_a_committed_result_keeps_its_key(monkeypatch):
+    """Settings added since a result was committed leave its key as it was (a rerun of its preset finds it instead
+    of recomputing it): the first and last rows of a committed digits grid, keyed again from the preset."""
+    import art_ssl
+    from art_ssl.evaluation.work import _Keys
+    from tests.conftest import evaluation_script
+
+    frame = pd.read_csv(ROOT / "evaluations" / "results" / "defences_digits_3epochs_64.csv")
+    monkeypatch.setattr(art_ssl, "__version__", frame.art_ssl_version.iloc[0])  # the key holds the version
+    (config,) = evaluation_script("presets", monkeypatch).preset_grids("defences_digits_3epochs_64")
+    keys = _Keys(config)
+    for _, row in frame.iloc[[0, -1]].iterrows():
+        cell = {k: row[k] for k in ("encoder", "task", "defence", "attack")}
+        cell.update(eps_255=float(row.eps_255), seed=int(row.seed))
+        assert keys.annotate(cell)["cell_key"] == row.cell_key, cell
+
+
+def test_anneal_epochs_reach_the_encoder_fine_tuning_defences_and_are_keyed_only_when_set():
+    from art_ssl.evaluation.registry import make_defence_trainer
+    from art_ssl.evaluation.work import _Keys
+
+    config = GridConfig(
+        encoders=("simclr_r18",),
+        **{**FAST, "defences": ("none", "trades"), "tasks": ("fashion-mnist-subset", "digits")},
+    )
+    config = replace(config, epochs=10, task_epochs=(("digits", 30),))
+    annealed = replace(config, anneal_epochs=3)
+    assert annealed.lr_milestones_for("digits", "trades") == (27,)  # the last 3 of each task's own epochs
+    assert annealed.lr_milestones_for("fashion-mnist-subset", "trades") == (7,)
+    assert annealed.lr_milestones_for("digits", "none") == () and config.lr_milestones_for("digits", "trades") == ()
+    assert "anneal_epochs" not in _Keys(config).settings and _Keys(annealed).settings["anneal_epochs"] == 3
+    cell = {"encoder": "simclr_r18", "task": "digits", "defence": "trades", "attack": "ssp", "eps_255": 8.0, "seed": 0}
+    plain, stepped = _Keys(config).annotate(cell), _Keys(annealed).annotate(cell)
+    assert plain["cell_key"] != stepped["cell_key"]  # another downstream model
+    assert plain["perturbation_key"] == stepped["perturbation_key"]  # the same DAE, crafted once
+
+    classifier = grid_module.build_victim(load_encoder_spec("simclr_r18", size=32), 10, seed=0)
+    trainer = make_defence_trainer("trades", classifier, 30, lr_milestones=(27,))
+    assert trainer.lr_milestones == (27,)
+    with pytest.raises(ValueError, match="'zepad' takes no `lr_milestones`"):
+        make_defence_trainer("zepad", classifier, 30, lr_milestones=(27,))
