@@ -205,6 +205,12 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
     # the bench at 10 epochs on Fashion-MNIST (160 optimiser steps; defences_64 has 48): issue 16's "a budget at
     # which the defences have converged", the step the curves (bench_curves_fmnist*.md) say is needed
     "defences_10epochs_64": ({**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 10, "task_epochs": ()},),
+    # the bench at a converged budget (issue 16): 30 epochs on Fashion-MNIST (480 optimiser steps), the last 3 at
+    # 0.1x the learning rates (TRADES' and MART's step decay), where every defence's validation BA and white-box RA
+    # move by less than a point between the last two epochs (bench_curves_fmnist_30_anneal.md)
+    "defences_30epochs_64": (
+        {**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 30, "anneal_epochs": 3, "task_epochs": ()},
+    ),
     # digits at 30 epochs (150 optimiser steps, about Fashion-MNIST's 160 at 10 epochs; defences_64 gives digits 50):
     # issue 16's Gen-AF >= TRADES and "no defence below undefended - 10 points" on digits at a converged budget
     "defences_digits_30epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "epochs": 30, "task_epochs": ()},),
@@ -226,6 +232,7 @@ PROFILES: dict[str, dict] = {
         "epochs": 2,
         "task_epochs": ("digits=2",),
         "whitebox_n": 10,
+        "anneal_epochs": 0,  # 2 epochs have no end to anneal
         "defence_settings": {"genaf_stage2_epochs": 1, "genaf_sensitivity_samples": 200, "genaf_sensitivity_epochs": 1},
     },
     "full": {
@@ -248,6 +255,7 @@ TINY: dict = {
     "epochs": 1,
     "task_epochs": ("digits=1",),
     "whitebox_n": 8,
+    "anneal_epochs": 0,
     "surrogate_n": 64,
     "attack_settings": {"surrogate_n": 64, "sign_epochs": 1, "gen_epochs": 1, "gen_nz_batch": 4, "gen_ngf": 8},
     "defence_settings": {"genaf_stage2_epochs": 1, "genaf_sensitivity_samples": 16, "genaf_sensitivity_epochs": 1},
