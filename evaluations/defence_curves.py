@@ -48,7 +48,8 @@ def make_trainer(setting: str, classifier, args):
     default); ``cleanW``:
     PGD-AT with clean weight W; ``lamL``: Gen-AF with ``lambda_gr=L``, e.g. ``lamauto``; ``balB``: Gen-AF with
     ``gr_balance=B``; ``decayG``: the learning rates multiplied by G after every epoch, ``lr_decay=G``; without
-    it, the trainer's default; ``msE1,E2``: also by 0.1 after epochs E1 and E2, ``lr_milestones=(E1, E2)``)."""
+    it, the trainer's default; ``msE1,E2``: also by 0.1 after epochs E1 and E2, ``lr_milestones=(E1, E2)``;
+    ``st2eE``: Gen-AF's stage 2 for E epochs instead of ``--stage2-epochs``)."""
     parts = setting.split(":")
     warm = [p for p in parts if p.startswith("warm")]
     ramp = [p for p in parts if p.startswith("ramp")]
@@ -57,7 +58,8 @@ def make_trainer(setting: str, classifier, args):
     bal = [p for p in parts if p.startswith("bal")]
     decay = [p for p in parts if p.startswith("decay")]
     milestones = [p for p in parts if p.startswith("ms")]
-    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal", "decay", "ms"))]
+    stage2 = [p for p in parts if p.startswith("st2e")]
+    parts = [p for p in parts if not p.startswith(("warm", "ramp", "clean", "lam", "bal", "decay", "ms", "st2e"))]
     name, head_init = parts[0], parts[-1]
     common = {
         "nb_epochs": args.epochs,
@@ -84,7 +86,7 @@ def make_trainer(setting: str, classifier, args):
             gr_reduction=parts[1],
             lambda_gr=0.0 if name == "genaf_l0" else _lambda(lam[0][3:]) if lam else args.lambda_gr,
             gr_balance=float(bal[0][3:]) if bal else 1.0,
-            stage2_epochs=args.stage2_epochs,
+            stage2_epochs=int(stage2[0][4:]) if stage2 else args.stage2_epochs,
             sensitivity_samples=args.sensitivity_samples,
             sensitivity_epochs=args.sensitivity_epochs,
             **common,

@@ -289,3 +289,47 @@ def test_head_warm_start_and_main_loop_checkpoint_to_their_own_files(tmp_path):
         strict=True,
     ):
         assert torch.equal(a, b)
+
+
+def test_genaf_with_a_longer_stage2_resumes_its_finished_stage1_and_equals_an_uninterrupted_run(tmp_path):
+    """Stage 1's checkpoint does not depend on stage-2-only settings: a second run asking for more stage-2 epochs
+    (the first run's stage-2 file removed) trains no stage-1 step again (its stage-1 loss is never called) and
+    ends with the bits of a run that had asked for them from the start."""
+    from art_ssl.defences.trainer import GenAFTrainer
+
+    x, y = setup.data()
+
+    def fit(stage2_epochs, checkpoint_dir, forbid_stage1=False):
+        classifier = setup.trainer().get_classifier()  # the same seeded model every time
+        trainer = GenAFTrainer(
+            classifier,
+            nb_epochs=2,
+            batch_size=16,
+            pgd_steps=1,
+            stage2_epochs=stage2_epochs,
+            sensitivity_samples=16,
+            sensitivity_epochs=1,
+            validation_pgd_steps=0,
+            amp=False,
+            verbose=False,
+        )
+        if forbid_stage1:
+
+            def no_stage1(*args):
+                raise AssertionError("stage 1 trained again")
+
+            trainer._batch_loss = no_stage1
+        trainer.fit(x, y, checkpoint_dir=checkpoint_dir)
+        return trainer
+
+    fit(1, tmp_path / "run")
+    # the finished stage 2 of the first run is another run's (its epochs differ): refused, so it goes
+    with pytest.raises(ValueError, match="GenAFTrainer-stage-2.pt' was written by a run with other settings"):
+        fit(2, tmp_path / "run", forbid_stage1=True)
+    (tmp_path / "run" / "GenAFTrainer-stage-2.pt").unlink()
+    longer = fit(2, tmp_path / "run", forbid_stage1=True)
+    straight = fit(2, None)
+    np.testing.assert_array_equal(longer.history_["loss"], straight.history_["loss"])
+    assert list(longer.history_["stage"]) == ["1", "1", "2", "2"]
+    for a, b in zip(longer.model.state_dict().values(), straight.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -205,3 +205,8 @@ def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
     assert curves.make_trainer("genaf:sum:probe:ramp0", classifier, args).eps_warmup_fraction == 0.0
     assert curves.make_trainer("trades:random:decay0.8", classifier, args).lr_decay == 0.8
     assert curves.make_trainer("trades:random", classifier, args).lr_decay == 0.96  # the trainer's default
+    longer = argparse.Namespace(**{**vars(args), "epochs": 30})
+    assert curves.make_trainer("trades:random:ms27", classifier, longer).lr_milestones == (27,)
+    assert curves.make_trainer("mart:random:ms20,25", classifier, longer).lr_milestones == (20, 25)
+    assert curves.make_trainer("genaf:sum:random:ms27:st2e10", classifier, longer).stage2_epochs == 10
+    assert curves.make_trainer("genaf:sum:random", classifier, args).stage2_epochs == 1  # --stage2-epochs

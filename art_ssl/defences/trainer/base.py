@@ -500,8 +500,9 @@ class EncoderHeadTrainer(Trainer):
         return pd.DataFrame(loop.rows)
 
     def _fingerprint(self, x, y, val, nb_epochs: int, batch_size: int, stage: str | None, lr_decay: float) -> dict:
-        """What a checkpoint must match to be resumed: the trainer, its parameters, the stage and the data."""
-        params = {name: repr(getattr(self, name)) for name in self.trainer_params if name != "verbose"}
+        """What a checkpoint must match to be resumed: the trainer, its parameters (those of
+        :meth:`_loop_params`), the stage and the data."""
+        params = {name: repr(getattr(self, name)) for name in self._loop_params(stage)}
         data = data_checksum(x, y) + ([] if val is None else data_checksum(*val))
         return {
             "trainer": type(self).__name__,
@@ -512,6 +513,12 @@ class EncoderHeadTrainer(Trainer):
             "lr_decay": float(lr_decay),
             "data": data,
         }
+
+    def _loop_params(self, stage: str | None) -> list[str]:
+        """The parameters that shape the loop of ``stage`` (its checkpoint's fingerprint): all but ``verbose``; a
+        trainer with stages leaves out those that only a later stage reads, so that an earlier stage resumes across
+        runs that differ only there."""
+        return [name for name in self.trainer_params if name != "verbose"]
 
     @torch.no_grad()
     def _accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:

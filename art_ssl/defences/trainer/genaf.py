@@ -199,6 +199,26 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
 
     head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
+    # Read by stage 2 only (and ``stages``, which says whether it runs): the head warm start's and stage 1's
+    # checkpoints do not depend on them, so a run with a longer stage 2 resumes a finished stage 1.
+    STAGE2_PARAMS = (
+        "stages",
+        "stage2_epochs",
+        "stage2_lr",
+        "stage2_weight_decay",
+        "trainable_fraction",
+        "sensitivity_samples",
+        "sensitivity_eps",
+        "sensitivity_step_size",
+        "sensitivity_pgd_steps",
+        "sensitivity_radius",
+        "sensitivity_lr",
+        "sensitivity_epochs",
+        "sensitivity_batch_size",
+        "sensitivity_start",
+        "reset_stage2_optimizer",
+    )
+
     def __init__(
         self,
         classifier: PyTorchClassifier,
@@ -432,6 +452,10 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
     def _features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.model.encoder(self._preprocess(x))
         return features, self.model.head(features)
+
+    def _loop_params(self, stage: str | None) -> list[str]:
+        names = super()._loop_params(stage)
+        return names if stage == "2" else [n for n in names if n not in self.STAGE2_PARAMS]
 
     # ------------------------------------------------------------------ the stages
     def _run(self, x, y, val, nb_epochs: int, batch_size: int, verbose: bool) -> pd.DataFrame:
