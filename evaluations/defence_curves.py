@@ -150,11 +150,31 @@ def to_markdown(df: pd.DataFrame) -> str:
 COLLAPSED_BA = 0.15
 
 
+# Epochs over which a curve that meets the two-epoch rule is checked for a slow drift.
+DRIFT_EPOCHS = 5
+
+
+def _drift_window(curve: pd.DataFrame) -> pd.DataFrame | None:
+    """The curve's last :data:`DRIFT_EPOCHS` + 1 epochs, or those since its last step decay (an epoch run at under
+    half the rate of the one before, ``lr_milestones``; the per-epoch decay never halves it) where there are 3 or
+    more, since the step's one-off jump is the end of training, not a drift; ``None`` where neither is there."""
+    rates = [c for c in curve if c.startswith("lr_") and curve[c].notna().all()]
+    if rates:
+        rate = curve[rates[0]].to_numpy(dtype=float)
+        steps = np.flatnonzero(rate[1:] < 0.5 * rate[:-1]) + 1
+        if len(steps) and steps[-1] > len(curve) - 1 - DRIFT_EPOCHS:
+            return curve.iloc[steps[-1] :] if len(curve) - steps[-1] >= 3 else None
+    return curve.iloc[-1 - DRIFT_EPOCHS :] if len(curve) > DRIFT_EPOCHS else None
+
+
 def convergence(df: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
     """Per curve (setting, seed, Gen-AF stage): the last epoch's ``val_ba`` / ``val_ra``, their change from the epoch
-    before, and ``status``: ``"converged"`` when both moved by less than ``tolerance`` (issue 16's rule: < 1 point
-    over the last two epochs), ``"moving"``, or ``"collapsed (chance-level BA)"`` (BA <= :data:`COLLAPSED_BA`),
-    which is never reported as converged."""
+    before, their change over the last :data:`DRIFT_EPOCHS` epochs or since the last step decay (``drift_ba`` /
+    ``drift_ra``, :func:`_drift_window`), and ``status``: ``"converged"`` when
+    both moved by less than ``tolerance`` between the last two epochs (issue 16's rule: < 1 point) and by less than
+    twice that over the drift window, ``"drifting"`` when only the drift window fails (a slow steady trend that the
+    two-epoch rule alone would call converged), ``"moving"``, or ``"collapsed (chance-level BA)"`` (BA <=
+    :data:`COLLAPSED_BA`), which is never reported as converged."""
     keys = [c for c in ("task", "encoder", "setting", "seed", "stages", "stage") if c in df]
     frame = df.assign(seed=_column(df, "seed", 0), stages=_column(df, "stages", "1"))
     rows = []
@@ -169,6 +189,13 @@ def convergence(df: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
             row["change_ra"] = last["val_ra"] - before["val_ra"]
             still = abs(row["change_ba"]) < tolerance and abs(row["change_ra"]) < tolerance
             row["status"] = "converged" if still else "moving"
+        window = _drift_window(curve)
+        if window is not None:
+            row["drift_ba"] = last["val_ba"] - window.iloc[0]["val_ba"]
+            row["drift_ra"] = last["val_ra"] - window.iloc[0]["val_ra"]
+            steady = abs(row["drift_ba"]) < 2 * tolerance and abs(row["drift_ra"]) < 2 * tolerance
+            if row.get("status") == "converged" and not steady:
+                row["status"] = "drifting"
         if last["val_ba"] <= COLLAPSED_BA:  # a curve stuck at chance is not a converged defence
             row["status"] = "collapsed (chance-level BA)"
         rows.append(row)

@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,18 +164,31 @@ def _defence_curves_module():
 
 
 def test_defence_curves_convergence_rule():
-    """< 1 point of BA and RA between the last two epochs is converged; a curve stuck at chance is not."""
+    """< 1 point of BA and RA between the last two epochs is converged, unless the last 5 epochs moved by 2 points
+    or more (a steady drift); a curve stuck at chance is not."""
     import pandas as pd
 
     curves = _defence_curves_module()
     rows = [("a", 1, 0.70, 0.40), ("a", 2, 0.745, 0.500), ("a", 3, 0.750, 0.505)]  # converged at epoch 3
     rows += [("b", 1, 0.70, 0.40), ("b", 2, 0.72, 0.45)]  # RA still moving by 5 points
     rows += [("c", 1, 0.10, 0.10), ("c", 2, 0.10, 0.10)]  # flat, at chance
+    # each epoch 0.8 points of RA lower: the two-epoch rule passes, the 5-epoch window (4 points) does not
+    rows += [("d", e, 0.90, 0.80 - 0.008 * e) for e in range(1, 8)]
+    rows += [("e", e, 0.90 + 0.001 * (e % 2), 0.80 + 0.003 * (e % 2)) for e in range(1, 8)]  # noise, no trend
+    # a step decay after epoch 5 lifts RA by 3 points once, then flat: judged on the epochs since the step
+    rows += [("f", e, 0.90, 0.80 + 0.03 * (e > 5) + 0.001 * e) for e in range(1, 9)]
     df = pd.DataFrame(rows, columns=["setting", "epoch", "val_ba", "val_ra"]).assign(task="t", encoder="e")
+    df["lr_encoder"] = 1e-4 * 0.96 ** df["epoch"] * np.where((df.setting == "f") & (df.epoch > 5), 0.1, 1.0)
     out = curves.convergence(df).set_index("setting")
     assert out.loc["a", "status"] == "converged" and out.loc["a", "change_ra"] == pytest.approx(0.005)
     assert out.loc["b", "status"] == "moving" and out.loc["b", "epochs"] == 2
     assert out.loc["c", "status"] == "collapsed (chance-level BA)"
+    assert out.loc["d", "status"] == "drifting" and out.loc["d", "drift_ra"] == pytest.approx(-0.04)
+    assert out.loc["e", "status"] == "converged" and out.loc["e", "drift_ba"] == pytest.approx(0.001)
+    assert pd.isna(out.loc["a", "drift_ra"])  # 3 epochs: no window to judge a drift on
+    assert out.loc["f", "status"] == "converged" and out.loc["f", "drift_ra"] == pytest.approx(0.002)
+    # without the rates the step is indistinguishable from a drift
+    assert curves.convergence(df.drop(columns="lr_encoder")).set_index("setting").loc["f", "status"] == "drifting"
 
 
 def test_defence_curves_genaf_setting_reaches_the_trainer(trained_classifier):
