@@ -206,8 +206,9 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
     # which the defences have converged", the step the curves (bench_curves_fmnist*.md) say is needed
     "defences_10epochs_64": ({**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 10, "task_epochs": ()},),
     # the bench at a converged budget (issue 16): 30 epochs on Fashion-MNIST (480 optimiser steps), the last 3 at
-    # 0.1x the learning rates (TRADES' and MART's step decay), where every defence's validation BA and white-box RA
-    # move by less than a point between the last two epochs (bench_curves_fmnist_30_anneal.md)
+    # 0.1x the learning rates (TRADES' and MART's step decay), where the validation BA and white-box RA of PGD-AT,
+    # TRADES, MART and Gen-AF's stage 1 move by less than a point between the last two epochs; Gen-AF's stage 2 (2
+    # epochs, as every preset) trades white-box RA for BA and does not settle (bench_curves_fmnist_30_anneal.md)
     "defences_30epochs_64": (
         {**_DEFENCE_GRID, "tasks": ("fashion-mnist",), "epochs": 30, "anneal_epochs": 3, "task_epochs": ()},
     ),
