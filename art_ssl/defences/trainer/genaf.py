@@ -168,37 +168,6 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
     Other parameters as :class:`~art_ssl.defences.trainer.FineTuningTrainer`.
     """
 
-    trainer_params = EncoderHeadTrainer.trainer_params + [
-        *MILESTONE_PARAMS,
-        "stages",
-        "lambda_gr",
-        "graph_on",
-        "gr_temperature",
-        "gr_margin",
-        "stage2_epochs",
-        "stage2_lr",
-        "stage2_weight_decay",
-        "trainable_fraction",
-        "sensitivity_samples",
-        "sensitivity_eps",
-        "sensitivity_step_size",
-        "sensitivity_pgd_steps",
-        "sensitivity_radius",
-        "sensitivity_lr",
-        "sensitivity_epochs",
-        "sensitivity_batch_size",
-        "reset_stage2_optimizer",
-        "gr_reduction",
-        "head_init",
-        "head_init_epochs",
-        "sensitivity_start",
-        "gr_balance",
-        "eps_warmup_epochs",
-        "eps_warmup_fraction",
-    ]
-
-    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
-
     # Read by stage 2 only (and ``stages``, which says whether it runs): the head warm start's and stage 1's
     # checkpoints do not depend on them, so a run with a longer stage 2 resumes a finished stage 1.
     STAGE2_PARAMS = (
@@ -218,6 +187,22 @@ class GenAFTrainer(EpsWarmup, EncoderHeadTrainer):
         "sensitivity_start",
         "reset_stage2_optimizer",
     )
+    trainer_params = EncoderHeadTrainer.trainer_params + [
+        *MILESTONE_PARAMS,
+        "lambda_gr",
+        "graph_on",
+        "gr_temperature",
+        "gr_margin",
+        "gr_reduction",
+        "head_init",
+        "head_init_epochs",
+        "gr_balance",
+        "eps_warmup_epochs",
+        "eps_warmup_fraction",
+        *STAGE2_PARAMS,
+    ]
+
+    head_init_history_: pd.DataFrame | None = None  # the head warm start's epochs (``head_init="probe"``)
 
     def __init__(
         self,
