@@ -215,6 +215,11 @@ GRID_PRESETS: dict[str, tuple[dict, ...]] = {
     # digits at 30 epochs (150 optimiser steps, about Fashion-MNIST's 160 at 10 epochs; defences_64 gives digits 50):
     # issue 16's Gen-AF >= TRADES and "no defence below undefended - 10 points" on digits at a converged budget
     "defences_digits_30epochs_64": ({**_DEFENCE_GRID, "tasks": ("digits",), "epochs": 30, "task_epochs": ()},),
+    # digits at the converged budget of defences_30epochs_64: the same 30 epochs with the last 3 at 0.1x, where the
+    # four adversarial defences' curves settle on digits too (bench_curves_digits_30_anneal.md)
+    "defences_digits_30epochs_anneal_64": (
+        {**_DEFENCE_GRID, "tasks": ("digits",), "epochs": 30, "anneal_epochs": 3, "task_epochs": ()},
+    ),
     # the first digits run, at Fashion-MNIST's 3 epochs (15 optimiser steps): why digits gets 10
     # (it ran before surrogate_data existed, so its DAEs were crafted on digits images, the first task's; kept so)
     "defences_digits_3epochs_64": (

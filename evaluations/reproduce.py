@@ -294,6 +294,7 @@ def plan(profile: str, out: Path, zoo: bool = False, tiny: bool = False) -> list
         preset("defences_10epochs_64"),
         preset("defences_digits_30epochs_64"),
         preset("defences_30epochs_64"),
+        preset("defences_digits_30epochs_anneal_64"),
         Step(
             "defence_speed",
             [ev + "defence_speed.py", *s["defence_speed"], *device, "--out", str(out / "defence_speed.csv")],
