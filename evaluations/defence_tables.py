@@ -10,6 +10,8 @@ Markdown tables from the defence presets' CSVs (``run_preset.py defences_*``), w
 - ``defences_sources_64.md``: RA under standard, transfer and adaptive DAEs;
 - ``defences_10epochs_64.md``: Fashion-MNIST at 10 epochs;
 - ``defences_digits_30epochs_64.md``: digits at 30 epochs;
+- ``defences_30epochs_64.md``: Fashion-MNIST at 30 epochs, the last 3 annealed (the converged budget);
+- ``defences_digits_30epochs_anneal_64.md``: digits at the same budget;
 - ``defences_digits_3epochs_64.md``: the first digits run, at the Fashion-MNIST epochs (15 optimisation steps).
 """
 
@@ -100,6 +102,27 @@ TABLES = [
         "barlow_twins_r18` with their own `--out-dir`, 29.6 and 30.4 min on one thread each, rows then put in one "
         "file); seed 1 (the DAEs' images, the DAEs and the training all drawn again) by the same commands with "
         "`--seeds 1` (29.7 and 30.3 min)",
+    ),
+    (
+        "defences_30epochs_64.csv",
+        True,
+        "The bench at the budget where the curves converge (issue 16's rule, bench_curves_fmnist_30_anneal.md): "
+        "the defences_64 protocol on Fashion-MNIST with 30 training epochs (480 optimiser steps), the last 3 at "
+        "0.1x the learning rates (`anneal_epochs=3`, TRADES' and MART's step decay; Gen-AF's 2-epoch stage 2 "
+        "without it), the undefended head trained 30 epochs. Command: `python evaluations/run_preset.py "
+        "defences_30epochs_64` (run here as two processes, `--encoders simclr_r18` and `--encoders "
+        "barlow_twins_r18` with their own `--out-dir`, one thread each, over two sessions: the grid resumed at "
+        "the first unfinished model; rows then put in one file)",
+    ),
+    (
+        "defences_digits_30epochs_anneal_64.csv",
+        True,
+        "digits at the converged budget of defences_30epochs_64: 30 epochs (150 optimiser steps), the last 3 at "
+        "0.1x the learning rates (`anneal_epochs=3`; bench_curves_digits_30_anneal.md), against defences_64's "
+        "Fashion-MNIST-crafted DAEs. 540 test images: one image is 0.19 points. Command: `python "
+        "evaluations/run_preset.py defences_digits_30epochs_anneal_64` (run here as two processes, `--encoders "
+        "simclr_r18` and `--encoders barlow_twins_r18` with their own `--out-dir`, one thread each; rows then put "
+        "in one file)",
     ),
     (
         "defence_speed.csv",
