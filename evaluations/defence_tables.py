@@ -121,8 +121,8 @@ TABLES = [
         "0.1x the learning rates (`anneal_epochs=3`; bench_curves_digits_30_anneal.md), against defences_64's "
         "Fashion-MNIST-crafted DAEs. 540 test images: one image is 0.19 points. Command: `python "
         "evaluations/run_preset.py defences_digits_30epochs_anneal_64` (run here as two processes, `--encoders "
-        "simclr_r18` and `--encoders barlow_twins_r18` with their own `--out-dir`, one thread each; rows then put "
-        "in one file)",
+        "simclr_r18` and `--encoders barlow_twins_r18` with their own `--out-dir`, 26.4 and 26.6 min on one thread "
+        "each; rows then put in one file)",
     ),
     (
         "defence_speed.csv",
