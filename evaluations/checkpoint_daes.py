@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from presets import preset_grids
 
+from art_ssl import metrics
 from art_ssl.data import load_task
 from art_ssl.evaluation import build_victim
 from art_ssl.evaluation.threat import apply_perturbation
@@ -34,7 +35,8 @@ from art_ssl.zoo import load_encoder
 
 
 def accuracy(classifier, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(classifier.predict(x, batch_size=256).argmax(1) == y))
+    """The project's accuracy on the model's scores (refuses NaN scores instead of reading class 0 from them)."""
+    return metrics.accuracy(classifier.predict(x, batch_size=256), y)
 
 
 def main() -> None:
